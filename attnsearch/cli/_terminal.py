@@ -1,0 +1,49 @@
+"""The one object that owns terminal output (rich tables, or JSON with --json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["Terminal", "term"]
+
+
+class Terminal:
+    """Writes results to stdout and diagnostics to stderr."""
+
+    def __init__(self) -> None:
+        self.out = Console(highlight=False, soft_wrap=False)
+        self.err = Console(stderr=True, highlight=False)
+
+    @property
+    def interactive(self) -> bool:
+        return self.out.is_terminal
+
+    def json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.flush()
+
+    def table(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+        table = Table(title=title, show_lines=False, header_style="bold")
+        for c in columns:
+            justify = "right" if c and c[0].isupper() is False and c.startswith("#") else "left"
+            table.add_column(c, justify=justify, overflow="fold")
+        for r in rows:
+            table.add_row(*(str(v) for v in r))
+        self.out.print(table)
+
+    def line(self, text: str = "", **kwargs: Any) -> None:
+        self.out.print(text, **kwargs)
+
+    def note(self, text: str) -> None:
+        self.err.print(text)
+
+    def error(self, message: str) -> None:
+        self.err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+term = Terminal()

@@ -1,0 +1,699 @@
+"""Datasets as resident uint8 tensors for the proxy trainer.
+
+Like airbench's CIFAR-10 loader, a dataset here is a handful of tensors that the trainer
+moves to the device once and slices into batches itself: no ``DataLoader``, no per-sample
+Python. :func:`load_dataset` turns a spec string into a :class:`Dataset`:
+
+* ``digits`` — the UCI ML hand-written digits (Alpaydin & Kaynak 1998; 1797 images, 8×8,
+  17 grey levels, 10 classes), embedded as ``attnsearch/data/digits.csv.gz`` (the copy that
+  scikit-learn ships; see ``attnsearch/data/DIGITS_LICENSE.txt``). The default: it needs no
+  download and trains in seconds on a CPU.
+* ``synthetic`` / ``synthetic:N`` — generated oriented gratings in N classes (default 10),
+  3×16×16, 200 images a class, deterministic from the seed.
+* ``cifar10`` / ``cifar100`` — the "python version" archives of Krizhevsky (2009),
+  https://www.cs.toronto.edu/~kriz/cifar.html, read from ``data_dir`` (archive or
+  extracted), downloaded there when absent. Only the training batches are read; CIFAR-100
+  uses its 100 fine labels.
+* ``folder:PATH`` — one sub-folder of images per class, like torchvision's
+  ``ImageFolder``.
+
+Every dataset is split here into train and validation, stratified by class and reproducible
+from ``seed`` alone (Python's :class:`random.Random`, so the same on every machine). The
+validation images always come from the training data, never from a test split, so a search
+never looks at the test set.
+
+Images stay uint8 ``(N, C, H, W)``; the trainer divides by 255 and normalises with
+:attr:`Dataset.mean` / :attr:`Dataset.std` on the device (:meth:`Dataset.normalize`).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import importlib.resources
+import logging
+import math
+import pickle
+import posixpath
+import random
+import tarfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Dataset", "DatasetError", "dataset_names", "load_dataset"]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+FOLDER_RESOLUTION = 32  # folder images differ in size, so they need one; CIFAR's size
+SYNTHETIC_PER_CLASS = 200  # 2000 images for the default 10 classes: seconds per epoch on CPU
+SYNTHETIC_SIZE = 16  # native side of the synthetic images
+_RESIZE_CHUNK = 4096  # images interpolated at a time, to bound the float copy's memory
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be loaded; the message is one line that names the problem."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A train/validation split held as tensors, ready to move to a device.
+
+    Attributes:
+        name: the spec that reloads it (``"digits"``, ``"cifar10"``, ``"folder:/abs/path"``).
+        train_x: uint8 ``(N, C, H, W)`` training images at the requested resolution.
+        train_y: int64 ``(N,)`` class indices in ``[0, num_classes)``.
+        val_x: uint8 ``(M, C, H, W)`` validation images (from the training data).
+        val_y: int64 ``(M,)``.
+        num_classes: number of classes (every class occurs in both splits).
+        mean: per-channel mean of ``train_x / 255``.
+        std: per-channel standard deviation of ``train_x / 255`` (1.0 for a constant
+            channel, so that normalising never divides by zero).
+        classes: class names, indexed by label.
+    """
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    classes: tuple[str, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        c, h, w = self.train_x.shape[1:]
+        return int(c), int(h), int(w)
+
+    def normalize(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Convert a uint8 batch to ``(x / 255 - mean) / std`` in ``dtype`` on ``x``'s device.
+
+        Args:
+            x: uint8 ``(B, C, H, W)`` images, e.g. a slice of :attr:`train_x`.
+            dtype: the floating dtype of the result.
+
+        Returns:
+            The normalised batch, shaped like ``x``.
+        """
+        mean = torch.tensor(self.mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
+        return (x.to(dtype) / 255 - mean) / std
+
+    def summary(self) -> dict[str, Any]:
+        """The dataset's provenance as JSON-ready data (no tensors)."""
+        return {
+            "name": self.name,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "train_size": int(self.train_y.numel()),
+            "val_size": int(self.val_y.numel()),
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A dataset before splitting: its labels, and a way to fetch chosen images.
+
+    Attributes:
+        name: the canonical spec.
+        labels: int64 ``(N,)`` labels of every image.
+        classes: class names.
+        fetch: ``fetch(indices, resolution)`` → uint8 ``(len(indices), C, H, W)``; with
+            ``resolution=None`` at the native size.
+    """
+
+    name: str
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    fetch: Callable[[list[int], int | None], torch.Tensor]
+
+
+def dataset_names() -> list[str]:
+    """The dataset specs :func:`load_dataset` accepts (``PATH`` is a placeholder)."""
+    return ["digits", "synthetic", "cifar10", "cifar100", "folder:PATH"]
+
+
+def load_dataset(
+    spec: str,
+    *,
+    data_dir: str | Path = "data",
+    resolution: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    limit: int | None = None,
+    download: bool = True,
+) -> Dataset:
+    """Load a dataset as a stratified train/validation split of uint8 tensors.
+
+    Args:
+        spec: ``digits``, ``synthetic``, ``synthetic:N``, ``cifar10``, ``cifar100`` or
+            ``folder:PATH``.
+        data_dir: where the CIFAR archives are looked for and downloaded to.
+        resolution: resize every image to ``resolution × resolution`` (bilinear with
+            antialiasing) once, here; ``None`` keeps the native size (32 for folders).
+        val_fraction: the share of each class held out for validation, in (0, 1); every
+            class keeps at least one image on each side.
+        seed: fixes the split, the ``limit`` subset and the synthetic images.
+        limit: at most this many training images, drawn per class in proportion (at least
+            one per class); the validation split is the same with or without it.
+        download: fetch a missing CIFAR archive from the Toronto site.
+
+    Returns:
+        The loaded :class:`Dataset`.
+
+    Raises:
+        DatasetError: an unknown spec, a bad option, or data that is missing or unreadable.
+    """
+    _check_options(resolution, val_fraction, limit, seed)
+    source = _resolve(spec, data_dir=Path(data_dir).expanduser(), download=download, seed=seed)
+    train_idx, val_idx = _split(source.labels, source.classes, val_fraction, seed, limit)
+    train_x = source.fetch(train_idx, resolution)
+    val_x = source.fetch(val_idx, resolution)
+    mean, std = _channel_stats(train_x)
+    return Dataset(
+        name=source.name,
+        train_x=train_x,
+        train_y=source.labels[train_idx].clone(),
+        val_x=val_x,
+        val_y=source.labels[val_idx].clone(),
+        num_classes=len(source.classes),
+        mean=mean,
+        std=std,
+        classes=source.classes,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# spec parsing and option checks
+
+
+def _check_options(
+    resolution: int | None, val_fraction: float, limit: int | None, seed: int
+) -> None:
+    if resolution is not None and (
+        isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1
+    ):
+        raise DatasetError(f"resolution must be a positive integer or None, got {resolution!r}")
+    if (
+        isinstance(val_fraction, bool)
+        or not isinstance(val_fraction, (int, float))
+        or not 0 < val_fraction < 1
+    ):
+        raise DatasetError(
+            f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction!r}"
+        )
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DatasetError(f"limit must be a positive integer or None, got {limit!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise DatasetError(f"seed must be an integer, got {seed!r}")
+
+
+def _resolve(spec: str, *, data_dir: Path, download: bool, seed: int) -> _Source:
+    if not isinstance(spec, str):
+        raise DatasetError(f"dataset spec must be a string, got {spec!r}")
+    text = spec.strip()
+    head, sep, arg = text.partition(":")
+    key = head.lower()
+    if key == "folder" and sep:
+        if not arg.strip():
+            raise DatasetError("dataset 'folder:PATH' needs a path after 'folder:'")
+        return _folder_source(Path(arg.strip()).expanduser())
+    if key == "synthetic":
+        return _synthetic_source(_synthetic_classes(text, arg if sep else None), seed)
+    if not sep and key in _ARCHIVES:
+        return _cifar_source(_ARCHIVES[key], data_dir, download)
+    if not sep and key == "digits":
+        return _digits_source()
+    valid = ", ".join([*dataset_names()[:2], "synthetic:N", *dataset_names()[2:]])
+    raise DatasetError(f"unknown dataset {spec!r}; valid: {valid}")
+
+
+def _synthetic_classes(spec: str, arg: str | None) -> int:
+    if arg is None:
+        return 10
+    try:
+        n = int(arg)
+    except ValueError:
+        n = 0
+    if not 2 <= n <= 1000:
+        raise DatasetError(f"dataset {spec!r}: N in 'synthetic:N' must be an integer in 2..1000")
+    return n
+
+
+# ---------------------------------------------------------------------------------------
+# split, resize, statistics
+
+
+def _split(
+    labels: torch.Tensor,
+    classes: Sequence[str],
+    val_fraction: float,
+    seed: int,
+    limit: int | None,
+) -> tuple[list[int], list[int]]:
+    """Stratified, seeded train/val indices; ``limit`` then trims train per class."""
+    k = len(classes)
+    rng = random.Random(seed)
+    by_class: list[list[int]] = [[] for _ in range(k)]
+    for i, y in enumerate(labels.tolist()):
+        by_class[y].append(i)
+    train_by_class: list[list[int]] = []
+    val: list[int] = []
+    for c, idx in enumerate(by_class):
+        if len(idx) < 2:
+            raise DatasetError(
+                f"class {classes[c]!r} has {len(idx)} image(s); at least 2 are needed to "
+                "split it into train and validation"
+            )
+        rng.shuffle(idx)
+        n_val = min(max(1, math.floor(len(idx) * val_fraction + 0.5)), len(idx) - 1)
+        val.extend(idx[:n_val])
+        train_by_class.append(idx[n_val:])
+    sizes = [len(t) for t in train_by_class]
+    if limit is not None and limit < sum(sizes):
+        if limit < k:
+            raise DatasetError(
+                f"limit={limit} is below the number of classes ({k}); "
+                "each class needs at least one training image"
+            )
+        quotas = _apportion(sizes, limit)
+        train_by_class = [t[:q] for t, q in zip(train_by_class, quotas, strict=True)]
+    train = [i for t in train_by_class for i in t]
+    rng.shuffle(train)
+    rng.shuffle(val)
+    return train, val
+
+
+def _apportion(sizes: list[int], total: int) -> list[int]:
+    """One per class, the rest in proportion to ``size - 1`` (largest remainder, exact)."""
+    k = len(sizes)
+    rest, pool = total - k, sum(sizes) - k
+    if pool == 0:
+        return [1] * k
+    shares = [divmod((s - 1) * rest, pool) for s in sizes]
+    quotas = [1 + q for q, _ in shares]
+    missing = total - sum(quotas)
+    order = sorted(range(k), key=lambda c: (-shares[c][1], c))
+    for c in order[:missing]:
+        quotas[c] += 1
+    return quotas
+
+
+def _resize(x: torch.Tensor, resolution: int | None) -> torch.Tensor:
+    """Bilinear, antialiased resize of uint8 NCHW images, rounded back to uint8."""
+    if resolution is None or tuple(x.shape[-2:]) == (resolution, resolution):
+        return x
+    out = torch.empty((x.shape[0], x.shape[1], resolution, resolution), dtype=torch.uint8)
+    for start in range(0, x.shape[0], _RESIZE_CHUNK):
+        chunk = x[start : start + _RESIZE_CHUNK].float()
+        y = F.interpolate(
+            chunk,
+            size=(resolution, resolution),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
+        out[start : start + _RESIZE_CHUNK] = y.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) std of ``x / 255``, accumulated in float64."""
+    c = x.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for start in range(0, x.shape[0], _RESIZE_CHUNK):
+        chunk = x[start : start + _RESIZE_CHUNK].to(torch.float64)
+        total += chunk.sum(dim=(0, 2, 3))
+        squares += chunk.square().sum(dim=(0, 2, 3))
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / count
+    var = (squares / count - mean.square()).clamp_(min=0)
+    std = var.sqrt() / 255
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    return tuple((mean / 255).tolist()), tuple(std.tolist())
+
+
+def _in_memory(
+    name: str, images: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...]
+) -> _Source:
+    def fetch(indices: list[int], resolution: int | None) -> torch.Tensor:
+        return _resize(images[indices], resolution)
+
+    return _Source(name=name, labels=labels, classes=classes, fetch=fetch)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------
+# digits
+
+
+def _digits_source() -> _Source:
+    resource = importlib.resources.files("attnsearch") / "data" / "digits.csv.gz"
+    try:
+        with resource.open("rb") as raw, gzip.open(raw, "rt", encoding="ascii") as f:
+            rows = [[int(v) for v in row] for row in csv.reader(f) if row]
+    except (OSError, ValueError, EOFError) as exc:
+        raise DatasetError(f"cannot read the embedded {resource}: {_one_line(exc)}") from exc
+    table = torch.tensor(rows, dtype=torch.int64)
+    if table.ndim != 2 or table.shape[1] != 65:
+        raise DatasetError(f"the embedded {resource} does not have 65 columns a row")
+    pixels = table[:, :64]
+    images = ((pixels * 255 + 8) // 16).clamp_(0, 255).to(torch.uint8).view(-1, 1, 8, 8)
+    labels = table[:, 64].contiguous()
+    return _in_memory("digits", images, labels, tuple(str(d) for d in range(10)))
+
+
+# ---------------------------------------------------------------------------------------
+# synthetic
+
+
+def _synthetic_source(num_classes: int, seed: int) -> _Source:
+    images, labels = _make_synthetic(num_classes, seed)
+    name = "synthetic" if num_classes == 10 else f"synthetic:{num_classes}"
+    return _in_memory(name, images, labels, tuple(f"pattern{c}" for c in range(num_classes)))
+
+
+def _make_synthetic(
+    num_classes: int, seed: int, per_class: int = SYNTHETIC_PER_CLASS, size: int = SYNTHETIC_SIZE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Oriented colour gratings under a shifted Gaussian window, plus pixel noise.
+
+    Class ``c`` fixes the grating's orientation (``m = ceil(N / 2)`` angles over 180°), its
+    spatial frequency (two levels) and a colour; each image draws its phase, window centre
+    and width, contrast, a colour jitter and noise. The class is readable from local texture
+    and colour, not from position, so a small CNN learns it in a few hundred steps.
+    """
+    g = torch.Generator().manual_seed(seed)
+    dt = torch.float64
+    k, n = num_classes, num_classes * per_class
+    m = math.ceil(k / 2)
+    cls = torch.arange(k)
+    theta = math.pi * (cls % m).to(dt) / m
+    freq = torch.where(cls < m, 2.0, 4.0).to(dt) / size  # cycles per pixel
+    colour = 0.55 + 0.3 * torch.rand(k, 3, generator=g, dtype=dt)  # class tint, per channel
+
+    labels = cls.repeat_interleave(per_class)
+    phase = 2 * math.pi * torch.rand(n, generator=g, dtype=dt)
+    centre = (size - 1) / 2 + (torch.rand(n, 2, generator=g, dtype=dt) - 0.5) * (size / 2.5)
+    width = size * (0.25 + 0.15 * torch.rand(n, generator=g, dtype=dt))
+    contrast = 0.4 + 0.6 * torch.rand(n, generator=g, dtype=dt)
+    tint = colour[labels] + 0.4 * (torch.rand(n, 3, generator=g, dtype=dt) - 0.5)
+    noise = 0.25 * torch.randn(n, 3, size, size, generator=g, dtype=dt)
+
+    yy, xx = torch.meshgrid(
+        torch.arange(size, dtype=dt), torch.arange(size, dtype=dt), indexing="ij"
+    )
+    th, fr = theta[labels].view(n, 1, 1), freq[labels].view(n, 1, 1)
+    along = xx * torch.cos(th) + yy * torch.sin(th)
+    wave = torch.sin(2 * math.pi * fr * along + phase.view(n, 1, 1))
+    dist2 = (xx - centre[:, 0].view(n, 1, 1)) ** 2 + (yy - centre[:, 1].view(n, 1, 1)) ** 2
+    window = torch.exp(-dist2 / (2 * width.view(n, 1, 1) ** 2))
+    pattern = (contrast.view(n, 1, 1) * window * wave).unsqueeze(1)  # (n, 1, H, W)
+    img = 0.5 + 0.45 * pattern * tint.view(n, 3, 1, 1) + noise
+    images = (img * 255).round_().clamp_(0, 255).to(torch.uint8)
+    return images, labels
+
+
+# ---------------------------------------------------------------------------------------
+# CIFAR
+
+
+@dataclass(frozen=True)
+class _Archive:
+    """One CIFAR "python version" archive.
+
+    Attributes:
+        name: the dataset spec.
+        filename: the archive's file name on the server and in ``data_dir``.
+        md5: its published checksum.
+        folder: the folder it extracts to.
+        train_files: the pickles with training images, in order.
+        meta_file: the pickle with class names.
+        label_key: the label key in the training pickles.
+        names_key: the class-name key in the meta pickle.
+    """
+
+    name: str
+    filename: str
+    md5: str
+    folder: str
+    train_files: tuple[str, ...]
+    meta_file: str
+    label_key: bytes
+    names_key: bytes
+
+    @property
+    def url(self) -> str:
+        """Where to download it."""
+        return CIFAR_URL + self.filename
+
+
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/"  # Krizhevsky's page; the archives live here
+DOWNLOAD_TIMEOUT_S = 60  # per network read; a stalled connection fails rather than hangs
+
+_ARCHIVES: dict[str, _Archive] = {
+    "cifar10": _Archive(
+        name="cifar10",
+        filename="cifar-10-python.tar.gz",
+        md5="c58f30108f718f92721af3b95e74349a",
+        folder="cifar-10-batches-py",
+        train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
+        meta_file="batches.meta",
+        label_key=b"labels",
+        names_key=b"label_names",
+    ),
+    "cifar100": _Archive(
+        name="cifar100",
+        filename="cifar-100-python.tar.gz",
+        md5="eb9058c3a382ffc7106e4002c42a8d85",
+        folder="cifar-100-python",
+        train_files=("train",),
+        meta_file="meta",
+        label_key=b"fine_labels",
+        names_key=b"fine_label_names",
+    ),
+}
+
+
+def _cifar_source(archive: _Archive, data_dir: Path, download: bool) -> _Source:
+    folder = data_dir / archive.folder
+    tar_path = data_dir / archive.filename
+    members = (*archive.train_files, archive.meta_file)
+    if folder.is_dir() and all((folder / m).is_file() for m in members):
+        blobs = {m: _read_file(folder / m) for m in members}
+        where = folder
+    else:
+        if not tar_path.is_file():
+            if folder.is_dir():
+                missing = next(m for m in members if not (folder / m).is_file())
+                hint = f"{folder / missing} is missing"
+            else:
+                hint = f"neither {tar_path} nor {folder} exists"
+            if not download:
+                raise DatasetError(
+                    f"{archive.name}: {hint} and download is disabled; put {archive.filename} "
+                    f"(from {archive.url}) in {data_dir}"
+                )
+            _download(archive, tar_path)
+        blobs = _read_tar(tar_path, archive.folder, members)
+        where = tar_path
+    return _decode_cifar(archive, blobs, where)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {_one_line(exc)}") from exc
+
+
+def _read_tar(path: Path, folder: str, members: Sequence[str]) -> dict[str, bytes]:
+    """Read the named members of ``folder`` from a tar.gz without extracting anything."""
+    wanted = {posixpath.join(folder, m): m for m in members}
+    blobs: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for info in tar:
+                key = posixpath.normpath(info.name)
+                if key in wanted and info.isfile():
+                    f = tar.extractfile(info)
+                    if f is None:  # pragma: no cover - isfile() members always have data
+                        continue
+                    blobs[wanted[key]] = f.read()
+                    if len(blobs) == len(wanted):
+                        break
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DatasetError(
+            f"corrupted or truncated archive {path} ({_one_line(exc)}); delete it and "
+            "download it again"
+        ) from exc
+    missing = [m for m in members if m not in blobs]
+    if missing:
+        raise DatasetError(
+            f"archive {path} lacks {posixpath.join(folder, missing[0])}; it is truncated "
+            "or not the expected archive"
+        )
+    return blobs
+
+
+def _unpickle(blob: bytes, where: str) -> dict:
+    try:
+        obj = pickle.loads(blob, encoding="bytes")  # noqa: S301 - the standard CIFAR format
+    except ModuleNotFoundError as exc:
+        raise DatasetError(f"reading {where} needs the {exc.name!r} package") from exc
+    except Exception as exc:  # any unpickling failure means a damaged file
+        raise DatasetError(f"corrupted CIFAR file {where} ({_one_line(exc)})") from exc
+    if not isinstance(obj, dict):
+        raise DatasetError(f"corrupted CIFAR file {where} (not a dict)")
+    return obj
+
+
+def _decode_cifar(archive: _Archive, blobs: dict[str, bytes], where: Path) -> _Source:
+    def label(member: str) -> str:
+        return f"{where}:{member}" if where.suffix == ".gz" else str(where / member)
+
+    meta = _unpickle(blobs[archive.meta_file], label(archive.meta_file))
+    try:
+        classes = tuple(
+            n.decode() if isinstance(n, bytes) else str(n) for n in meta[archive.names_key]
+        )
+    except (KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise DatasetError(
+            f"corrupted CIFAR file {label(archive.meta_file)} (no {archive.names_key!r})"
+        ) from exc
+    images, labels = [], []
+    for member in archive.train_files:
+        where_m = label(member)
+        batch = _unpickle(blobs[member], where_m)
+        try:
+            data = torch.as_tensor(batch[b"data"])
+            y = torch.as_tensor(batch[archive.label_key], dtype=torch.int64).flatten()
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise DatasetError(f"corrupted CIFAR file {where_m} ({_one_line(exc)})") from exc
+        if data.dtype != torch.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise DatasetError(
+                f"corrupted CIFAR file {where_m} (data is {data.dtype} "
+                f"{tuple(data.shape)}, expected uint8 (N, 3072))"
+            )
+        if y.numel() != data.shape[0]:
+            raise DatasetError(
+                f"corrupted CIFAR file {where_m} ({y.numel()} labels for {data.shape[0]} images)"
+            )
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
+            raise DatasetError(
+                f"corrupted CIFAR file {where_m} (labels outside 0..{len(classes) - 1})"
+            )
+        images.append(data.reshape(-1, 3, 32, 32))  # each row: R plane, G plane, B plane
+        labels.append(y)
+    return _in_memory(archive.name, torch.cat(images), torch.cat(labels), classes)
+
+
+def _download(archive: _Archive, dest: Path) -> None:
+    """Download ``archive`` to ``dest`` through a ``.part`` file, checking its md5."""
+    part = dest.with_name(dest.name + ".part")
+    advice = f"download {archive.url} yourself and put it in {dest.parent}"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        log.info("downloading %s to %s", archive.url, dest)
+        digest = hashlib.md5(usedforsecurity=False)
+        with (
+            urllib.request.urlopen(archive.url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+            open(part, "wb") as f,
+        ):
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                f.write(chunk)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        part.unlink(missing_ok=True)
+        raise DatasetError(
+            f"{archive.name}: downloading {archive.url} failed ({_one_line(exc)}); {advice}"
+        ) from exc
+    if digest.hexdigest() != archive.md5:
+        part.unlink(missing_ok=True)
+        raise DatasetError(
+            f"{archive.name}: the download of {archive.url} has md5 {digest.hexdigest()}, "
+            f"expected {archive.md5}; {advice}"
+        )
+    part.replace(dest)
+
+
+# ---------------------------------------------------------------------------------------
+# folder
+
+
+def _folder_source(root: Path) -> _Source:
+    if not root.exists():
+        raise DatasetError(f"dataset folder {root} does not exist")
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} is not a directory")
+    root = root.resolve()
+    class_dirs = sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
+    if len(class_dirs) < 2:
+        raise DatasetError(
+            f"dataset folder {root} has {len(class_dirs)} class sub-folder(s); "
+            "at least 2 are needed (one sub-folder of images per class)"
+        )
+    files: list[Path] = []
+    labels: list[int] = []
+    for c, d in enumerate(class_dirs):
+        found = sorted(
+            p
+            for p in d.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(d).parts)
+        )
+        if not found:
+            raise DatasetError(f"class folder {d} has no images ({', '.join(IMAGE_SUFFIXES)})")
+        files.extend(found)
+        labels.extend([c] * len(found))
+
+    def fetch(indices: list[int], resolution: int | None) -> torch.Tensor:
+        size = FOLDER_RESOLUTION if resolution is None else resolution
+        out = torch.empty((len(indices), 3, size, size), dtype=torch.uint8)
+        for row, i in enumerate(indices):
+            out[row] = _resize(_read_image(files[i]).unsqueeze(0), size)[0]
+        return out
+
+    return _Source(
+        name=f"folder:{root}",
+        labels=torch.tensor(labels, dtype=torch.int64),
+        classes=tuple(d.name for d in class_dirs),
+        fetch=fetch,
+    )
+
+
+def _read_image(path: Path) -> torch.Tensor:
+    """Decode one image file to uint8 RGB ``(3, H, W)``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+            width, height = rgb.size
+            data = bytearray(rgb.tobytes())
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"cannot read image {path} ({_one_line(exc)})") from exc
+    return torch.frombuffer(data, dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1)
