@@ -171,7 +171,9 @@ class Architecture:
             raise ArchitectureError("backbone: missing")
         backbone = data["backbone"]
         if not isinstance(backbone, str) or backbone not in BACKBONES:
-            raise ArchitectureError(f"backbone: unknown {backbone!r}; valid: {', '.join(BACKBONES)}")
+            raise ArchitectureError(
+                f"backbone: unknown {backbone!r}; valid: {', '.join(BACKBONES)}"
+            )
         n = BACKBONES[backbone].num_slots
         if ("slots" in data) == ("all" in data):
             raise ArchitectureError("slots: give exactly one of 'slots' (a list) or 'all'")

@@ -127,7 +127,9 @@ def slot_infos(backbone: str, width: float = 1.0) -> list[SlotInfo]:
                 conv_in, conv_out = planes, planes
             else:
                 conv_in, conv_out = inplanes, planes
-            infos.append(SlotInfo(index, stage + 1, block, inplanes, out, stride, conv_in, conv_out))
+            infos.append(
+                SlotInfo(index, stage + 1, block, inplanes, out, stride, conv_in, conv_out)
+            )
             inplanes = out
             index += 1
     return infos

@@ -395,14 +395,17 @@ def _synthetic_source(num_classes: int, seed: int) -> _Source:
 def _make_synthetic(
     num_classes: int, seed: int, per_class: int = SYNTHETIC_PER_CLASS, size: int = SYNTHETIC_SIZE
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Oriented colour gratings under a shifted Gaussian window, plus pixel noise.
+    """Oriented colour gratings under a shifted Gaussian window, plus heavy pixel noise.
 
     Class ``c`` fixes the grating's orientation (``m = ceil(N / 2)`` angles over 180°), its
-    spatial frequency (two levels) and a colour; each image draws its phase, window centre
-    and width, contrast, a colour jitter and noise. The class is readable from local texture
-    and colour, not from position, so a small CNN learns it in a few hundred steps.
+    spatial frequency (2 or 4 cycles across the image) and a faint colour tint; each image
+    draws its phase, window centre and width, contrast, a colour jitter larger than the
+    tint differences, and Gaussian noise (σ = 0.25 of the range). The class is readable
+    from local texture, not from position or colour alone. A two-layer CNN reaches about
+    90 % validation accuracy after 100 Adam steps; the noise keeps the ceiling below 100 %,
+    leaving room to rank architectures.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed & 0xFFFF_FFFF_FFFF_FFFF)
     dt = torch.float64
     k, n = num_classes, num_classes * per_class
     m = math.ceil(k / 2)

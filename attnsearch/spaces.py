@@ -301,9 +301,7 @@ def parse_space(text: str, name: str, source: str) -> SearchSpace:
         entries = []
         for h_name, values in hp.items():
             if h_name not in schema:
-                raise fail(
-                    f"{key}.{h_name}", f"unknown hyperparameter; valid: {', '.join(schema)}"
-                )
+                raise fail(f"{key}.{h_name}", f"unknown hyperparameter; valid: {', '.join(schema)}")
             if not isinstance(values, list):
                 values = [values]
             if not values:

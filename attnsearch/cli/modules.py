@@ -14,15 +14,20 @@ def command(as_json: bool) -> None:
 
     specs = [modules.get(n) for n in modules.REGISTRY]
     if as_json:
-        none = {"name": "none", "kind": "none", "paper": None, "code": None,
-                "requires": "nothing", "hparams": []}
+        none = {
+            "name": "none",
+            "kind": "none",
+            "paper": None,
+            "code": None,
+            "requires": "nothing",
+            "hparams": [],
+        }
         term.json([none, *(s.to_json() for s in specs)])
         return
     rows = [["none", "-", "-", "plain block"]]
     for s in specs:
         hp = ", ".join(
-            f"{h.name}={h.default}"
-            + (f" {{{'|'.join(map(str, h.choices))}}}" if h.choices else "")
+            f"{h.name}={h.default}" + (f" {{{'|'.join(map(str, h.choices))}}}" if h.choices else "")
             for h in s.hparams
         )
         where = "gate after last BN" if s.kind == "gate" else "replaces the 3×3 conv"

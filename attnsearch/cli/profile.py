@@ -20,7 +20,10 @@ def _parse_input(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.command("profile")
 @click.argument("arch_file", metavar="ARCH.json", type=click.Path(dir_okay=False))
 @click.option(
-    "--input", "input_shape", callback=_parse_input, metavar="C,H,W",
+    "--input",
+    "input_shape",
+    callback=_parse_input,
+    metavar="C,H,W",
     help="Input shape to count on (default: the architecture's, 3,224,224).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -50,6 +53,9 @@ def command(arch_file: str, input_shape, as_json: bool) -> None:
         ["input", f"{c}×{h}×{w}"],
         ["params", f"{result['params']:,}  ({result['params'] / 1e6:.2f} M)"],
         ["flops", f"{result['flops']:,}  ({result['flops'] / 1e9:.3f} G)"],
-        ["macs (conv+linear)", f"{result['macs_conv_linear']:,}  ({result['macs_conv_linear'] / 1e9:.3f} G)"],
+        [
+            "macs (conv+linear)",
+            f"{result['macs_conv_linear']:,}  ({result['macs_conv_linear'] / 1e9:.3f} G)",
+        ],
     ]
     term.table(str(path), ["", "value"], rows)

@@ -178,7 +178,6 @@ def resolve(name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(hparams) - set(known))
     if unknown:
         raise ValueError(
-            f"{name}: unknown hyperparameter {unknown[0]!r}; "
-            f"valid: {', '.join(known) or '(none)'}"
+            f"{name}: unknown hyperparameter {unknown[0]!r}; valid: {', '.join(known) or '(none)'}"
         )
     return {h.name: h.validate(name, hparams.get(h.name, h.default)) for h in spec.hparams}

@@ -483,6 +483,6 @@ def test_epsanet50_total():
     assert _params(_resnet(_Bottleneck, [3, 4, 6, 3], PSAModule)) == 22_561_715
 
 
-def test_rfa_resnet18_forward():
+def test_rfca_resnet18_forward():
     net = _resnet(_Basic, [2, 2, 2, 2], RFCAConv, num_classes=10).eval()
     assert net(torch.randn(1, 3, 32, 32)).shape == (1, 10)

@@ -1,0 +1,46 @@
+"""``attnsearch pareto NAME``: re-read a finished or running search and show its front."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("pareto")
+@click.argument("name")
+@click.option("--results-dir", default="results", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print pareto.json to stdout.")
+def command(name: str, results_dir: str, as_json: bool) -> None:
+    """Rewrite pareto.json/.csv/.png and trials.csv from the storage and show the front."""
+    from pathlib import Path
+
+    from attnsearch.architecture import Architecture
+    from attnsearch.budget import format_flops
+    from attnsearch.cli._terminal import term
+    from attnsearch.results import load_run, open_study, write_results
+
+    settings = load_run(results_dir, name)
+    run_dir = Path(results_dir) / name
+    study = open_study(run_dir, settings["study_name"])
+    summary = write_results(run_dir, study, settings)
+    if as_json:
+        term.json(summary["members"])
+        return
+    counts = summary["counts"]
+    rows = [
+        [
+            m["trial"],
+            f"{m['accuracy']:.4f}",
+            format_flops(m["flops"]),
+            f"{m['params'] / 1e6:.2f} M",
+            Architecture.from_json(m["architecture"]).summary(),
+        ]
+        for m in summary["members"]
+    ]
+    term.table(
+        f"{name}: Pareto front under {format_flops(settings['budget'])} "
+        f"({counts.get('complete', 0)} trained, {counts.get('infeasible', 0)} over budget, "
+        f"{counts.get('running', 0)} running, {counts.get('fail', 0)} failed)",
+        ["trial", "accuracy", "FLOPs", "params", "architecture"],
+        rows,
+    )
+    term.line(f"written: {run_dir}/pareto.json, pareto.png")

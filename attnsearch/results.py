@@ -1,0 +1,263 @@
+"""The results folder (DESIGN.md §6): run.yaml, study.db, tune/, trials.csv, pareto.*.
+
+The Optuna storage is the single source of truth; every other file is derived from it
+and can be rewritten at any time (``attnsearch pareto NAME`` does, for running searches).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from attnsearch.errors import InputError
+
+__all__ = [
+    "ResultsError",
+    "load_run",
+    "open_study",
+    "pareto_members",
+    "write_results",
+    "trial_rows",
+]
+
+
+class ResultsError(InputError):
+    """A results folder that is missing, foreign or corrupted."""
+
+
+def load_run(results_dir: str | Path, name: str) -> dict[str, Any]:
+    """Read ``results_dir/name/run.yaml``; one-line errors for missing or broken folders."""
+    run_dir = Path(results_dir) / name
+    if not run_dir.exists():
+        raise ResultsError(f"no search named {name!r} in {results_dir}/")
+    if not run_dir.is_dir():
+        raise ResultsError(f"{run_dir} is not a folder")
+    path = run_dir / "run.yaml"
+    if not path.is_file():
+        raise ResultsError(f"{path} is missing: {run_dir} is not an attnsearch results folder")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        raise ResultsError(f"{path} is corrupted (not readable YAML)") from None
+    if not isinstance(data, dict) or "study_name" not in data or "budget" not in data:
+        raise ResultsError(f"{path} is corrupted (missing study_name/budget)")
+    return data
+
+
+def open_study(run_dir: str | Path, study_name: str):
+    """Load the run's Optuna study; a damaged ``study.db`` gives a one-line error."""
+    import optuna
+
+    db = Path(run_dir) / "study.db"
+    if not db.is_file():
+        raise ResultsError(f"{db} is missing")
+    with open(db, "rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            raise ResultsError(f"{db} is corrupted (not an SQLite database)")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{Path(db).resolve()}")
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except Exception as e:
+        raise ResultsError(f"{db} is corrupted or foreign ({type(e).__name__})") from None
+
+
+def _trial_status(t) -> str:
+    import optuna
+
+    if t.state == optuna.trial.TrialState.COMPLETE:
+        if t.user_attrs.get("invalid"):
+            return "invalid"
+        return "complete" if t.user_attrs.get("trained") else "infeasible"
+    return t.state.name.lower()
+
+
+def trial_rows(study) -> list[dict[str, Any]]:
+    """One row per Optuna trial, for trials.csv."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        status = _trial_status(t)
+        arch = t.user_attrs.get("architecture")
+        rows.append(
+            {
+                "trial": t.number,
+                "status": status,
+                "accuracy": t.values[0] if status == "complete" and t.values else "",
+                "flops": t.user_attrs.get("flops", ""),
+                "trained": bool(t.user_attrs.get("trained", False)),
+                "train_seconds": round(t.user_attrs.get("train_seconds", 0.0), 3)
+                if status == "complete"
+                else "",
+                "node_id": t.user_attrs.get("node_id", ""),
+                "digest": t.user_attrs.get("digest", ""),
+                "reason": t.user_attrs.get("fail_reason") or t.user_attrs.get("invalid") or "",
+                "architecture": _summary(arch) if arch else "",
+            }
+        )
+    return rows
+
+
+def _summary(arch_json: dict) -> str:
+    from attnsearch.architecture import Architecture
+
+    return Architecture.from_json(arch_json).summary()
+
+
+def _profiles(run_dir: Path, archs: dict[str, dict]) -> dict[str, dict]:
+    """Deploy params and conv+linear MACs per architecture digest (cached in the folder)."""
+    from attnsearch.api import profile
+
+    cache_path = run_dir / "profiles.json"
+    try:
+        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    changed = False
+    for digest, arch in archs.items():
+        if digest not in cache:
+            p = profile(arch)
+            cache[digest] = {
+                "params": p["params"],
+                "macs_conv_linear": p["macs_conv_linear"],
+                "flops": p["flops"],
+            }
+            changed = True
+    if changed:
+        _atomic_write(cache_path, json.dumps(cache, indent=1))
+    return cache
+
+
+def pareto_members(run_dir: str | Path, study) -> list[dict[str, Any]]:
+    """The feasible Pareto front as the pareto.json contract (sorted by FLOPs)."""
+    run_dir = Path(run_dir)
+    front = [t for t in study.best_trials if t.user_attrs.get("trained")]
+    archs = {t.user_attrs["digest"]: t.user_attrs["architecture"] for t in front}
+    profiles = _profiles(run_dir, archs)
+    members = []
+    for t in front:
+        digest = t.user_attrs["digest"]
+        prof = profiles[digest]
+        members.append(
+            {
+                "trial": t.number,
+                "architecture": t.user_attrs["architecture"],
+                "accuracy": float(t.values[0]),
+                "flops": int(t.user_attrs["flops"]),
+                "params": int(prof["params"]),
+                "macs_conv_linear": int(prof["macs_conv_linear"]),
+                "digest": digest,
+                "tune_trial_id": t.user_attrs.get("tune_trial_id"),
+            }
+        )
+    members.sort(key=lambda m: (m["flops"], -m["accuracy"]))
+    return members
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_results(run_dir: str | Path, study, settings) -> dict[str, Any]:
+    """Rewrite trials.csv, pareto.csv, pareto.json and pareto.png from the storage."""
+    run_dir = Path(run_dir)
+    rows = trial_rows(study)
+    _write_csv(run_dir / "trials.csv", rows)
+    members = pareto_members(run_dir, study)
+    _atomic_write(run_dir / "pareto.json", json.dumps(members, indent=2) + "\n")
+    _write_csv(
+        run_dir / "pareto.csv",
+        [
+            {
+                "trial": m["trial"],
+                "accuracy": m["accuracy"],
+                "flops": m["flops"],
+                "params": m["params"],
+                "macs_conv_linear": m["macs_conv_linear"],
+                "architecture": _summary(m["architecture"]),
+            }
+            for m in members
+        ],
+    )
+    budget = settings.budget if hasattr(settings, "budget") else settings["budget"]
+    plot_pareto(run_dir / "pareto.png", rows, members, budget)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return {"members": members, "counts": counts, "run_dir": str(run_dir)}
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def plot_pareto(path: Path, rows: list[dict], members: list[dict], budget: int) -> None:
+    """Accuracy vs GFLOPs: trained trials, the front, infeasible candidates, the budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    done = [r for r in rows if r["status"] == "complete"]
+    infeasible = [r for r in rows if r["status"] == "infeasible" and r["flops"] != ""]
+    failed = [r for r in rows if r["status"] == "fail" and r["flops"] != ""]
+    if done:
+        ax.scatter(
+            [r["flops"] / 1e9 for r in done],
+            [r["accuracy"] for r in done],
+            s=18,
+            c="tab:blue",
+            alpha=0.6,
+            label=f"trained ({len(done)})",
+        )
+    if members:
+        ax.plot(
+            [m["flops"] / 1e9 for m in members],
+            [m["accuracy"] for m in members],
+            "o-",
+            c="tab:red",
+            ms=6,
+            label=f"Pareto front ({len(members)})",
+        )
+    ymin = min([r["accuracy"] for r in done], default=0.0)
+    if infeasible:
+        ax.scatter(
+            [r["flops"] / 1e9 for r in infeasible],
+            [ymin] * len(infeasible),
+            marker="x",
+            c="grey",
+            s=18,
+            label=f"over budget, not trained ({len(infeasible)})",
+        )
+    if failed:
+        ax.scatter(
+            [r["flops"] / 1e9 for r in failed],
+            [ymin] * len(failed),
+            marker="v",
+            c="black",
+            s=18,
+            label=f"failed ({len(failed)})",
+        )
+    ax.axvline(budget / 1e9, ls="--", c="tab:green", label=f"budget {budget / 1e9:.3g} GFLOPs")
+    ax.set_xlabel("FLOPs of the deploy network (G)")
+    ax.set_ylabel("proxy validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,230 @@
+"""The proxy trainer: train a candidate briefly on a small dataset kept resident on the device.
+
+airbench-style: the whole dataset lives on the device as uint8 tensors (no DataLoader),
+batches are gathered by index, augmentation (random translation, and horizontal flips for
+natural images) runs on the device, one host sync per epoch. On CUDA: bf16 autocast,
+channels_last and cudnn benchmark. Seeded per trial.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnsearch.architecture import Architecture
+from attnsearch.backbones import build_network
+
+__all__ = ["ProxyConfig", "TrainingError", "TrainResult", "train_candidate", "evaluate"]
+
+
+class TrainingError(RuntimeError):
+    """The candidate failed by itself (non-finite loss, ...); the message says why."""
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """How a candidate is trained. Recorded in run.yaml."""
+
+    epochs: int = 2  # enough to rank candidates on the proxy, not to converge
+    batch_size: int = 128  # fits a small proxy on a laptop CPU and fills a GPU slice
+    lr: float = 0.2  # peak SGD learning rate for batch 128 (scaled linearly with batch size)
+    momentum: float = 0.9  # Nesterov momentum
+    weight_decay: float = 5e-4  # the usual ResNet value
+    warmup: float = 0.2  # fraction of steps spent warming the learning rate up
+    label_smoothing: float = 0.1  # steadier ranking with very short schedules
+    width: float = 0.5  # channel multiplier of the proxy network
+    resolution: int | None = None  # proxy image size; None keeps the dataset's own
+    augment: bool = True  # random translation by up to 1/8 of the image, on the device
+    flip: bool = False  # horizontal flips (natural images only; set from the dataset)
+    seed: int = 0  # base seed; each trial adds its trial number
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    accuracy: float  # final validation accuracy (0-1)
+    history: list[float]  # validation accuracy after each epoch
+    train_seconds: float  # wall time spent training and evaluating
+    epochs: int
+    state_dict: dict  # final weights (CPU tensors)
+
+
+def _device_for_trial() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype) -> torch.Tensor:
+    return ((x.to(dtype) / 255.0) - mean) / std
+
+
+def _augment(x: torch.Tensor, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Random translation (zero padding, per-sample offsets) and optional flips."""
+    n, _, h, w = x.shape
+    pad = max(1, h // 8)
+    xp = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=gen)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    out = xp[batch, chans, rows, cols]
+    if flip:
+        mask = torch.rand(n, device=x.device, generator=gen) < 0.5
+        out = torch.where(mask[:, None, None, None], out.flip(3), out)
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    batch_size: int = 512,
+    autocast: bool = False,
+) -> float:
+    """Accuracy of ``model`` on uint8 images ``x`` (batched, one host sync)."""
+    model.eval()
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    mf = torch.channels_last if x.is_cuda else torch.contiguous_format
+    for i in range(0, len(x), batch_size):
+        xb = _normalize(x[i : i + batch_size], mean, std, torch.float32)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(xb.contiguous(memory_format=mf))
+        correct += (logits.argmax(1) == y[i : i + batch_size]).sum()
+    return correct.item() / max(1, len(x))
+
+
+def train_candidate(
+    arch: Architecture,
+    data,
+    cfg: ProxyConfig,
+    *,
+    trial_seed: int = 0,
+    device: torch.device | None = None,
+    report: Callable[[int, float, dict], None] | None = None,
+    start_epoch: int = 0,
+    start_state: dict | None = None,
+) -> TrainResult:
+    """Train ``arch``'s proxy network on ``data`` and report validation accuracy each epoch.
+
+    Args:
+        arch: the candidate (its slot choices; FLOPs refer to its deploy network).
+        data: a :class:`attnsearch.datasets.Dataset` (uint8 tensors).
+        cfg: the proxy settings.
+        trial_seed: added to ``cfg.seed``.
+        device: where to train (default: CUDA if visible, else CPU).
+        report: called after each epoch with ``(epoch, accuracy, state)`` where ``state``
+            holds ``model`` and ``optimizer`` state dicts (for checkpoints).
+        start_epoch: resume from this epoch (with ``start_state``).
+        start_state: ``{"model": ..., "optimizer": ...}`` to resume from.
+
+    Raises:
+        TrainingError: the loss became NaN or infinite.
+    """
+    device = device or _device_for_trial()
+    torch.manual_seed(cfg.seed + trial_seed)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed + trial_seed)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    model = build_network(
+        arch,
+        stem="proxy",
+        width=cfg.width,
+        num_classes=data.num_classes,
+        in_channels=data.train_x.shape[1],
+    ).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    train_x = data.train_x.to(device, non_blocking=True)
+    train_y = data.train_y.to(device, non_blocking=True)
+    val_x = data.val_x.to(device, non_blocking=True)
+    val_y = data.val_y.to(device, non_blocking=True)
+    if cfg.resolution is not None and train_x.shape[-1] != cfg.resolution:
+        train_x = _resize(train_x, cfg.resolution)
+        val_x = _resize(val_x, cfg.resolution)
+    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+
+    n = len(train_x)
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = max(1, n // bs)  # drop the ragged last batch: stable BN statistics
+    total_steps = steps_per_epoch * cfg.epochs
+    lr = cfg.lr * bs / 128
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.SGD(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=lr,
+        momentum=cfg.momentum,
+        nesterov=True,
+    )
+    warm = max(1, int(total_steps * cfg.warmup))
+
+    def lr_at(step: int) -> float:  # linear warm-up, then linear decay to zero
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    if start_state is not None:
+        model.load_state_dict(start_state["model"])
+        opt.load_state_dict(start_state["optimizer"])
+        for _ in range(start_epoch * steps_per_epoch):
+            sched.step()
+    mf = torch.channels_last if cuda else torch.contiguous_format
+    history: list[float] = []
+    t0 = time.perf_counter()
+    acc = 0.0
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        perm = torch.randperm(n, device=device, generator=gen)
+        loss_sum = torch.zeros((), device=device)
+        for step in range(steps_per_epoch):
+            idx = perm[step * bs : (step + 1) * bs]
+            xb = train_x[idx]
+            if cfg.augment:
+                xb = _augment(xb, cfg.flip, gen)
+            xb = _normalize(xb, mean, std, torch.float32).contiguous(memory_format=mf)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                loss = F.cross_entropy(model(xb), train_y[idx], label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.detach()
+        mean_loss = loss_sum.item() / steps_per_epoch  # the one host sync per epoch
+        if not math.isfinite(mean_loss):
+            raise TrainingError(f"training loss became {mean_loss} in epoch {epoch + 1}")
+        acc = evaluate(model, val_x, val_y, mean, std, autocast=cuda)
+        history.append(acc)
+        if report is not None:
+            report(
+                epoch + 1,
+                acc,
+                {"model": model.state_dict(), "optimizer": opt.state_dict(), "loss": mean_loss},
+            )
+    seconds = time.perf_counter() - t0
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return TrainResult(acc, history, seconds, cfg.epochs, state)
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    y = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True)
+    return y.round().clamp(0, 255).to(torch.uint8)
