@@ -57,7 +57,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 FOLDER_RESOLUTION = 32  # folder images differ in size, so they need one; CIFAR's size
 SYNTHETIC_PER_CLASS = 200  # 2000 images for the default 10 classes: seconds per epoch on CPU
 SYNTHETIC_SIZE = 16  # native side of the synthetic images
-_RESIZE_CHUNK = 4096  # images interpolated at a time, to bound the float copy's memory
+_RESIZE_CHUNK = 4096  # images resized at a time, bounding the float copy to ~200 MB at 64²
 
 
 class DatasetError(ValueError):
@@ -223,35 +223,57 @@ def _check_options(
 
 
 def _resolve(spec: str, *, data_dir: Path, download: bool, seed: int) -> _Source:
+    """Look the spec's name up in :data:`_SOURCES` and build its source."""
     if not isinstance(spec, str):
         raise DatasetError(f"dataset spec must be a string, got {spec!r}")
     text = spec.strip()
     head, sep, arg = text.partition(":")
-    key = head.lower()
-    if key == "folder" and sep:
-        if not arg.strip():
-            raise DatasetError("dataset 'folder:PATH' needs a path after 'folder:'")
-        return _folder_source(Path(arg.strip()).expanduser())
-    if key == "synthetic":
-        return _synthetic_source(_synthetic_classes(text, arg if sep else None), seed)
-    if not sep and key in _ARCHIVES:
-        return _cifar_source(_ARCHIVES[key], data_dir, download)
-    if not sep and key == "digits":
-        return _digits_source()
-    valid = ", ".join([*dataset_names()[:2], "synthetic:N", *dataset_names()[2:]])
-    raise DatasetError(f"unknown dataset {spec!r}; valid: {valid}")
+    entry = _SOURCES.get(head.lower())
+    if entry is None or (sep and not entry.takes_arg):
+        valid = ", ".join([*dataset_names()[:2], "synthetic:N", *dataset_names()[2:]])
+        raise DatasetError(f"unknown dataset {spec!r}; valid: {valid}")
+    return entry.build(text, arg.strip() if sep else None, data_dir, download, seed)
 
 
-def _synthetic_classes(spec: str, arg: str | None) -> int:
+@dataclass(frozen=True)
+class _Entry:
+    """One registered dataset name.
+
+    Attributes:
+        build: ``build(spec, arg, data_dir, download, seed)``; ``arg`` is the text after
+            the colon, or ``None`` without one.
+        takes_arg: whether ``name:ARG`` is accepted.
+    """
+
+    build: Callable[[str, str | None, Path, bool, int], _Source]
+    takes_arg: bool = False  # most names stand alone
+
+
+def _folder_entry(spec: str, arg: str | None, data_dir: Path, download: bool, seed: int) -> _Source:
+    if not arg:
+        raise DatasetError(f"dataset {spec!r} needs a path: 'folder:PATH'")
+    return _folder_source(Path(arg).expanduser())
+
+
+def _synthetic_entry(
+    spec: str, arg: str | None, data_dir: Path, download: bool, seed: int
+) -> _Source:
     if arg is None:
-        return 10
+        return _synthetic_source(10, seed)
     try:
         n = int(arg)
     except ValueError:
         n = 0
     if not 2 <= n <= 1000:
         raise DatasetError(f"dataset {spec!r}: N in 'synthetic:N' must be an integer in 2..1000")
-    return n
+    return _synthetic_source(n, seed)
+
+
+def _cifar_entry(key: str) -> _Entry:
+    def build(spec: str, arg: str | None, data_dir: Path, download: bool, seed: int) -> _Source:
+        return _cifar_source(_ARCHIVES[key], data_dir, download)
+
+    return _Entry(build)
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,6 +305,7 @@ def _split(
         n_val = min(max(1, math.floor(len(idx) * val_fraction + 0.5)), len(idx) - 1)
         val.extend(idx[:n_val])
         train_by_class.append(idx[n_val:])
+    rng.shuffle(val)  # before ``limit`` touches the generator: val is the same either way
     sizes = [len(t) for t in train_by_class]
     if limit is not None and limit < sum(sizes):
         if limit < k:
@@ -294,7 +317,6 @@ def _split(
         train_by_class = [t[:q] for t, q in zip(train_by_class, quotas, strict=True)]
     train = [i for t in train_by_class for i in t]
     rng.shuffle(train)
-    rng.shuffle(val)
     return train, val
 
 
@@ -314,9 +336,14 @@ def _apportion(sizes: list[int], total: int) -> list[int]:
 
 
 def _resize(x: torch.Tensor, resolution: int | None) -> torch.Tensor:
-    """Bilinear, antialiased resize of uint8 NCHW images, rounded back to uint8."""
+    """Bilinear resize of uint8 NCHW images in float, rounded back to uint8.
+
+    Antialiasing is asked for only when shrinking: when enlarging, bilinear interpolation
+    gives the same values with or without it, and is faster without.
+    """
     if resolution is None or tuple(x.shape[-2:]) == (resolution, resolution):
         return x
+    shrink = resolution < max(x.shape[-2:])
     out = torch.empty((x.shape[0], x.shape[1], resolution, resolution), dtype=torch.uint8)
     for start in range(0, x.shape[0], _RESIZE_CHUNK):
         chunk = x[start : start + _RESIZE_CHUNK].float()
@@ -325,27 +352,29 @@ def _resize(x: torch.Tensor, resolution: int | None) -> torch.Tensor:
             size=(resolution, resolution),
             mode="bilinear",
             align_corners=False,
-            antialias=True,
+            antialias=shrink,
         )
         out[start : start + _RESIZE_CHUNK] = y.round_().clamp_(0, 255).to(torch.uint8)
     return out
 
 
 def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (population) std of ``x / 255``, accumulated in float64."""
-    c = x.shape[1]
-    total = torch.zeros(c, dtype=torch.float64)
-    squares = torch.zeros(c, dtype=torch.float64)
-    for start in range(0, x.shape[0], _RESIZE_CHUNK):
-        chunk = x[start : start + _RESIZE_CHUNK].to(torch.float64)
-        total += chunk.sum(dim=(0, 2, 3))
-        squares += chunk.square().sum(dim=(0, 2, 3))
+    """Per-channel mean and population std of ``x / 255``, exact from 256-bin histograms.
+
+    A channel with zero spread gets std 1.0, so that normalising never divides by zero.
+    """
     count = x.shape[0] * x.shape[2] * x.shape[3]
-    mean = total / count
-    var = (squares / count - mean.square()).clamp_(min=0)
-    std = var.sqrt() / 255
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))
-    return tuple((mean / 255).tolist()), tuple(std.tolist())
+    levels = list(range(256))
+    means: list[float] = []
+    stds: list[float] = []
+    for c in range(x.shape[1]):
+        hist = torch.bincount(x[:, c].reshape(-1), minlength=256).tolist()
+        s1 = sum(h * v for h, v in zip(hist, levels, strict=True))
+        s2 = sum(h * v * v for h, v in zip(hist, levels, strict=True))
+        var = (s2 * count - s1 * s1) / (count * count)  # Python ints: exact until here
+        means.append(s1 / count / 255)
+        stds.append(math.sqrt(var) / 255 if var > 0 else 1.0)
+    return tuple(means), tuple(stds)
 
 
 def _in_memory(
@@ -700,3 +729,12 @@ def _read_image(path: Path) -> torch.Tensor:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"cannot read image {path} ({_one_line(exc)})") from exc
     return torch.frombuffer(data, dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1)
+
+
+_SOURCES: dict[str, _Entry] = {
+    "digits": _Entry(lambda spec, arg, data_dir, download, seed: _digits_source()),
+    "synthetic": _Entry(_synthetic_entry, takes_arg=True),
+    "cifar10": _cifar_entry("cifar10"),
+    "cifar100": _cifar_entry("cifar100"),
+    "folder": _Entry(_folder_entry, takes_arg=True),
+}

@@ -43,6 +43,7 @@ class ProxyConfig:
     augment: bool = True  # random translation by up to 1/8 of the image, on the device
     flip: bool = False  # horizontal flips (natural images only; set from the dataset)
     seed: int = 0  # base seed; each trial adds its trial number
+    zero_init_residual: bool = True  # last BN of each block starts at 0: deep nets train fast
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,6 +147,8 @@ def train_candidate(
         num_classes=data.num_classes,
         in_channels=data.train_x.shape[1],
     ).to(device)
+    if cfg.zero_init_residual:
+        _zero_init_residual(model)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     train_x = data.train_x.to(device, non_blocking=True)
@@ -223,6 +226,16 @@ def train_candidate(
     seconds = time.perf_counter() - t0
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return TrainResult(acc, history, seconds, cfg.epochs, state)
+
+
+def _zero_init_residual(model: nn.Module) -> None:
+    from attnsearch.backbones import BasicBlock, Bottleneck
+
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            nn.init.zeros_(m.bn3.weight)
+        elif isinstance(m, BasicBlock):
+            nn.init.zeros_(m.bn2.weight)
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:

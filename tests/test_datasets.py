@@ -205,7 +205,7 @@ def _cifar10_files(per_batch: int = 6) -> tuple[dict[str, bytes], dict[bytes, in
     truth: dict[bytes, int] = {}
     for b in range(1, 6):
         data = _images(per_batch, start=100 * b)
-        labels = [(i + b) % 10 for i in range(per_batch)]
+        labels = [(i + per_batch * (b - 1)) % 10 for i in range(per_batch)]
         if b == 1:  # one image with constant planes pins the channel order
             data[0] = np.repeat(np.array([10, 20, 30], dtype=np.uint8), 1024)
         files[f"data_batch_{b}"] = _pickle(
@@ -404,7 +404,9 @@ def test_folder_loads(tmp_path: Path) -> None:
     assert ds.input_shape == (3, 32, 32)  # the default for folders
     assert len(ds.train_y) + len(ds.val_y) == 13
     assert set(ds.val_y.tolist()) == {0, 1, 2}
-    for x, y in zip(torch.cat([ds.train_x, ds.val_x]), torch.cat([ds.train_y, ds.val_y])):
+    for x, y in zip(
+        torch.cat([ds.train_x, ds.val_x]), torch.cat([ds.train_y, ds.val_y]), strict=True
+    ):
         pixel = tuple(int(v) for v in x[:, 3, 3])
         assert pixel in (_COLOURS[ds.classes[y]], (128, 128, 128))
     small = load_dataset(f"folder:{root}", resolution=8)

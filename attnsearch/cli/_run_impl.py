@@ -97,7 +97,7 @@ def run(opts: dict[str, Any]) -> None:
         seed=opts["seed"],
         width=opts["width"],
         resolution=opts["resolution"],
-        batch_size=opts["batch_size"],
+        batch_size=opts["batch_size"] or (32 if len(dataset.train_x) < 10_000 else 128),
         limit=opts["limit"],
         early_stop=opts["early_stop"],
         results_dir=opts["results_dir"],
