@@ -49,6 +49,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from attnsearch.errors import InputError
+
 __all__ = ["Dataset", "DatasetError", "dataset_names", "load_dataset"]
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ SYNTHETIC_SIZE = 16  # native side of the synthetic images
 _RESIZE_CHUNK = 4096  # images resized at a time, bounding the float copy to ~200 MB at 64²
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset cannot be loaded; the message is one line that names the problem."""
 
 
@@ -532,7 +534,7 @@ def _cifar_source(archive: _Archive, data_dir: Path, download: bool) -> _Source:
     members = (*archive.train_files, archive.meta_file)
     if folder.is_dir() and all((folder / m).is_file() for m in members):
         blobs = {m: _read_file(folder / m) for m in members}
-        where = folder
+        place = f"{folder}/{{}}"
     else:
         if not tar_path.is_file():
             if folder.is_dir():
@@ -547,8 +549,8 @@ def _cifar_source(archive: _Archive, data_dir: Path, download: bool) -> _Source:
                 )
             _download(archive, tar_path)
         blobs = _read_tar(tar_path, archive.folder, members)
-        where = tar_path
-    return _decode_cifar(archive, blobs, where)
+        place = f"{tar_path}:{archive.folder}/{{}}"
+    return _decode_cifar(archive, blobs, place)
 
 
 def _read_file(path: Path) -> bytes:
@@ -599,10 +601,9 @@ def _unpickle(blob: bytes, where: str) -> dict:
     return obj
 
 
-def _decode_cifar(archive: _Archive, blobs: dict[str, bytes], where: Path) -> _Source:
-    def label(member: str) -> str:
-        return f"{where}:{member}" if where.suffix == ".gz" else str(where / member)
-
+def _decode_cifar(archive: _Archive, blobs: dict[str, bytes], place: str) -> _Source:
+    """Unpickle the members; ``place.format(member)`` names one in error messages."""
+    label = place.format
     meta = _unpickle(blobs[archive.meta_file], label(archive.meta_file))
     try:
         classes = tuple(

@@ -1,0 +1,3 @@
+from attnsearch.cli import main
+
+main()

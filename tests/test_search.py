@@ -1,0 +1,192 @@
+"""End-to-end searches with real Ray, real Optuna storage and real training (CPU, tiny)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from attnsearch import Architecture, profile
+from attnsearch.datasets import load_dataset
+from attnsearch.flops.analytic import analytic_flops
+from attnsearch.results import load_run, open_study
+from attnsearch.search import RunSettings, run_search
+from attnsearch.spaces import load_space
+
+PLAIN_R18 = analytic_flops(Architecture.uniform("resnet18"))
+
+
+def _dominated(a, b):
+    """True if b dominates a (accuracy up, FLOPs down)."""
+    return (
+        b["accuracy"] >= a["accuracy"]
+        and b["flops"] <= a["flops"]
+        and (b["accuracy"] > a["accuracy"] or b["flops"] < a["flops"])
+    )
+
+
+@pytest.fixture(scope="module")
+def finished_search(ray_local, tmp_path_factory):
+    """A 6-trial search of the tiny space whose budget excludes some candidates."""
+    results = tmp_path_factory.mktemp("results")
+    space = load_space("tiny")
+    data = load_dataset("synthetic", resolution=8, limit=160, seed=0)
+    # plain ResNet-18 is the budget: anything costlier than it (RFA, CBAM, ...) is infeasible
+    settings = RunSettings(
+        name="e2e",
+        budget=PLAIN_R18,
+        space="tiny",
+        dataset="synthetic",
+        trials=6,
+        epochs=1,
+        concurrency=2,
+        width=0.25,
+        batch_size=32,
+        sampler="random",
+        seed=3,
+        results_dir=str(results),
+        study_name="e2e-study",
+    )
+    run_dir = results / "e2e"
+    run_dir.mkdir()
+    (run_dir / "run.yaml").write_text(yaml.safe_dump(settings.to_dict()))
+    summary = run_search(settings, space=space, dataset=data)
+    return run_dir, settings, summary
+
+
+def test_front_is_feasible_nondominated_and_reprofiles(finished_search):
+    run_dir, settings, summary = finished_search
+    front = json.loads((run_dir / "pareto.json").read_text())
+    assert front, "a finished search has a front"
+    assert front == summary["members"]
+    for m in front:
+        assert set(m) >= {"trial", "architecture", "accuracy", "flops", "params", "macs_conv_linear"}
+        assert 0.0 <= m["accuracy"] <= 1.0
+        assert m["flops"] <= settings.budget
+        p = profile(m["architecture"])  # traced, independent of the analytic table
+        assert p["flops"] == m["flops"]
+        assert p["params"] == m["params"] and p["macs_conv_linear"] == m["macs_conv_linear"]
+        assert not any(_dominated(m, o) for o in front if o is not m)
+    # every trained trial is dominated by or on the front
+    study = open_study(run_dir, settings.study_name)
+    trained = [
+        {"accuracy": t.values[0], "flops": t.user_attrs["flops"]}
+        for t in study.trials
+        if t.user_attrs.get("trained")
+    ]
+    assert len(trained) == settings.trials
+    for t in trained:
+        assert any(_dominated(t, m) or (t["accuracy"], t["flops"]) == (m["accuracy"], m["flops"])
+                   for m in front)
+
+
+def test_storage_opens_with_optuna_and_matches_pareto_json(finished_search):
+    run_dir, settings, _ = finished_search
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    study = optuna.load_study(study_name=settings.study_name, storage=storage)
+    best = sorted(t.number for t in study.best_trials)
+    front = json.loads((run_dir / "pareto.json").read_text())
+    assert best == sorted(m["trial"] for m in front)
+    assert study.directions == [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ]
+
+
+def test_over_budget_candidates_never_trained(finished_search):
+    run_dir, settings, summary = finished_search
+    study = open_study(run_dir, settings.study_name)
+    infeasible = {t.number for t in study.trials if t.user_attrs.get("trained") is False}
+    trained = {t.number for t in study.trials if t.user_attrs.get("trained")}
+    assert infeasible, "the budget should have excluded some candidates"
+    for t in study.trials:
+        if t.number in infeasible:
+            assert t.user_attrs["flops"] > settings.budget
+            constraint = t.system_attrs["constraints:flops_over_budget"]
+            assert constraint > 0
+    executions = [
+        json.loads(line) for line in (run_dir / "executions.jsonl").read_text().splitlines()
+    ]
+    executed = {e["trial"] for e in executions}
+    assert executed == trained
+    assert not executed & infeasible
+    assert summary["infeasible"] == len(infeasible)
+
+
+def test_results_folder_layout(finished_search):
+    run_dir, settings, _ = finished_search
+    for name in ("run.yaml", "study.db", "trials.csv", "pareto.csv", "pareto.json", "pareto.png"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "tune").is_dir()
+    rows = (run_dir / "trials.csv").read_text().splitlines()
+    assert rows[0].startswith("trial,status,accuracy,flops")
+    assert sum(",complete," in r for r in rows) == settings.trials
+    assert (run_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # checkpoints: every trained trial saved its final weights
+    ckpts = list((run_dir / "tune").glob("*/checkpoint_*/state.pt"))
+    assert len(ckpts) == settings.trials
+    assert load_run(run_dir.parent, "e2e")["study_name"] == settings.study_name
+
+
+def _cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "attnsearch", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--budget", "4GB"], "invalid budget '4GB'"),
+        (["--budget", "1M", "--space", "tiny"], "below the cheapest architecture"),
+        (["--budget", "4G", "--space", "nope"], "unknown space 'nope'"),
+        (["--budget", "4G", "--dataset", "folder:/nonexistent"], "/nonexistent"),
+        (["--budget", "4G", "--dataset", "imagenet"], "imagenet"),
+        (["--budget", "4G", "--trials", "0"], "--trials"),
+        (["--budget", "4G", "--sampler", "grid"], "--sampler"),
+        (["--budget", "4G", "--name", "../x"], "--name"),
+    ],
+)
+def test_run_rejects_bad_input_before_ray(tmp_path, args, needle):
+    proc = _cli("run", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_budget_minimum_is_named(tmp_path):
+    proc = _cli("run", "--budget", "1M", "--space", "tiny", cwd=tmp_path)
+    cheapest, _ = load_space("tiny").cheapest(0.5)
+    assert f"{cheapest:,}" in proc.stderr
+
+
+def test_cli_run_end_to_end_and_pareto(tmp_path):
+    """The real command: starts its own local Ray, trains, writes results, re-reads them."""
+    proc = _cli(
+        "run", "--budget", "2G", "--space", "tiny", "--dataset", "synthetic", "--limit", "96",
+        "--resolution", "8", "--trials", "2", "--epochs", "1", "--width", "0.25",
+        "--name", "cli", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Pareto front" in proc.stdout
+    run_dir = tmp_path / "results" / "cli"
+    front = json.loads((run_dir / "pareto.json").read_text())
+    again = _cli("pareto", "cli", "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == front
+    dup = _cli("run", "--budget", "2G", "--space", "tiny", "--name", "cli", cwd=tmp_path)
+    assert dup.returncode == 2 and "already exists" in dup.stderr
+    missing = _cli("pareto", "nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "no search named 'nope'" in missing.stderr
+    assert Path(run_dir / "pareto.png").exists()
