@@ -18,10 +18,8 @@ Two ways in:
 from __future__ import annotations
 
 import ast
-import datetime as _dt
 import inspect
 import json
-import math
 import textwrap
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -48,22 +46,33 @@ class ExportError(InputError):
 
 
 # ---- attention source extraction ------------------------------------------------------
-# Names an attention file may use from outside itself, and the import each needs. Anything
-# else that is not defined in the same file is an error (the export would not be standalone).
-_IMPORTS: dict[str, tuple[object, str]] = {
-    "torch": (None, "import torch"),
-    "nn": (None, "from torch import nn"),
-    "F": (None, "import torch.nn.functional as F"),
-    "math": (math, "import math"),
-    "OrderedDict": (OrderedDict, "from collections import OrderedDict"),
+# Names an attention file may use from outside itself: (module, attribute) of the object the
+# name must be bound to there, and the import line it needs. Anything else not defined in
+# the same file is an error (the export would not be standalone).
+_IMPORTS: dict[str, tuple[str, str | None, str]] = {
+    "torch": ("torch", None, "import torch"),
+    "nn": ("torch.nn", None, "from torch import nn"),
+    "F": ("torch.nn.functional", None, "import torch.nn.functional as F"),
+    "math": ("math", None, "import math"),
+    "OrderedDict": ("collections", "OrderedDict", "from collections import OrderedDict"),
 }
-_IMPORT_ORDER = [
-    "from collections import OrderedDict",
-    "import math",
-    "import torch",
-    "import torch.nn.functional as F",
-    "from torch import nn",
-]
+
+
+def _import_line(module, ref: str) -> str | None:
+    """The import line for ``ref`` if ``module`` binds it to the object we know by that name."""
+    import importlib
+
+    if ref not in _IMPORTS or ref not in module.__dict__:
+        return None
+    source, attr, line = _IMPORTS[ref]
+    expected = importlib.import_module(source)
+    if attr is not None:
+        expected = getattr(expected, attr)
+    return line if module.__dict__[ref] is expected else None
+
+
+_STDLIB_ORDER = ["import math", "from collections import OrderedDict", "from pathlib import Path"]
+_TORCH_ORDER = ["import torch", "import torch.nn.functional as F", "from torch import nn"]
 
 
 def _is_check(name: str) -> bool:
@@ -71,16 +80,8 @@ def _is_check(name: str) -> bool:
 
 
 def _global_names(tree: ast.AST) -> set[str]:
-    """Names read anywhere in ``tree`` (a superset of the globals it needs)."""
-    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    for n in ast.walk(tree):  # ``nn.Module`` reads ``nn``; annotations are Names too
-        if isinstance(n, ast.Attribute):
-            base = n
-            while isinstance(base, ast.Attribute):
-                base = base.value
-            if isinstance(base, ast.Name):
-                names.add(base.id)
-    return names
+    """Names read anywhere in ``tree`` (``nn.Module`` reads ``nn``): a superset of its globals."""
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
 def _strip_checks(source: str) -> str:
@@ -129,8 +130,9 @@ class _Collector:
         tree = ast.parse(source)
         local = _bound_names(tree)
         for ref in sorted(_global_names(tree) - local):
-            if ref in _IMPORTS:
-                self.imports.add(_IMPORTS[ref][1])
+            line = _import_line(module, ref)
+            if line is not None:
+                self.imports.add(line)
             elif ref in module.__dict__ and ref != name:  # else a builtin
                 target = module.__dict__[ref]
                 if _is_check(ref):
@@ -169,7 +171,11 @@ def _attention_source(types: list[str]) -> tuple[set[str], str]:
         before = set(collector.blocks)
         collector.add(spec.cls)
         new = [src for key, src in collector.blocks.items() if key not in before]
-        header = f"# ---- {name}: {spec.paper}\n# Official code: {spec.code}\n"
+        paper = textwrap.wrap(f"Paper: {spec.paper}", 96, subsequent_indent="  ")
+        header = "\n".join(
+            [f"# ---- {name} ({spec.kind})", *(f"# {line}" for line in paper)]
+            + [f"# Official code: {spec.code}", ""]
+        )
         sections.append(header + "\n\n".join(new))
     return collector.imports, "\n\n".join(sections)
 
@@ -206,9 +212,7 @@ def make_downsample(in_channels: int, out_channels: int, stride: int) -> nn.Modu
     """Strided 1×1 conv + BN on the shortcut where the shape changes (ResNet v1.5)."""
     if stride == 1 and in_channels == out_channels:
         return None
-    return nn.Sequential(
-        conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels)
-    )
+    return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 '''
 
 _BASIC = '''
@@ -327,9 +331,7 @@ class ResNet(nn.Module):
 '''
 
 _BUILD = '''
-def build_model(
-    num_classes: int = NUM_CLASSES, in_channels: int = IN_CHANNELS@PRETRAINED_ARG@
-) -> ResNet:
+def build_model(@SIGNATURE@) -> ResNet:
     """The network of ``ARCHITECTURE``@PRETRAINED_DOC@."""
     model = ResNet(ARCHITECTURE["slots"], num_classes=num_classes, in_channels=in_channels)
 @PRETRAINED_BODY@    return model
@@ -394,11 +396,11 @@ def _docstring(
 
     c, h, w = arch.input
     title = f"{arch.backbone} with attention: {arch.summary()}"
-    lines = textwrap.wrap(title, 92, subsequent_indent="    ") + [""]
+    lines = textwrap.wrap(title, 92, subsequent_indent="    ", break_on_hyphens=False) + [""]
     lines.append("Generated by attnsearch (`attnsearch export`); needs only torch.")
     lines.append("")
     if meta.get("search"):
-        where = f"search {meta['search']!r}, trial {meta.get('trial')}"
+        where = f"Search {meta['search']!r}, trial {meta.get('trial')}"
         if meta.get("accuracy") is not None:
             where += f": proxy validation accuracy {meta['accuracy']:.4f}"
         lines.append(where)
@@ -423,11 +425,11 @@ def _docstring(
                 f"checkpoint{f', epoch {epoch}' if epoch is not None else ''})."
             )
     lines.append("")
-    lines.append(f"attnsearch {__version__}, {_dt.date.today().isoformat()}.")
+    lines.append(f"Exported by attnsearch {__version__}.")
     body = "\n".join(
         part
         for line in lines
-        for part in (textwrap.wrap(line, 92, subsequent_indent="") if line else [""])
+        for part in (textwrap.wrap(line, 92, break_on_hyphens=False) if line else [""])
     )
     return f'"""{body}\n"""'
 
@@ -482,9 +484,12 @@ def generate_code(
     gates = [t for t in types if modules.get(t).kind == "gate"]
     convs = [t for t in types if modules.get(t).kind == "conv"]
 
-    def registry(names: list[str]) -> str:
-        items = ", ".join(f'"{t}": {modules.get(t).cls.__name__}' for t in names)
-        return "{" + items + "}"
+    def registry(var: str, names: list[str]) -> str:
+        items = [f'"{t}": {modules.get(t).cls.__name__}' for t in names]
+        line = f"{var} = {{{', '.join(items)}}}"
+        if len(line) <= 100:
+            return line
+        return f"{var} = {{\n" + "".join(f"    {item},\n" for item in items) + "}"
 
     block = "Bottleneck" if bdef.block == "bottleneck" else "BasicBlock"
     stem_init, stem_forward = _STEM[stem]
@@ -495,21 +500,30 @@ def generate_code(
     )
     if weights:
         build = (
-            _BUILD.replace("@PRETRAINED_ARG@", ", pretrained: bool = False")
+            _BUILD.replace(
+                "@SIGNATURE@",
+                "\n    num_classes: int = NUM_CLASSES, in_channels: int = IN_CHANNELS, "
+                "pretrained: bool = False\n",
+            )
             .replace("@PRETRAINED_DOC@", f"; ``pretrained`` loads {WEIGHTS_NAME} beside this file")
             .replace("@PRETRAINED_BODY@", "    if pretrained:\n        load_weights(model)\n")
         )
     else:
         build = (
-            _BUILD.replace("@PRETRAINED_ARG@", "")
+            _BUILD.replace(
+                "@SIGNATURE@", "num_classes: int = NUM_CLASSES, in_channels: int = IN_CHANNELS"
+            )
             .replace("@PRETRAINED_DOC@", "")
             .replace("@PRETRAINED_BODY@", "")
         )
 
-    header_imports = ["from __future__ import annotations", ""]
     if weights:
-        header_imports.append("from pathlib import Path")
-    header_imports += [line for line in _IMPORT_ORDER if line in imports]
+        imports.add("from pathlib import Path")
+    stdlib = [line for line in _STDLIB_ORDER if line in imports]
+    header_imports = ["from __future__ import annotations", ""]
+    if stdlib:
+        header_imports += [*stdlib, ""]
+    header_imports += [line for line in _TORCH_ORDER if line in imports]
 
     size = arch.input[1:] if stem == "deploy" else (32, 32)
     config = "\n".join(
@@ -534,27 +548,27 @@ def generate_code(
     registries = "\n".join(
         [
             "# ---- attention types used here, by the architecture's names",
-            f"GATES = {registry(gates)}  # applied after a block's last BN, before the add",
-            f"CONVS = {registry(convs)}  # replace a block's 3×3 convolution (stride inside)",
+            "# gates: applied after a block's last BN, before the residual add",
+            registry("GATES", gates),
+            "# convs: replace a block's 3×3 convolution (stride inside)",
+            registry("CONVS", convs),
         ]
     )
-    parts = [
-        _docstring(arch, stem, width, num_classes, in_channels, meta),
-        "\n".join(header_imports),
-        config,
-    ]
+    parts = ["\n".join(header_imports) + "\n\n" + config]
     if attention:
         parts.append(attention.rstrip("\n"))
     parts += [
-        "# ---- the ResNet (v1.5: stride on the 3×3 conv, 1×1 conv + BN shortcuts)\n" + registries,
-        _HELPERS.strip("\n"),
+        registries,
+        "# ---- the ResNet (v1.5: stride on the 3×3 conv, 1×1 conv + BN shortcuts)\n"
+        + _HELPERS.strip("\n"),
         (_BOTTLENECK if block == "Bottleneck" else _BASIC).strip("\n"),
         resnet.strip("\n"),
     ]
     if weights:
         parts.append(_LOAD.replace("@WEIGHTS@", WEIGHTS_NAME).strip("\n"))
     parts += [build.strip("\n"), _MAIN.strip("\n")]
-    return "\n\n\n".join(parts) + "\n"
+    docstring = _docstring(arch, stem, width, num_classes, in_channels, meta)
+    return docstring + "\n\n" + "\n\n\n".join(parts) + "\n"
 
 
 # ---- from a search's results folder -----------------------------------------------------

@@ -30,7 +30,8 @@ def test_accepted_forms(text, flops):
 
 
 @pytest.mark.parametrize(
-    "text", ["4GB", "four", "-4G", "0", "0G", "G", "", "4 G FLOPs", "4e9e9", "inf", "nan", "4XFLOPs"]
+    "text",
+    ["4GB", "four", "-4G", "0", "0G", "G", "", "4 G FLOPs", "4e9e9", "inf", "nan", "4XFLOPs"],
 )
 def test_rejected_forms_name_the_forms(text):
     with pytest.raises(BudgetError) as e:

@@ -57,6 +57,7 @@ def test_digits_split_is_stratified() -> None:
 def test_digits_resolution() -> None:
     ds = load_dataset("digits", resolution=16)
     assert ds.input_shape == (1, 16, 16)
+    assert load_dataset("digits", resolution=4).input_shape == (1, 4, 4)  # antialiased
     assert ds.train_x.dtype == torch.uint8
     native = load_dataset("digits")
     # same split, and the upsampled images keep their brightness
@@ -83,6 +84,15 @@ def test_mean_and_std_describe_train_x() -> None:
     assert z.dtype == torch.float32
     assert float(z.mean()) == pytest.approx(0.0, abs=1e-4)
     assert float(z.std()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_constant_channel_gets_unit_std() -> None:
+    x = torch.zeros(4, 2, 3, 3, dtype=torch.uint8)
+    x[:, 1] = torch.arange(4, dtype=torch.uint8).view(4, 1, 1) * 85
+    mean, std = datasets._channel_stats(x)
+    assert mean == pytest.approx((0.0, 0.5))
+    assert std[0] == 1.0  # a constant channel: normalising must not divide by zero
+    assert std[1] == pytest.approx(float((x[:, 1].double() / 255).std(unbiased=False)))
 
 
 def test_limit_is_stratified_and_keeps_validation() -> None:

@@ -65,7 +65,14 @@ def test_front_is_feasible_nondominated_and_reprofiles(finished_search):
     assert front, "a finished search has a front"
     assert front == summary["members"]
     for m in front:
-        assert set(m) >= {"trial", "architecture", "accuracy", "flops", "params", "macs_conv_linear"}
+        assert set(m) >= {
+            "trial",
+            "architecture",
+            "accuracy",
+            "flops",
+            "params",
+            "macs_conv_linear",
+        }
         assert 0.0 <= m["accuracy"] <= 1.0
         assert m["flops"] <= settings.budget
         p = profile(m["architecture"])  # traced, independent of the analytic table
@@ -81,8 +88,10 @@ def test_front_is_feasible_nondominated_and_reprofiles(finished_search):
     ]
     assert len(trained) == settings.trials
     for t in trained:
-        assert any(_dominated(t, m) or (t["accuracy"], t["flops"]) == (m["accuracy"], m["flops"])
-                   for m in front)
+        assert any(
+            _dominated(t, m) or (t["accuracy"], t["flops"]) == (m["accuracy"], m["flops"])
+            for m in front
+        )
 
 
 def test_storage_opens_with_optuna_and_matches_pareto_json(finished_search):
@@ -174,9 +183,26 @@ def test_budget_minimum_is_named(tmp_path):
 def test_cli_run_end_to_end_and_pareto(tmp_path):
     """The real command: starts its own local Ray, trains, writes results, re-reads them."""
     proc = _cli(
-        "run", "--budget", "2G", "--space", "tiny", "--dataset", "synthetic", "--limit", "96",
-        "--resolution", "8", "--trials", "2", "--epochs", "1", "--width", "0.25",
-        "--name", "cli", cwd=tmp_path,
+        "run",
+        "--budget",
+        "2G",
+        "--space",
+        "tiny",
+        "--dataset",
+        "synthetic",
+        "--limit",
+        "96",
+        "--resolution",
+        "8",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--width",
+        "0.25",
+        "--name",
+        "cli",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Pareto front" in proc.stdout

@@ -29,7 +29,16 @@ def test_shipped_spaces_load_with_sizes():
     assert len(r50.units) == 16 and r50.granularity == "block"
     types = {t for t, _ in r50.choices}
     assert types == {
-        "none", "se", "eca", "cbam", "sa", "ca", "epsa", "rfaconv", "rfcbamconv", "rfcaconv"
+        "none",
+        "se",
+        "eca",
+        "cbam",
+        "sa",
+        "ca",
+        "epsa",
+        "rfaconv",
+        "rfcbamconv",
+        "rfcaconv",
     }
     assert len(load_space("resnet50-stages").units) == 4
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import re
@@ -28,7 +29,7 @@ def _provenance() -> dict[str, Any]:
     from attnsearch import __version__
 
     rev = ""
-    try:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"],
             cwd=Path(__file__).resolve().parent,
@@ -36,8 +37,6 @@ def _provenance() -> dict[str, Any]:
             text=True,
             timeout=5,
         ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
     return {
         "attnsearch": __version__,
         "torch": str(torch.__version__),

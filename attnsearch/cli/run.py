@@ -109,7 +109,13 @@ def _positive(kind):
     callback=_positive(int),
     help="Proxy image size (default: the dataset's own).",
 )
-@click.option("--batch-size", default=None, type=int, callback=_positive(int), help="Proxy batch size (default: 32 under 10,000 training images, else 128).")
+@click.option(
+    "--batch-size",
+    default=None,
+    type=int,
+    callback=_positive(int),
+    help="Proxy batch size (default: 32 under 10,000 training images, else 128).",
+)
 @click.option(
     "--limit",
     default=None,
