@@ -148,7 +148,9 @@ class Architecture:
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | Path) -> Architecture:
         """Parse the JSON contract from a dict, a JSON string, or a path to a file."""
-        if isinstance(data, Path) or (isinstance(data, str) and not data.lstrip().startswith("{")):
+        if isinstance(data, Path) or (
+            isinstance(data, str) and not data.lstrip().startswith(("{", "["))
+        ):
             path = Path(data)
             try:
                 text = path.read_text()

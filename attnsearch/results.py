@@ -1,4 +1,4 @@
-"""The results folder (DESIGN.md §6): run.yaml, study.db, tune/, trials.csv, pareto.*.
+"""The results folder (DESIGN.md §6): run.yaml, study.journal, tune/, trials.csv, pareto.*.
 
 The Optuna storage is the single source of truth; every other file is derived from it
 and can be rewritten at any time (``attnsearch pareto NAME`` does, for running searches).
@@ -20,6 +20,7 @@ __all__ = [
     "ResultsError",
     "load_run",
     "open_study",
+    "storage_for",
     "pareto_members",
     "write_results",
     "trial_rows",
@@ -49,22 +50,46 @@ def load_run(results_dir: str | Path, name: str) -> dict[str, Any]:
     return data
 
 
+JOURNAL = "study.journal"  # Optuna journal storage: append-only, safe to kill at any moment
+SQLITE = "study.db"  # also opened (older folders, hand-made studies)
+
+
+def storage_for(run_dir: str | Path):
+    """The Optuna storage of a run folder (created if absent): a journal file.
+
+    Appending one line per operation makes every result durable as soon as it is told,
+    and it is about 4x cheaper per trial than SQLite, which matters when the budget
+    rejects many candidates. ``optuna-dashboard results/NAME/study.journal`` opens it.
+    """
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(Path(run_dir).resolve() / JOURNAL)))
+
+
 def open_study(run_dir: str | Path, study_name: str):
-    """Load the run's Optuna study; a damaged ``study.db`` gives a one-line error."""
+    """Load the run's Optuna study; a missing or damaged storage gives a one-line error."""
     import optuna
 
-    db = Path(run_dir) / "study.db"
-    if not db.is_file():
-        raise ResultsError(f"{db} is missing")
-    with open(db, "rb") as f:
-        if f.read(16) != b"SQLite format 3\x00":
-            raise ResultsError(f"{db} is corrupted (not an SQLite database)")
+    run_dir = Path(run_dir)
+    journal, db = run_dir / JOURNAL, run_dir / SQLITE
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        storage = optuna.storages.RDBStorage(f"sqlite:///{Path(db).resolve()}")
-        return optuna.load_study(study_name=study_name, storage=storage)
-    except Exception as e:
-        raise ResultsError(f"{db} is corrupted or foreign ({type(e).__name__})") from None
+    if journal.is_file():
+        path = journal
+        try:
+            return optuna.load_study(study_name=study_name, storage=storage_for(run_dir))
+        except Exception as e:
+            raise ResultsError(f"{path} is corrupted or foreign ({type(e).__name__})") from None
+    if db.is_file():
+        with open(db, "rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise ResultsError(f"{db} is corrupted (not an SQLite database)")
+        try:
+            storage = optuna.storages.RDBStorage(f"sqlite:///{db.resolve()}")
+            return optuna.load_study(study_name=study_name, storage=storage)
+        except Exception as e:
+            raise ResultsError(f"{db} is corrupted or foreign ({type(e).__name__})") from None
+    raise ResultsError(f"{journal} is missing: the search's Optuna storage is gone")
 
 
 def _trial_status(t) -> str:

@@ -320,16 +320,13 @@ def run_search(settings: RunSettings, *, view=None, space=None, dataset=None) ->
     from ray import tune
 
     from attnsearch.flops.analytic import cost_table
-    from attnsearch.results import write_results
+    from attnsearch.results import storage_for, write_results
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = settings.run_dir.resolve()
     table = cost_table(space.backbone, space.input, space.num_classes)
     options = space.options(settings.width)
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{run_dir / 'study.db'}",
-        engine_kwargs={"connect_args": {"timeout": 60}},
-    )
+    storage = storage_for(run_dir)
     searcher_cls = _searcher_class()
     searcher = searcher_cls(
         space,

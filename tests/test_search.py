@@ -96,7 +96,10 @@ def test_front_is_feasible_nondominated_and_reprofiles(finished_search):
 
 def test_storage_opens_with_optuna_and_matches_pareto_json(finished_search):
     run_dir, settings, _ = finished_search
-    storage = f"sqlite:///{run_dir / 'study.db'}"
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
     study = optuna.load_study(study_name=settings.study_name, storage=storage)
     best = sorted(t.number for t in study.best_trials)
     front = json.loads((run_dir / "pareto.json").read_text())
@@ -129,7 +132,14 @@ def test_over_budget_candidates_never_trained(finished_search):
 
 def test_results_folder_layout(finished_search):
     run_dir, settings, _ = finished_search
-    for name in ("run.yaml", "study.db", "trials.csv", "pareto.csv", "pareto.json", "pareto.png"):
+    for name in (
+        "run.yaml",
+        "study.journal",
+        "trials.csv",
+        "pareto.csv",
+        "pareto.json",
+        "pareto.png",
+    ):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "tune").is_dir()
     rows = (run_dir / "trials.csv").read_text().splitlines()

@@ -106,6 +106,7 @@ def run(opts: dict[str, Any]) -> None:
     data = settings.to_dict()
     data["budget_text"] = str(opts["budget"])
     data["space_file"] = space.to_json()
+    data["dataset_info"] = dataset.summary()
     text = yaml.safe_dump(data, sort_keys=False)  # fails before anything is created
     run_dir.mkdir(parents=True)
     (run_dir / "run.yaml").write_text(text)
@@ -166,7 +167,7 @@ def _print_front(summary: dict[str, Any], run_dir: Path) -> None:
         ["trial", "accuracy", "FLOPs", "params", "architecture"],
         rows,
     )
-    term.line(f"results: {run_dir}/ (pareto.json, pareto.png, trials.csv, study.db)")
+    term.line(f"results: {run_dir}/ (pareto.json, pareto.png, trials.csv, study.journal)")
 
 
 _ = dataclasses  # re-exported for tests that rebuild settings
