@@ -27,7 +27,8 @@ def test_two_node_search_uses_both_nodes(tmp_path):
     Uses `ray stop --force` at the end, which stops every Ray process of this user on the
     machine: run it on its own (`pytest -m slow tests/test_cluster.py`).
     """
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray 2.60 heads use token auth; joining nodes and drivers must be told to send it
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
     port = _free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]

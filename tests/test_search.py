@@ -226,3 +226,38 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
     missing = _cli("pareto", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "no search named 'nope'" in missing.stderr
     assert Path(run_dir / "pareto.png").exists()
+
+
+def test_proxy_export_with_weights_reproduces_trial_accuracy(finished_search, tmp_path):
+    """`export NAME --trial N --proxy --weights`: the generated file, with the trial's
+    saved weights, gives exactly the accuracy the trial reported, on the same split."""
+    import importlib.util
+
+    import torch
+
+    from attnsearch.export import export_run
+    from attnsearch.training import evaluate
+
+    run_dir, settings, _ = finished_search
+    best = max(json.loads((run_dir / "pareto.json").read_text()), key=lambda m: m["accuracy"])
+    out = tmp_path / "model.py"
+    export_run(
+        run_dir.parent,
+        "e2e",
+        out,
+        trial=best["trial"],
+        best=False,
+        max_flops=None,
+        proxy=True,
+        weights=True,
+    )
+    assert (tmp_path / "model.pt").is_file()
+    spec = importlib.util.spec_from_file_location("exported_model", out)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = mod.build_model(pretrained=True)
+    data = load_dataset("synthetic", resolution=8, limit=160, seed=0)  # as the fixture
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    acc = evaluate(model, data.val_x, data.val_y, mean, std)
+    assert acc == pytest.approx(best["accuracy"], abs=1e-9)
