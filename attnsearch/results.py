@@ -76,8 +76,17 @@ def open_study(run_dir: str | Path, study_name: str):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if journal.is_file():
         path = journal
+        with open(journal, "rb") as f:  # a record cut by a crash or a copy: refuse, touch nothing
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    raise ResultsError(f"{journal} is corrupted (its last record is truncated)")
         try:
-            return optuna.load_study(study_name=study_name, storage=storage_for(run_dir))
+            study = optuna.load_study(study_name=study_name, storage=storage_for(run_dir))
+            study.get_trials(deepcopy=False)  # replay the whole journal: damage shows here
+            return study
         except Exception as e:
             raise ResultsError(f"{path} is corrupted or foreign ({type(e).__name__})") from None
     if db.is_file():

@@ -188,8 +188,9 @@ def train_candidate(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     if start_state is not None:
         model.load_state_dict(start_state["model"])
-        opt.load_state_dict(start_state["optimizer"])
-        for _ in range(start_epoch * steps_per_epoch):
+        if "optimizer" in start_state:  # the final checkpoint keeps the weights only
+            opt.load_state_dict(start_state["optimizer"])
+        for _ in range(min(start_epoch, cfg.epochs) * steps_per_epoch):
             sched.step()
     mf = torch.channels_last if cuda else torch.contiguous_format
     history: list[float] = []
@@ -223,6 +224,11 @@ def train_candidate(
                 acc,
                 {"model": model.state_dict(), "optimizer": opt.state_dict(), "loss": mean_loss},
             )
+    if start_epoch >= cfg.epochs:  # resumed from the final checkpoint: evaluate, no training
+        acc = evaluate(model, val_x, val_y, mean, std, autocast=cuda)
+        history.append(acc)
+        if report is not None:
+            report(cfg.epochs, acc, {"model": model.state_dict(), "optimizer": {}, "loss": 0.0})
     seconds = time.perf_counter() - t0
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return TrainResult(acc, history, seconds, cfg.epochs, state)

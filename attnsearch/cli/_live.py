@@ -53,6 +53,9 @@ class LiveView:
             )
         self.refresh()
 
+    def note(self, text: str) -> None:
+        self.term.note(text)
+
     # ---- rendering --------------------------------------------------------------------
     def _line(self, text: str) -> None:
         if not self.interactive:

@@ -17,7 +17,7 @@ class Terminal:
 
     def __init__(self) -> None:
         self.out = Console(highlight=False, soft_wrap=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line each
 
     @property
     def interactive(self) -> bool:

@@ -17,8 +17,9 @@ def _positive(kind):
 @click.command("run")
 @click.option(
     "--budget",
-    required=True,
-    help="Hard FLOPs limit of the deploy network, e.g. 4GFLOPs, 350M, 4e9.",
+    default=None,
+    help="Hard FLOPs limit of the deploy network, e.g. 4GFLOPs, 350M, 4e9 "
+    "(required unless --resume).",
 )
 @click.option(
     "--space",
@@ -125,8 +126,17 @@ def _positive(kind):
 )
 @click.option("--early-stop", is_flag=True, help="ASHA early stopping of poor trials on accuracy.")
 @click.option("--resume", is_flag=True, help="Continue the search --name NAME.")
-def command(**opts) -> None:
-    """Search attention choices per slot: accuracy up, FLOPs down, under --budget."""
+@click.pass_context
+def command(ctx: click.Context, **opts) -> None:
+    """Search attention choices per slot: accuracy up, FLOPs down, under --budget.
+
+    Resume an interrupted search with --name NAME --resume (its settings come from
+    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial and --address
+    may change).
+    """
+    from click.core import ParameterSource
+
     from attnsearch.cli._run_impl import run
 
-    run(opts)
+    explicit = {k for k in opts if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    run(opts, explicit)
