@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,72 +24,109 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_node_search_uses_both_nodes(tmp_path):
-    """Trials land on both nodes; node ids are recorded per trial in trials.csv.
+def _procs_with(text: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if text.encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
 
-    Uses `ray stop --force` at the end, which stops every Ray process of this user on the
-    machine: run it on its own (`pytest -m slow tests/test_cluster.py`).
+
+@contextmanager
+def two_nodes(tmp_path):
+    """Head and worker node, 1 CPU each, loopback only; yields (address, env, worker port).
+
+    Cleans up by killing the processes of this cluster's session only (not `ray stop`,
+    which would stop every Ray on the machine).
     """
     # Ray 2.60 heads use token auth; joining nodes and drivers must be told to send it
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
-    port = _free_port()
+    port, worker_port = _free_port(), _free_port()
+    temp = Path("/tmp") / f"rt{os.getpid()}{port}"
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    session = None
     try:
         subprocess.run(
-            [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-            check=True,
-            env=env,
-            capture_output=True,
-            timeout=120,
+            [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
+             f"--temp-dir={temp}", *common],
+            check=True, env=env, capture_output=True, timeout=120,
         )
+        session = (temp / "session_latest").resolve().name
         subprocess.run(
-            [RAY, "start", f"--address={address}", *common],
-            check=True,
-            env=env,
-            capture_output=True,
-            timeout=120,
+            [RAY, "start", f"--address={address}", f"--node-manager-port={worker_port}",
+             *common],
+            check=True, env=env, capture_output=True, timeout=120,
         )
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "attnsearch",
-                "run",
-                "--budget",
-                "2G",
-                "--space",
-                "tiny",
-                "--dataset",
-                "synthetic",
-                "--limit",
-                "96",
-                "--resolution",
-                "8",
-                "--trials",
-                "4",
-                "--epochs",
-                "1",
-                "--width",
-                "0.25",
-                "--concurrency",
-                "2",
-                "--address",
-                address,
-                "--name",
-                "two",
-            ],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        yield address, env, worker_port
+    finally:
+        for pid in _procs_with(session or str(temp)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _run(address, env, cwd, name, trials, extra=(), wait=True):
+    cmd = [sys.executable, "-m", "attnsearch", "run", "--budget", "2G", "--space", "tiny",
+           "--dataset", "synthetic", "--resolution", "8", "--width", "0.25",
+           "--concurrency", "2", "--address", address, "--trials", str(trials),
+           "--name", name, *extra]
+    if wait:
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_two_node_search_uses_both_nodes(tmp_path):
+    """Trials land on both nodes; node ids are recorded per trial in trials.csv."""
+    with two_nodes(tmp_path) as (address, env, _):
+        proc = _run(address, env, tmp_path, "two", 4, ["--limit", "96", "--epochs", "1"])
         assert proc.returncode == 0, proc.stderr[-3000:]
-        with open(tmp_path / "results" / "two" / "trials.csv") as f:
-            rows = [r for r in csv.DictReader(f) if r["status"] == "complete"]
+        rows = [r for r in _rows(tmp_path / "results" / "two") if r["status"] == "complete"]
         assert len(rows) == 4
         assert len({r["node_id"] for r in rows}) == 2, "both nodes ran trials"
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_worker_node_dies_mid_trial_and_the_search_completes(tmp_path):
+    """SIGKILL the worker node's raylet while a trial trains there: Tune retries the trial
+    (FailureConfig) on the surviving node from its last checkpoint; every trial completes."""
+    with two_nodes(tmp_path) as (address, env, worker_port):
+        run_dir = tmp_path / "results" / "nodekill"
+        proc = _run(address, env, tmp_path, "nodekill", 4,
+                    ["--limit", "600", "--epochs", "4"], wait=False)
+        log = run_dir / "executions.jsonl"
+        end = time.time() + 300
+        while time.time() < end:  # both nodes busy: one trial is on the worker
+            if log.exists():
+                nodes = {json.loads(x)["node_id"] for x in log.read_text().splitlines() if x}
+                if len(nodes) == 2:
+                    break
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.3)
+        time.sleep(3)  # mid-trial
+        raylets = [p for p in _procs_with(f"--node_manager_port={worker_port}")]
+        assert raylets, "found the worker node's raylet"
+        for pid in raylets:
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        rows = _rows(run_dir)
+        complete = [r for r in rows if r["status"] == "complete"]
+        assert len(complete) == 4, rows
+        assert not [r for r in rows if r["status"] in ("fail", "running")], rows
+        executions = [json.loads(x) for x in log.read_text().splitlines() if x]
+        counts = {}
+        for e in executions:
+            counts[e["trial"]] = counts.get(e["trial"], 0) + 1
+        assert max(counts.values()) >= 2, "the trial on the dead node was run again"
