@@ -29,9 +29,24 @@ import yaml
 from attnsearch.results import open_study
 
 ARGS = [
-    "--budget", "2G", "--space", "tiny", "--dataset", "synthetic", "--limit", "600",
-    "--resolution", "8", "--width", "0.25", "--epochs", "3", "--concurrency", "2",
-    "--sampler", "random",
+    "--budget",
+    "2G",
+    "--space",
+    "tiny",
+    "--dataset",
+    "synthetic",
+    "--limit",
+    "600",
+    "--resolution",
+    "8",
+    "--width",
+    "0.25",
+    "--epochs",
+    "3",
+    "--concurrency",
+    "2",
+    "--sampler",
+    "random",
 ]
 
 
@@ -53,10 +68,22 @@ def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
     cwd = Path(tempfile.mkdtemp(prefix=f"killloop{i}-"))
     run_dir = cwd / "results" / "k"
     delay = rng.uniform(2.0, max_delay)
-    cmd = [sys.executable, "-m", "attnsearch", "run", *ARGS, "--seed", str(i),
-           "--trials", str(trials), "--name", "k"]
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "attnsearch",
+        "run",
+        *ARGS,
+        "--seed",
+        str(i),
+        "--trials",
+        str(trials),
+        "--name",
+        "k",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     time.sleep(delay)
     finished_first = proc.poll() is not None
     kill_time = time.time()
@@ -66,21 +93,29 @@ def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
     before = set()
     if (run_dir / "study.journal").exists():
         before = {
-            t.number for t in _study(run_dir).trials
+            t.number
+            for t in _study(run_dir).trials
             if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained")
         }
     res = subprocess.run(
         [sys.executable, "-m", "attnsearch", "run", "--name", "k", "--resume"]
-        if (run_dir / "run.yaml").exists() else cmd,
-        cwd=cwd, capture_output=True, text=True, timeout=900,
+        if (run_dir / "run.yaml").exists()
+        else cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     problems = []
     if res.returncode != 0:
         problems.append(f"resume exit {res.returncode}: {res.stderr.strip()[-300:]}")
     else:
         study = _study(run_dir)
-        done = [t for t in study.trials
-                if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained")]
+        done = [
+            t
+            for t in study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained")
+        ]
         running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
         lines = (run_dir / "executions.jsonl").read_text().splitlines()
         ex = [json.loads(x) for x in lines if x.strip()]

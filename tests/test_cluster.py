@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -51,34 +51,66 @@ def two_nodes(tmp_path):
     session = None
     try:
         subprocess.run(
-            [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
-             f"--temp-dir={temp}", *common],
-            check=True, env=env, capture_output=True, timeout=120,
+            [
+                RAY,
+                "start",
+                "--head",
+                f"--port={port}",
+                "--include-dashboard=false",
+                f"--temp-dir={temp}",
+                *common,
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            timeout=120,
         )
         session = (temp / "session_latest").resolve().name
         subprocess.run(
-            [RAY, "start", f"--address={address}", f"--node-manager-port={worker_port}",
-             *common],
-            check=True, env=env, capture_output=True, timeout=120,
+            [RAY, "start", f"--address={address}", f"--node-manager-port={worker_port}", *common],
+            check=True,
+            env=env,
+            capture_output=True,
+            timeout=120,
         )
         yield address, env, worker_port
     finally:
         for pid in _procs_with(session or str(temp)):
-            try:
+            with suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
 
 
 def _run(address, env, cwd, name, trials, extra=(), wait=True):
-    cmd = [sys.executable, "-m", "attnsearch", "run", "--budget", "2G", "--space", "tiny",
-           "--dataset", "synthetic", "--resolution", "8", "--width", "0.25",
-           "--concurrency", "2", "--address", address, "--trials", str(trials),
-           "--name", name, *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "attnsearch",
+        "run",
+        "--budget",
+        "2G",
+        "--space",
+        "tiny",
+        "--dataset",
+        "synthetic",
+        "--resolution",
+        "8",
+        "--width",
+        "0.25",
+        "--concurrency",
+        "2",
+        "--address",
+        address,
+        "--trials",
+        str(trials),
+        "--name",
+        name,
+        *extra,
+    ]
     if wait:
         return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -103,8 +135,9 @@ def test_worker_node_dies_mid_trial_and_the_search_completes(tmp_path):
     (FailureConfig) on the surviving node from its last checkpoint; every trial completes."""
     with two_nodes(tmp_path) as (address, env, worker_port):
         run_dir = tmp_path / "results" / "nodekill"
-        proc = _run(address, env, tmp_path, "nodekill", 4,
-                    ["--limit", "600", "--epochs", "4"], wait=False)
+        proc = _run(
+            address, env, tmp_path, "nodekill", 4, ["--limit", "600", "--epochs", "4"], wait=False
+        )
         log = run_dir / "executions.jsonl"
         end = time.time() + 300
         while time.time() < end:  # both nodes busy: one trial is on the worker

@@ -263,9 +263,7 @@ def test_proxy_export_with_weights_reproduces_trial_accuracy(finished_search, tm
     assert acc == pytest.approx(best["accuracy"], abs=1e-9)
 
 
-def test_trials_that_fail_by_themselves_are_recorded_and_the_search_goes_on(
-    ray_local, tmp_path
-):
+def test_trials_that_fail_by_themselves_are_recorded_and_the_search_goes_on(ray_local, tmp_path):
     """Every candidate's loss is non-finite (std 0 makes the inputs inf): each trial is
     recorded FAILED with its reason, new candidates keep coming, and the search stops
     after a bounded number of failures instead of looping or crashing."""
@@ -275,9 +273,18 @@ def test_trials_that_fail_by_themselves_are_recorded_and_the_search_goes_on(
     data = load_dataset("synthetic", resolution=8, limit=40, seed=0)
     broken = dataclasses.replace(data, std=tuple(0.0 for _ in data.std))
     settings = RunSettings(
-        name="nan", budget=PLAIN_R18 * 2, space="tiny", dataset="synthetic", trials=2,
-        epochs=1, concurrency=2, width=0.25, batch_size=16, sampler="random",
-        results_dir=str(tmp_path), study_name="nan-study",
+        name="nan",
+        budget=PLAIN_R18 * 2,
+        space="tiny",
+        dataset="synthetic",
+        trials=2,
+        epochs=1,
+        concurrency=2,
+        width=0.25,
+        batch_size=16,
+        sampler="random",
+        results_dir=str(tmp_path),
+        study_name="nan-study",
     )
     (tmp_path / "nan").mkdir()
     (tmp_path / "nan" / "run.yaml").write_text(yaml.safe_dump(settings.to_dict()))
