@@ -299,3 +299,42 @@ def test_trials_that_fail_by_themselves_are_recorded_and_the_search_goes_on(ray_
         assert "training loss became" in t.user_attrs["fail_reason"]
     rows = (tmp_path / "nan" / "trials.csv").read_text()
     assert "training loss became" in rows
+
+
+def test_early_stop_prunes_without_polluting_the_front(ray_local, tmp_path):
+    """--early-stop (ASHA): stopped trials are PRUNED in the storage (their accuracy comes
+    from fewer epochs and is not comparable), count as finished, and never reach the front."""
+    space = load_space("tiny")
+    data = load_dataset("synthetic", resolution=8, limit=80, seed=0)
+    settings = RunSettings(
+        name="asha",
+        budget=PLAIN_R18 * 2,
+        space="tiny",
+        dataset="synthetic",
+        trials=6,
+        epochs=3,
+        concurrency=2,
+        width=0.25,
+        batch_size=16,
+        sampler="random",
+        seed=5,
+        early_stop=True,
+        results_dir=str(tmp_path),
+        study_name="asha-study",
+    )
+    (tmp_path / "asha").mkdir()
+    (tmp_path / "asha" / "run.yaml").write_text(yaml.safe_dump(settings.to_dict()))
+    summary = run_search(settings, space=space, dataset=data)
+    assert summary["done"] == settings.trials
+    study = open_study(tmp_path / "asha", "asha-study")
+    states = {t.number: t.state for t in study.trials if t.user_attrs.get("trained")}
+    assert set(states.values()) <= {
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+    }
+    pruned = {n for n, s in states.items() if s == optuna.trial.TrialState.PRUNED}
+    for t in study.trials:
+        if t.number in pruned:
+            assert t.user_attrs["early_stopped"] and t.user_attrs["epoch"] < settings.epochs
+    front = {m["trial"] for m in json.loads((tmp_path / "asha" / "pareto.json").read_text())}
+    assert front and not front & pruned
