@@ -24,4 +24,11 @@ from attnsearch.modules.registry import (
     resolve,
 )
 
+# list the types in the order of DESIGN.md §2 (gates first, then conv replacements)
+_ORDER = ("se", "eca", "cbam", "sa", "ca", "epsa", "rfaconv", "rfcbamconv", "rfcaconv")
+_rest = {k: v for k, v in REGISTRY.items() if k not in _ORDER}
+_ordered = {k: REGISTRY[k] for k in _ORDER if k in REGISTRY}
+REGISTRY.clear()
+REGISTRY.update({**_ordered, **_rest})
+
 __all__ = ["REGISTRY", "HParam", "ModuleSpec", "get", "module_names", "register", "resolve"]
