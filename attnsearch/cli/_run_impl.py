@@ -120,7 +120,6 @@ def _resume_settings(opts: dict[str, Any], explicit: set[str], run_dir: Path):
 
 
 def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
-    from attnsearch.datasets import load_dataset
     from attnsearch.search import RunSettings, run_search
     from attnsearch.spaces import load_space
 
@@ -137,12 +136,8 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         lock = _lock(run_dir)
         settings, stored = _resume_settings(opts, explicit, run_dir)  # again, under the lock
         space = load_space(settings.space)
-        dataset = load_dataset(
-            settings.dataset,
-            data_dir=settings.data_dir,
-            resolution=settings.resolution,
-            seed=settings.seed,
-            limit=settings.limit,
+        dataset = _load(
+            settings.dataset, settings.data_dir, settings.resolution, settings.seed, settings.limit
         )
         if settings.trials != stored.get("trials"):
             stored["trials"] = settings.trials
@@ -168,12 +163,8 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         run_dir = Path(opts["results_dir"]) / name
         if run_dir.exists():
             raise InputError(f"{run_dir} already exists; pick another --name or add --resume")
-        dataset = load_dataset(
-            opts["dataset"],
-            data_dir=opts["data_dir"],
-            resolution=opts["resolution"],
-            seed=opts["seed"],
-            limit=opts["limit"],
+        dataset = _load(
+            opts["dataset"], opts["data_dir"], opts["resolution"], opts["seed"], opts["limit"]
         )
         settings = RunSettings(
             name=name,
@@ -243,6 +234,13 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         raise SystemExit(1)
 
 
+def _load(spec: str, data_dir: str, resolution, seed: int, limit):
+    """The proxy dataset, loaded (and split) the same way for a new run and a resume."""
+    from attnsearch.datasets import load_dataset
+
+    return load_dataset(spec, data_dir=data_dir, resolution=resolution, seed=seed, limit=limit)
+
+
 def _write_yaml(path: Path, data: dict) -> None:
     import os
 
@@ -260,25 +258,12 @@ def _narrowed(space, width: float) -> int:
 
 
 def _print_front(summary: dict[str, Any], run_dir: Path) -> None:
-    from attnsearch.architecture import Architecture
-
-    rows = [
-        [
-            m["trial"],
-            f"{m['accuracy']:.4f}",
-            format_flops(m["flops"]),
-            f"{m['params'] / 1e6:.2f} M",
-            Architecture.from_json(m["architecture"]).summary(),
-        ]
-        for m in summary["members"]
-    ]
     counts = summary["counts"]
-    term.table(
+    term.front(
         f"Pareto front ({counts.get('complete', 0)} trained, "
         f"{counts.get('infeasible', 0)} over budget, {counts.get('fail', 0)} failed, "
         f"{summary.get('wall_seconds', 0):.0f}s)",
-        ["trial", "accuracy", "FLOPs", "params", "architecture"],
-        rows,
+        summary["members"],
     )
     term.line(f"results: {run_dir}/ (pareto.json, pareto.png, trials.csv, study.journal)")
 

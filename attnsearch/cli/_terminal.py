@@ -36,6 +36,23 @@ class Terminal:
             table.add_row(*(str(v) for v in r))
         self.out.print(table)
 
+    def front(self, title: str, members: list[dict[str, Any]]) -> None:
+        """The Pareto front (pareto.json members) as a table."""
+        from attnsearch.architecture import Architecture
+        from attnsearch.budget import format_flops
+
+        rows = [
+            [
+                m["trial"],
+                f"{m['accuracy']:.4f}",
+                format_flops(m["flops"]),
+                f"{m['params'] / 1e6:.2f} M",
+                Architecture.from_json(m["architecture"]).summary(),
+            ]
+            for m in members
+        ]
+        self.table(title, ["trial", "accuracy", "FLOPs", "params", "architecture"], rows)
+
     def line(self, text: str = "", **kwargs: Any) -> None:
         self.out.print(text, **kwargs)
 

@@ -13,7 +13,6 @@ def command(name: str, results_dir: str, as_json: bool) -> None:
     """Rewrite pareto.json/.csv/.png and trials.csv from the storage and show the front."""
     from pathlib import Path
 
-    from attnsearch.architecture import Architecture
     from attnsearch.budget import format_flops
     from attnsearch.cli._terminal import term
     from attnsearch.results import load_run, open_study, write_results
@@ -26,21 +25,10 @@ def command(name: str, results_dir: str, as_json: bool) -> None:
         term.json(summary["members"])
         return
     counts = summary["counts"]
-    rows = [
-        [
-            m["trial"],
-            f"{m['accuracy']:.4f}",
-            format_flops(m["flops"]),
-            f"{m['params'] / 1e6:.2f} M",
-            Architecture.from_json(m["architecture"]).summary(),
-        ]
-        for m in summary["members"]
-    ]
-    term.table(
+    term.front(
         f"{name}: Pareto front under {format_flops(settings['budget'])} "
         f"({counts.get('complete', 0)} trained, {counts.get('infeasible', 0)} over budget, "
         f"{counts.get('running', 0)} running, {counts.get('fail', 0)} failed)",
-        ["trial", "accuracy", "FLOPs", "params", "architecture"],
-        rows,
+        summary["members"],
     )
     term.line(f"written: {run_dir}/pareto.json, pareto.png")
