@@ -211,10 +211,6 @@ class BudgetedOptunaSearch(OptunaSearch):
         self._tell(ot_trial, [float(result["accuracy"]), float(result["flops"])])
 
 
-def _searcher_class():
-    return BudgetedOptunaSearch
-
-
 def trainable(config: dict, dataset=None, settings: dict | None = None) -> None:
     """Ray Tune function trainable: train one candidate, report accuracy each epoch."""
     import ray

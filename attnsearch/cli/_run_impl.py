@@ -266,6 +266,3 @@ def _print_front(summary: dict[str, Any], run_dir: Path) -> None:
         summary["members"],
     )
     term.line(f"results: {run_dir}/ (pareto.json, pareto.png, trials.csv, study.journal)")
-
-
-_ = dataclasses  # re-exported for tests that rebuild settings

@@ -30,8 +30,7 @@ class Terminal:
     def table(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
         table = Table(title=title, show_lines=False, header_style="bold")
         for c in columns:
-            justify = "right" if c and c[0].isupper() is False and c.startswith("#") else "left"
-            table.add_column(c, justify=justify, overflow="fold")
+            table.add_column(c, overflow="fold")
         for r in rows:
             table.add_row(*(str(v) for v in r))
         self.out.print(table)
