@@ -32,6 +32,7 @@ __all__ = [
     "BackboneDef",
     "SlotInfo",
     "ResNet",
+    "build_block",
     "build_network",
     "slot_infos",
     "stage_channels",
@@ -238,7 +239,6 @@ class ResNet(nn.Module):
         width: float = 1.0,
     ):
         super().__init__()
-        bdef = get_backbone(backbone)
         infos = slot_infos(backbone, width)
         if len(choices) != len(infos):
             raise ValueError(f"{backbone} has {len(infos)} slots, got {len(choices)} choices")
@@ -253,11 +253,10 @@ class ResNet(nn.Module):
             raise ValueError(f"unknown stem {stem!r}; valid: deploy, proxy")
         self.bn1 = nn.BatchNorm2d(c0)
         self.relu = nn.ReLU(inplace=True)
-        block_cls = Bottleneck if bdef.block == "bottleneck" else BasicBlock
         stages = []
         for s in range(4):
             blocks = [
-                block_cls(info, choice)
+                build_block(backbone, info, choice)
                 for info, choice in zip(infos, choices, strict=True)
                 if info.stage == s + 1
             ]
@@ -288,6 +287,12 @@ class ResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(x)
+
+
+def build_block(backbone: str, info: SlotInfo, choice: SlotChoice | None) -> nn.Module:
+    """One residual block of ``backbone`` for slot ``info`` holding ``choice``."""
+    block_cls = Bottleneck if get_backbone(backbone).block == "bottleneck" else BasicBlock
+    return block_cls(info, choice)
 
 
 def _owns_custom_init(m: nn.Module) -> bool:
