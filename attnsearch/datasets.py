@@ -32,6 +32,7 @@ import csv
 import gzip
 import hashlib
 import importlib.resources
+import io
 import logging
 import math
 import pickle
@@ -484,6 +485,7 @@ class _Archive:
         meta_file: the pickle with class names.
         label_key: the label key in the training pickles.
         names_key: the class-name key in the meta pickle.
+        member_md5: published checksums of the extracted members we read (torchvision's).
     """
 
     name: str
@@ -494,6 +496,7 @@ class _Archive:
     meta_file: str
     label_key: bytes
     names_key: bytes
+    member_md5: tuple[tuple[str, str], ...]
 
     @property
     def url(self) -> str:
@@ -514,6 +517,14 @@ _ARCHIVES: dict[str, _Archive] = {
         meta_file="batches.meta",
         label_key=b"labels",
         names_key=b"label_names",
+        member_md5=(
+            ("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+            ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+            ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+            ("data_batch_4", "634d18415352ddfa80567beed471001a"),
+            ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+            ("batches.meta", "5ff9c542aee3614f3951f8cda6e48888"),
+        ),
     ),
     "cifar100": _Archive(
         name="cifar100",
@@ -524,6 +535,10 @@ _ARCHIVES: dict[str, _Archive] = {
         meta_file="meta",
         label_key=b"fine_labels",
         names_key=b"fine_label_names",
+        member_md5=(
+            ("train", "16019d7e3df5f24257cddd939b257f8d"),
+            ("meta", "7973b15100ade9c7d40fb424638fde48"),
+        ),
     ),
 }
 
@@ -534,6 +549,9 @@ def _cifar_source(archive: _Archive, data_dir: Path, download: bool) -> _Source:
     members = (*archive.train_files, archive.meta_file)
     if folder.is_dir() and all((folder / m).is_file() for m in members):
         blobs = {m: _read_file(folder / m) for m in members}
+        expected = dict(archive.member_md5)
+        for m, blob in blobs.items():
+            _check_md5(archive, blob, expected[m], folder / m)
         place = f"{folder}/{{}}"
     else:
         if not tar_path.is_file():
@@ -548,9 +566,22 @@ def _cifar_source(archive: _Archive, data_dir: Path, download: bool) -> _Source:
                     f"(from {archive.url}) in {data_dir}"
                 )
             _download(archive, tar_path)
+        else:  # an archive found in data_dir is checked like a downloaded one
+            _check_md5(archive, _read_file(tar_path), archive.md5, tar_path)
         blobs = _read_tar(tar_path, archive.folder, members)
         place = f"{tar_path}:{archive.folder}/{{}}"
     return _decode_cifar(archive, blobs, place)
+
+
+def _check_md5(archive: _Archive, blob: bytes, expected: str, path: Path) -> None:
+    """Refuse a file that is not the published one: nothing else is ever unpickled."""
+    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+    if digest != expected:
+        raise DatasetError(
+            f"{archive.name}: {path} has md5 {digest}, expected {expected} (not the official "
+            f"file, or damaged); delete it and put {archive.filename} from {archive.url} "
+            f"in {path.parent if path.name == archive.filename else path.parent.parent}"
+        )
 
 
 def _read_file(path: Path) -> bytes:
@@ -589,9 +620,29 @@ def _read_tar(path: Path, folder: str, members: Sequence[str]) -> dict[str, byte
     return blobs
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: a pickle cannot run code here."""
+
+    _ALLOWED = {
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
 def _unpickle(blob: bytes, where: str) -> dict:
     try:
-        obj = pickle.loads(blob, encoding="bytes")  # noqa: S301 - the standard CIFAR format
+        # the standard CIFAR format; checked against its md5 before, and restricted anyway
+        obj = _ArrayUnpickler(io.BytesIO(blob), encoding="bytes").load()
     except ModuleNotFoundError as exc:
         raise DatasetError(f"reading {where} needs the {exc.name!r} package") from exc
     except Exception as exc:  # any unpickling failure means a damaged file

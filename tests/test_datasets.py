@@ -259,6 +259,18 @@ def _write_folder(root: Path, files: dict[str, bytes]) -> None:
         (root / name).write_bytes(blob)
 
 
+def _trust(
+    mp: pytest.MonkeyPatch, key: str, *, tar: Path | None = None, folder: Path | None = None
+):
+    """Make the loader accept these hand-made files as if they were the published ones."""
+    archive = datasets._ARCHIVES[key]
+    md5 = archive.md5 if tar is None else hashlib.md5(tar.read_bytes()).hexdigest()
+    members = archive.member_md5
+    if folder is not None:
+        members = tuple((m, hashlib.md5((folder / m).read_bytes()).hexdigest()) for m, _ in members)
+    mp.setitem(datasets._ARCHIVES, key, dataclasses.replace(archive, md5=md5, member_md5=members))
+
+
 def _check_cifar(ds: Dataset, truth: dict[bytes, int]) -> None:
     assert ds.input_shape == (3, 32, 32)
     assert ds.train_x.dtype == torch.uint8
@@ -269,9 +281,10 @@ def _check_cifar(ds: Dataset, truth: dict[bytes, int]) -> None:
             assert truth[image.numpy().tobytes()] == label
 
 
-def test_cifar10_from_archive(tmp_path: Path) -> None:
+def test_cifar10_from_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files, truth = _cifar10_files()
-    _write_tar(tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py", files)
+    tar = _write_tar(tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py", files)
+    _trust(monkeypatch, "cifar10", tar=tar)
     ds = load_dataset("cifar10", data_dir=tmp_path, download=False)
     assert ds.name == "cifar10"
     assert ds.num_classes == 10
@@ -283,9 +296,10 @@ def test_cifar10_from_archive(tmp_path: Path) -> None:
     assert len(planes) == 1 and bool((planes[0][2] == 30).all())
 
 
-def test_cifar10_extracted_and_resized(tmp_path: Path) -> None:
+def test_cifar10_extracted_and_resized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files, truth = _cifar10_files()
     _write_folder(tmp_path / "cifar-10-batches-py", files)
+    _trust(monkeypatch, "cifar10", folder=tmp_path / "cifar-10-batches-py")
     ds = load_dataset("cifar10", data_dir=tmp_path, download=False)
     _check_cifar(ds, truth)
     small = load_dataset("cifar10", data_dir=tmp_path, download=False, resolution=16)
@@ -293,9 +307,10 @@ def test_cifar10_extracted_and_resized(tmp_path: Path) -> None:
     assert torch.equal(small.train_y, ds.train_y)
 
 
-def test_cifar100_fine_labels(tmp_path: Path) -> None:
+def test_cifar100_fine_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files, truth = _cifar100_files()
-    _write_tar(tmp_path / "cifar-100-python.tar.gz", "cifar-100-python", files)
+    tar = _write_tar(tmp_path / "cifar-100-python.tar.gz", "cifar-100-python", files)
+    _trust(monkeypatch, "cifar100", tar=tar)
     ds = load_dataset("cifar100", data_dir=tmp_path, download=False)
     assert ds.num_classes == 100
     assert ds.classes[7] == "class07"
@@ -309,37 +324,77 @@ def test_cifar_missing_without_download(tmp_path: Path) -> None:
     assert str(tmp_path) in str(info.value)
 
 
-def test_cifar_garbage_archive(tmp_path: Path) -> None:
+def test_cifar_garbage_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "cifar-10-python.tar.gz"
     path.write_bytes(b"this is not a gzip file" * 100)
+    _trust(monkeypatch, "cifar10", tar=path)  # past the md5 check: the reader must cope
     with pytest.raises(DatasetError, match="corrupted") as info:
         load_dataset("cifar10", data_dir=tmp_path, download=False)
     assert str(path) in str(info.value)
 
 
-def test_cifar_truncated_archive(tmp_path: Path) -> None:
+def test_cifar_truncated_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files, _ = _cifar10_files(per_batch=40)
     path = _write_tar(tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py", files)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _trust(monkeypatch, "cifar10", tar=path)
     with pytest.raises(DatasetError) as info:
         load_dataset("cifar10", data_dir=tmp_path, download=False)
     assert str(path) in str(info.value)
 
 
-def test_cifar_corrupted_pickle(tmp_path: Path) -> None:
+def test_cifar_corrupted_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files, _ = _cifar10_files()
     files["data_batch_3"] = b"\x80\x02 not a pickle"
-    _write_tar(tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py", files)
+    tar = _write_tar(tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py", files)
+    _trust(monkeypatch, "cifar10", tar=tar)
     with pytest.raises(DatasetError, match="data_batch_3"):
         load_dataset("cifar10", data_dir=tmp_path, download=False)
 
 
-def test_cifar_wrong_data_shape(tmp_path: Path) -> None:
+def test_cifar_wrong_data_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files, _ = _cifar10_files()
     files["data_batch_2"] = _pickle({b"labels": [0], b"data": np.zeros((1, 100), np.uint8)})
     _write_folder(tmp_path / "cifar-10-batches-py", files)
+    _trust(monkeypatch, "cifar10", folder=tmp_path / "cifar-10-batches-py")
     with pytest.raises(DatasetError, match="data_batch_2"):
         load_dataset("cifar10", data_dir=tmp_path, download=False)
+
+
+def test_cifar_archive_in_data_dir_is_md5_checked(tmp_path: Path) -> None:
+    files, _ = _cifar10_files()
+    path = _write_tar(tmp_path / "cifar-10-python.tar.gz", "cifar-10-batches-py", files)
+    with pytest.raises(DatasetError, match="md5") as info:
+        load_dataset("cifar10", data_dir=tmp_path, download=False)
+    assert str(path) in str(info.value) and "c58f30108f718f92721af3b95e74349a" in str(info.value)
+
+
+def test_cifar_extracted_files_are_md5_checked(tmp_path: Path) -> None:
+    files, _ = _cifar10_files()
+    _write_folder(tmp_path / "cifar-10-batches-py", files)
+    with pytest.raises(DatasetError, match="md5"):
+        load_dataset("cifar10", data_dir=tmp_path, download=False)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (Path.touch, (Path(_BOOM_MARK),))
+
+
+_BOOM_MARK = "/tmp/attnsearch-test-pickle-ran-code"
+
+
+def test_cifar_pickle_cannot_run_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mark = Path(_BOOM_MARK)
+    mark.unlink(missing_ok=True)
+    files, _ = _cifar10_files()
+    files["data_batch_1"] = pickle.dumps({b"labels": [0], b"data": _Boom()}, protocol=2)
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_folder(folder, files)
+    _trust(monkeypatch, "cifar10", folder=folder)  # even a file that passes the md5 check
+    with pytest.raises(DatasetError, match="data_batch_1"):
+        load_dataset("cifar10", data_dir=tmp_path, download=False)
+    assert not mark.exists()
 
 
 class _FakeResponse(io.BytesIO):
