@@ -8,16 +8,21 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["Terminal", "term"]
 
 
 class Terminal:
-    """Writes results to stdout and diagnostics to stderr."""
+    """Writes results to stdout and diagnostics to stderr.
+
+    Text is printed as it is: user paths and names such as ``[v2]`` or ``[/x]`` are never
+    read as rich markup (both consoles have markup off; styles are applied with ``Text``).
+    """
 
     def __init__(self) -> None:
-        self.out = Console(highlight=False, soft_wrap=False)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line each
+        self.out = Console(highlight=False, soft_wrap=False, markup=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
     @property
     def interactive(self) -> bool:
@@ -32,7 +37,7 @@ class Terminal:
         for c in columns:
             table.add_column(c, overflow="fold")
         for r in rows:
-            table.add_row(*(str(v) for v in r))
+            table.add_row(*(Text(str(v)) for v in r))
         self.out.print(table)
 
     def front(self, title: str, members: list[dict[str, Any]]) -> None:
@@ -59,7 +64,7 @@ class Terminal:
         self.err.print(text)
 
     def error(self, message: str) -> None:
-        self.err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+        self.err.print(Text("error: ", style="bold red") + Text(message))
 
 
 term = Terminal()
