@@ -346,7 +346,9 @@ def test_only_used_modules_are_included() -> None:
     assert "import attnsearch" not in code and "from attnsearch" not in code
     assert "check(" not in code  # the registry's checks are left out
     plain = generate_code(Architecture.uniform("resnet50", "none"))
-    assert "GATES = {}" in plain and "CONVS = {}" in plain and "class Bottleneck" in plain
+    assert (
+        "LAYERS = {}" in plain and "class Bottleneck" in plain and "class BasicBlock" not in plain
+    )
 
 
 # ---- from a search's results folder -----------------------------------------------------
@@ -471,10 +473,14 @@ def test_export_trial_proxy_with_weights(tmp_path: Path, results: dict) -> None:
     summary = json.loads(stdout)
     assert summary["trial"] == 0 and summary["accuracy"] == pytest.approx(0.61)
     assert summary["checkpoint"].endswith("checkpoint_000001/state.pt")
-    assert (out.parent / "model.pt").is_file()
-    text = out.read_text()
-    assert "Search 'demo', trial 0" in text and "0.6100" in text
-    assert f"{results['flops'][0]:,}" in text
+    assert (out.parent / "model.pt").is_file() and summary["weights"] == str(
+        out.parent / "model.pt"
+    )
+    provenance = _import(out, "proxy_with_weights").PROVENANCE
+    assert provenance["search"] == "demo" and provenance["trial"] == 0
+    assert provenance["proxy_accuracy"] == pytest.approx(0.61)
+    assert provenance["deploy_flops"] == results["flops"][0]
+    assert f"{results['flops'][0]:,}" in out.read_text()
 
     final = results["final"].eval()
     x = torch.randn(3, CHANNELS, 16, 16, generator=torch.Generator().manual_seed(3))

@@ -44,7 +44,7 @@ def _cases() -> list:
     """(type, stride): gates once, conv replacements at stride 1 and 2."""
     cases = []
     for name, spec in modules.REGISTRY.items():
-        strides = (1,) if spec.kind == "gate" else (1, 2)
+        strides = (1,) if spec.placement == "gate" else (1, 2)
         cases += [pytest.param(name, s, id=f"{name}-s{s}") for s in strides]
     return cases
 
@@ -56,13 +56,13 @@ TYPES = list(modules.REGISTRY)
 def _build(name: str, stride: int) -> nn.Module:
     spec = modules.get(name)
     hp = registry.resolve(name, {})
-    if spec.kind == "gate":
+    if spec.placement == "gate":
         return spec.cls(GATE_CHANNELS, **hp)
     return spec.cls(CONV_IN, CONV_OUT, stride, **hp)
 
 
 def _in_channels(name: str) -> int:
-    return GATE_CHANNELS if modules.get(name).kind == "gate" else CONV_IN
+    return GATE_CHANNELS if modules.get(name).placement == "gate" else CONV_IN
 
 
 def _input(name: str, seed: int = 0, **kwargs) -> torch.Tensor:
@@ -71,7 +71,7 @@ def _input(name: str, seed: int = 0, **kwargs) -> torch.Tensor:
 
 
 def _expected_shape(name: str, stride: int) -> tuple[int, ...]:
-    if modules.get(name).kind == "gate":
+    if modules.get(name).placement == "gate":
         return (BATCH, GATE_CHANNELS, SIZE, SIZE)
     return (BATCH, CONV_OUT, math.ceil(SIZE / stride), math.ceil(SIZE / stride))
 
@@ -92,7 +92,7 @@ def test_registry_matches_design_contract():
     assert modules.module_names() == ["none", *modules.REGISTRY]
     for name, (kind, defaults) in CONTRACT.items():
         spec = modules.get(name)
-        assert spec.kind == kind, name
+        assert spec.placement == kind, name
         assert spec.defaults() == defaults, name
 
 
@@ -100,7 +100,7 @@ def test_registry_matches_design_contract():
 def test_registry_entry(name):
     spec = modules.get(name)
     assert spec.name == name
-    assert spec.kind in ("gate", "conv")
+    assert spec.placement in ("gate", "conv")
     assert isinstance(spec.cls, type) and issubclass(spec.cls, nn.Module)
     assert spec.cls.__doc__ and spec.requires
     assert "arXiv:" in spec.paper
@@ -114,7 +114,7 @@ def test_registry_entry(name):
         if h.choices is not None:
             assert h.default in h.choices
     as_json = spec.to_json()
-    assert as_json["name"] == name and as_json["kind"] == spec.kind
+    assert as_json["name"] == name and as_json["kind"] == spec.placement
     assert [h["name"] for h in as_json["hparams"]] == names
 
 
@@ -129,7 +129,7 @@ def test_defaults_pass_resolve(name):
 def test_defaults_pass_check(name, stride):
     spec = modules.get(name)
     hp = registry.resolve(name, {})
-    if spec.kind == "gate":
+    if spec.placement == "gate":
         spec.check(GATE_CHANNELS, **hp)
     else:
         spec.check(CONV_IN, CONV_OUT, stride, **hp)
@@ -239,7 +239,7 @@ def test_analytic_flops_equal_traced(name, stride):
     hp = registry.resolve(name, {})
     module = _build(name, stride)
     traced = count(module, (_in_channels(name), SIZE, SIZE)).flops
-    if spec.kind == "gate":
+    if spec.placement == "gate":
         analytic = spec.flops(GATE_CHANNELS, SIZE, SIZE, **hp)
     else:
         analytic = spec.flops(CONV_IN, CONV_OUT, stride, SIZE, SIZE, **hp)

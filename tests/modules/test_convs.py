@@ -188,7 +188,7 @@ def test_rf_even_kernel_rejected(name):
 def test_registry_entries():
     for name in TYPES:
         spec = registry.get(name)
-        assert spec.kind == "conv"
+        assert spec.placement == "conv"
         assert registry.resolve(name, {}) == spec.defaults()
     assert registry.get("epsa").defaults() == {"splits": 4, "reduction": 16}
     assert registry.get("rfcaconv").defaults() == {"kernel_size": 3, "reduction": 32}

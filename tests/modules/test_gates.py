@@ -196,7 +196,7 @@ def test_resolve_rejects_even_eca_kernel():
 def test_registry_entries():
     for name in GATES:
         spec = registry.get(name)
-        assert spec.kind == "gate"
+        assert spec.placement == "gate"
         assert spec.name == name
         assert "arXiv" in spec.paper
         assert spec.code.startswith("https://github.com/")
