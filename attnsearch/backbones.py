@@ -304,8 +304,8 @@ class ResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # torchvision's ResNet initialisation; attention modules that set their own (SA's
-        # zeros/ones, CBAM's spatial BN) are re-initialised by their reset_parameters after.
+        # torchvision's ResNet initialisation; attention modules that set their own (zero or
+        # one gate weights, a spatial BN) are re-initialised by their reset_parameters after.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
