@@ -83,13 +83,8 @@ class SlotChoice:
 
 def check_choice(choice: SlotChoice, info) -> None:
     """Raise ``ValueError`` if ``choice`` cannot work in the slot described by ``info``."""
-    if choice.type == "none":
-        return
-    spec = modules.get(choice.type)
-    if spec.kind == "gate":
-        spec.check(info.out_channels, **choice.params)
-    else:
-        spec.check(info.conv_in, info.conv_out, info.stride, **choice.params)
+    if choice.type != "none":
+        modules.get(choice.type).check_slot(info, **choice.params)
 
 
 @dataclass(frozen=True)
@@ -221,9 +216,6 @@ class Architecture:
         """Stable hash (sha256 of the canonical JSON, first 16 hex digits)."""
         canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-    def with_slots(self, slots: tuple[SlotChoice, ...]) -> Architecture:
-        return Architecture(self.backbone, tuple(slots), self.num_classes, self.input)
 
     def summary(self) -> str:
         """Compact description: runs of equal choices, e.g. ``3×se(reduction=16) 13×none``."""

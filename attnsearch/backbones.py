@@ -6,16 +6,19 @@ strided 1×1 conv + BN. A slot's choice is either a *gate* (applied after the bl
 BN, before the residual add) or a *conv* replacement of the block's 3×3 convolution
 (bottleneck ``conv2``; basic block ``conv1``, as the RFAConv paper does).
 
-Two stems:
+Two stems: ``deploy`` (the ImageNet stem: 7×7/2 conv, BN, ReLU, 3×3/2 max-pool; input
+224 → 56) and ``proxy`` (small proxy images, 8–64 px: 3×3/1 conv, BN, ReLU, no max-pool).
 
-* ``deploy`` — the ImageNet stem: 7×7/2 conv, BN, ReLU, 3×3/2 max-pool (input 224 → 56).
-* ``proxy`` — for small proxy images (8–64 px): 3×3/1 conv, BN, ReLU, no max-pool.
+The blocks and the ResNet know no attention type: a slot's choice reaches them as layer
+factories from its registry entry (:func:`block_args`). ``attnsearch export`` copies these
+classes verbatim into the generated file.
 
 ``width`` multiplies every stage's channel count (proxy training of narrow networks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -32,6 +35,8 @@ __all__ = [
     "BackboneDef",
     "SlotInfo",
     "ResNet",
+    "block_args",
+    "block_class",
     "build_block",
     "build_network",
     "slot_infos",
@@ -97,7 +102,7 @@ class SlotInfo:
         out_channels: channels leaving the block (what a gate sees).
         stride: stride of the block (on the 3×3 conv).
         conv_in: input channels of the 3×3 conv a conv-type choice replaces.
-        conv_out: output channels of that conv.
+        conv_out: output channels of that conv (the block's ``planes``).
     """
 
     index: int
@@ -108,9 +113,6 @@ class SlotInfo:
     stride: int
     conv_in: int
     conv_out: int
-
-    def gate_channels(self) -> int:
-        return self.out_channels
 
 
 def slot_infos(backbone: str, width: float = 1.0) -> list[SlotInfo]:
@@ -136,51 +138,58 @@ def slot_infos(backbone: str, width: float = 1.0) -> list[SlotInfo]:
     return infos
 
 
-def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+# ---- the network: plain torch, copied verbatim into exported files ---------------------
+# Everything from here to ``ResNet`` is what ``attnsearch export`` writes out (with the
+# attention modules and a few lines of data), so it uses nothing but torch and knows no
+# attention type: a block receives layer factories (timm's ``attn_layer`` style).
 
 
-def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
 
 
-def _gate(info: SlotInfo, choice: SlotChoice | None) -> nn.Module | None:
-    if choice is None or choice.type == "none":
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+def downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
+    """Strided 1×1 conv + BN on the shortcut where the shape changes (ResNet v1.5)."""
+    if stride == 1 and in_channels == out_channels:
         return None
-    spec = _modules.get(choice.type)
-    if spec.kind != "gate":
-        return None
-    return spec.cls(info.out_channels, **choice.params)
-
-
-def _conv(info: SlotInfo, choice: SlotChoice | None) -> nn.Module:
-    if choice is not None and choice.type != "none":
-        spec = _modules.get(choice.type)
-        if spec.kind == "conv":
-            return spec.cls(info.conv_in, info.conv_out, info.stride, **choice.params)
-    return _conv3x3(info.conv_in, info.conv_out, info.stride)
-
-
-def _downsample(info: SlotInfo) -> nn.Module | None:
-    if info.stride == 1 and info.in_channels == info.out_channels:
-        return None
-    return nn.Sequential(
-        _conv1x1(info.in_channels, info.out_channels, info.stride),
-        nn.BatchNorm2d(info.out_channels),
-    )
+    return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
 class BasicBlock(nn.Module):
-    """ResNet-18/34 block; a conv-type choice replaces ``conv1`` (the strided 3×3)."""
+    """ResNet-18/34 block.
 
-    def __init__(self, info: SlotInfo, choice: SlotChoice | None = None):
+    Args:
+        in_channels: channels entering the block.
+        planes: channels of both 3×3 convs (and of the output).
+        stride: stride of the first 3×3 conv.
+        conv_layer: ``conv_layer(in_channels, out_channels, stride)`` builds what replaces
+            ``conv1`` (the strided 3×3); ``None``: a plain 3×3 conv.
+        attn_layer: ``attn_layer(channels)`` builds the gate applied after the last BN,
+            before the residual add; ``None``: no gate.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        conv_layer: Callable[..., nn.Module] | None = None,
+        attn_layer: Callable[..., nn.Module] | None = None,
+    ):
         super().__init__()
-        self.conv1 = _conv(info, choice)
-        self.bn1 = nn.BatchNorm2d(info.conv_out)
-        self.conv2 = _conv3x3(info.conv_out, info.out_channels)
-        self.bn2 = nn.BatchNorm2d(info.out_channels)
-        self.attn = _gate(info, choice)
-        self.downsample = _downsample(info)
+        make_conv = conv3x3 if conv_layer is None else conv_layer
+        self.conv1 = make_conv(in_channels, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.attn = None if attn_layer is None else attn_layer(planes)
+        self.downsample = downsample(in_channels, planes, stride)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -193,18 +202,39 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """ResNet-50/101 block; a conv-type choice replaces ``conv2`` (the strided 3×3)."""
+    """ResNet-50/101 block.
 
-    def __init__(self, info: SlotInfo, choice: SlotChoice | None = None):
+    Args:
+        in_channels: channels entering the block.
+        planes: channels of the 3×3 conv; the output has ``4 * planes``.
+        stride: stride of the 3×3 conv.
+        conv_layer: ``conv_layer(in_channels, out_channels, stride)`` builds what replaces
+            ``conv2`` (the strided 3×3); ``None``: a plain 3×3 conv.
+        attn_layer: ``attn_layer(channels)`` builds the gate applied after the last BN,
+            before the residual add; ``None``: no gate.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        conv_layer: Callable[..., nn.Module] | None = None,
+        attn_layer: Callable[..., nn.Module] | None = None,
+    ):
         super().__init__()
-        self.conv1 = _conv1x1(info.in_channels, info.conv_in)
-        self.bn1 = nn.BatchNorm2d(info.conv_in)
-        self.conv2 = _conv(info, choice)
-        self.bn2 = nn.BatchNorm2d(info.conv_out)
-        self.conv3 = _conv1x1(info.conv_out, info.out_channels)
-        self.bn3 = nn.BatchNorm2d(info.out_channels)
-        self.attn = _gate(info, choice)
-        self.downsample = _downsample(info)
+        out_channels = planes * self.expansion
+        make_conv = conv3x3 if conv_layer is None else conv_layer
+        self.conv1 = conv1x1(in_channels, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = make_conv(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, out_channels)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.attn = None if attn_layer is None else attn_layer(out_channels)
+        self.downsample = downsample(in_channels, out_channels, stride)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -217,59 +247,65 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
+def has_custom_init(m: nn.Module) -> bool:
+    """Attention modules that define their own ``reset_parameters`` (not torch's layers)."""
+    return hasattr(m, "reset_parameters") and not type(m).__module__.startswith("torch.")
+
+
 class ResNet(nn.Module):
-    """A ResNet whose blocks carry the given slot choices.
+    """A ResNet (v1.5: stride on the 3×3 conv) whose blocks carry per-slot attention layers.
 
     Args:
-        backbone: ``resnet18``, ``resnet34``, ``resnet50`` or ``resnet101``.
-        choices: one :class:`SlotChoice` (or ``None``) per slot.
+        block: ``BasicBlock`` or ``Bottleneck``.
+        depths: blocks per stage.
+        planes: ``planes`` of the four stages.
+        slots: one dict of block arguments per block, network order (``{}``: plain block,
+            else ``conv_layer`` and/or ``attn_layer``).
         num_classes: classifier outputs.
         in_channels: image channels.
-        stem: ``"deploy"`` (ImageNet) or ``"proxy"`` (small images).
-        width: channel multiplier.
+        stem: ``"deploy"`` — 7×7/2 conv, BN, ReLU, 3×3/2 max-pool (ImageNet, 224 → 56);
+            ``"proxy"`` — 3×3/1 conv, BN, ReLU, no max-pool (small proxy images).
     """
 
     def __init__(
         self,
-        backbone: str,
-        choices: list[SlotChoice | None] | tuple[SlotChoice | None, ...],
+        block: type[nn.Module],
+        depths: tuple[int, ...],
+        planes: tuple[int, ...],
+        slots: list[dict],
         num_classes: int = 1000,
         in_channels: int = 3,
-        stem: Stem = "deploy",
-        width: float = 1.0,
+        stem: str = "deploy",
     ):
         super().__init__()
-        infos = slot_infos(backbone, width)
-        if len(choices) != len(infos):
-            raise ValueError(f"{backbone} has {len(infos)} slots, got {len(choices)} choices")
-        c0 = stem_channels(width)
+        if len(slots) != sum(depths):
+            raise ValueError(f"expected {sum(depths)} slots, got {len(slots)}")
         if stem == "deploy":
-            self.conv1 = nn.Conv2d(in_channels, c0, 7, stride=2, padding=3, bias=False)
-            self.maxpool: nn.Module | None = nn.MaxPool2d(3, stride=2, padding=1)
+            self.conv1 = nn.Conv2d(in_channels, planes[0], 7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         elif stem == "proxy":
-            self.conv1 = nn.Conv2d(in_channels, c0, 3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(in_channels, planes[0], 3, stride=1, padding=1, bias=False)
             self.maxpool = None
         else:
             raise ValueError(f"unknown stem {stem!r}; valid: deploy, proxy")
-        self.bn1 = nn.BatchNorm2d(c0)
+        self.bn1 = nn.BatchNorm2d(planes[0])
         self.relu = nn.ReLU(inplace=True)
-        stages = []
-        for s in range(4):
-            blocks = [
-                build_block(backbone, info, choice)
-                for info, choice in zip(infos, choices, strict=True)
-                if info.stage == s + 1
-            ]
-            stages.append(nn.Sequential(*blocks))
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        args = iter(slots)
+        in_ch = planes[0]
+        for stage, (width, depth) in enumerate(zip(planes, depths, strict=True)):
+            blocks = []
+            for i in range(depth):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(block(in_ch, width, stride, **next(args)))
+                in_ch = width * block.expansion
+            self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(infos[-1].out_channels, num_classes)
-        self.stem_kind = stem
+        self.fc = nn.Linear(in_ch, num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # torchvision's ResNet initialisation; modules that set their own (SA's zeros/ones,
-        # CBAM's spatial BN) are re-initialised by their reset_parameters afterwards.
+        # torchvision's ResNet initialisation; attention modules that set their own (zero or
+        # one gate weights, a spatial BN) are re-initialised by their reset_parameters after.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -277,7 +313,7 @@ class ResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters") and _owns_custom_init(m):
+            if m is not self and has_custom_init(m):
                 m.reset_parameters()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -289,15 +325,22 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
+# ---- from an Architecture -------------------------------------------------------------
+def block_class(backbone: str) -> type[nn.Module]:
+    """The residual block class of ``backbone``."""
+    return Bottleneck if get_backbone(backbone).block == "bottleneck" else BasicBlock
+
+
+def block_args(choice: SlotChoice | None) -> dict[str, Callable[..., nn.Module]]:
+    """A slot choice as residual-block arguments (its registry entry decides which)."""
+    if choice is None or choice.type == "none":
+        return {}
+    return _modules.get(choice.type).block_args(**choice.params)
+
+
 def build_block(backbone: str, info: SlotInfo, choice: SlotChoice | None) -> nn.Module:
     """One residual block of ``backbone`` for slot ``info`` holding ``choice``."""
-    block_cls = Bottleneck if get_backbone(backbone).block == "bottleneck" else BasicBlock
-    return block_cls(info, choice)
-
-
-def _owns_custom_init(m: nn.Module) -> bool:
-    """Attention modules that define their own ``reset_parameters`` (not torch's layers)."""
-    return type(m).__module__.startswith("attnsearch.modules")
+    return block_class(backbone)(info.in_channels, info.conv_out, info.stride, **block_args(choice))
 
 
 def build_network(
@@ -310,10 +353,11 @@ def build_network(
 ) -> ResNet:
     """Build ``arch`` as a :class:`ResNet` (deploy network unless told otherwise)."""
     return ResNet(
-        arch.backbone,
-        arch.slots,
+        block_class(arch.backbone),
+        get_backbone(arch.backbone).depths,
+        stage_channels(width),
+        [block_args(choice) for choice in arch.slots],
         num_classes=arch.num_classes if num_classes is None else num_classes,
         in_channels=arch.input[0] if in_channels is None else in_channels,
         stem=stem,
-        width=width,
     )

@@ -91,14 +91,12 @@ class SearchSpace:
         hp = dict(self.choices)[type_name]
         if type_name == "none":
             return [SlotChoice("none", ())]
+        spec = modules.get(type_name)
         names = [h for h, _ in hp]
         seen: dict[SlotChoice, None] = {}
         for values in itertools.product(*(v for _, v in hp)):
-            params = dict(zip(names, values, strict=True))
-            if type_name == "eca" and params.get("k_size") is not None:
-                # a fixed k overrides gamma and b: record them at their defaults
-                spec = modules.get("eca")
-                params.update({k: v for k, v in spec.defaults().items() if k != "k_size"})
+            # hyperparameters without effect (given the others) are recorded at defaults
+            params = spec.canonical(dict(zip(names, values, strict=True)))
             seen[SlotChoice.make(type_name, **params)] = None
         return list(seen)
 
@@ -140,10 +138,11 @@ class SearchSpace:
             type_name = trial.suggest_categorical(f"{prefix}.type", list(per_type))
             valid = per_type[type_name]
             params: dict[str, Any] = {}
+            spec = modules.get(type_name) if type_name != "none" else None
             for hp, _ in dict(self.choices)[type_name]:
                 values = sorted({dict(c.hparams)[hp] for c in valid}, key=_sort_key)
-                if hp in ("gamma", "b") and type_name == "eca" and params.get("k_size") is not None:
-                    continue  # irrelevant when k is fixed
+                if spec is not None and hp in spec.ignored_given(params):
+                    continue  # no effect given the values sampled so far
                 params[hp] = trial.suggest_categorical(f"{prefix}.{type_name}.{hp}", values)
             choice = _match(valid, type_name, params)
             for s in self.unit_slots(unit):

@@ -128,7 +128,7 @@ def test_modules_json_lists_every_type(capsys):
     assert set(by_name) == set(modules.module_names())
     for name, spec in modules.REGISTRY.items():
         entry = by_name[name]
-        assert entry["kind"] == spec.kind
+        assert entry["kind"] == spec.placement
         assert [h["name"] for h in entry["hparams"]] == [h.name for h in spec.hparams]
         for h, j in zip(spec.hparams, entry["hparams"], strict=True):
             assert j["default"] == h.default

@@ -17,6 +17,7 @@ through a real search lives with the search tests.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.util
@@ -346,7 +347,9 @@ def test_only_used_modules_are_included() -> None:
     assert "import attnsearch" not in code and "from attnsearch" not in code
     assert "check(" not in code  # the registry's checks are left out
     plain = generate_code(Architecture.uniform("resnet50", "none"))
-    assert "GATES = {}" in plain and "CONVS = {}" in plain and "class Bottleneck" in plain
+    assert (
+        "LAYERS = {}" in plain and "class Bottleneck" in plain and "class BasicBlock" not in plain
+    )
 
 
 # ---- from a search's results folder -----------------------------------------------------
@@ -471,10 +474,14 @@ def test_export_trial_proxy_with_weights(tmp_path: Path, results: dict) -> None:
     summary = json.loads(stdout)
     assert summary["trial"] == 0 and summary["accuracy"] == pytest.approx(0.61)
     assert summary["checkpoint"].endswith("checkpoint_000001/state.pt")
-    assert (out.parent / "model.pt").is_file()
-    text = out.read_text()
-    assert "Search 'demo', trial 0" in text and "0.6100" in text
-    assert f"{results['flops'][0]:,}" in text
+    assert (out.parent / "model.pt").is_file() and summary["weights"] == str(
+        out.parent / "model.pt"
+    )
+    provenance = _import(out, "proxy_with_weights").PROVENANCE
+    assert provenance["search"] == "demo" and provenance["trial"] == 0
+    assert provenance["proxy_accuracy"] == pytest.approx(0.61)
+    assert provenance["deploy_flops"] == results["flops"][0]
+    assert f"{results['flops'][0]:,}" in out.read_text()
 
     final = results["final"].eval()
     x = torch.randn(3, CHANNELS, 16, 16, generator=torch.Generator().manual_seed(3))
@@ -565,6 +572,50 @@ def test_export_errors_are_one_line(tmp_path: Path, results: dict, args, message
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], stderr
     assert not target.exists()
+
+
+def test_existing_files_need_force_and_weights_follow_the_stem(tmp_path: Path, results: dict):
+    """No file is overwritten without --force; the weights are ``<stem>.pt`` beside the code."""
+    root = str(results["root"])
+    out = tmp_path / "net.py"
+    args = ["demo", "--trial", "0", "--proxy", "--weights", "-o", str(out), "--results-dir", root]
+    (tmp_path / "net.pt").write_bytes(b"keep")
+    code, _, stderr = _cli(*args)
+    assert code == 2 and "net.pt exists; give --force" in stderr
+    assert not out.exists() and (tmp_path / "net.pt").read_bytes() == b"keep"
+    code, _, stderr = _cli(*args, "--force")
+    assert code == 0, stderr
+    assert _import(out, "net_weights").WEIGHTS_FILE == "net.pt"
+    assert torch.load(tmp_path / "net.pt", weights_only=True).keys() == (
+        results["final"].state_dict().keys()
+    )
+    assert not (tmp_path / "model.pt").exists()
+    out.write_text("# mine\n")
+    code, _, stderr = _cli("--arch", str(tmp_path / "missing.json"), "-o", str(out))
+    assert code == 2
+    arch = tmp_path / "arch.json"
+    arch.write_text(Architecture.uniform("resnet18").dumps())
+    code, _, stderr = _cli("--arch", str(arch), "-o", str(out))
+    assert code == 2 and "exists; give --force" in stderr and out.read_text() == "# mine\n"
+    assert _cli("--arch", str(arch), "-o", str(out), "--force")[0] == 0
+
+
+@pytest.mark.parametrize(
+    "search", ['x"""\nimport os; os.system("echo pwned")\n"""', "it's \\ odd\r\x00"]
+)
+def test_provenance_is_data_not_code(tmp_path: Path, search: str) -> None:
+    """Text from a results folder lands in PROVENANCE as a literal that reads back equal."""
+    meta = {"search": search, "trial": 1, "accuracy": 0.25, "flops": 10, "params": 5}
+    code = generate_code(Architecture.uniform("resnet18"), meta=meta)
+    docstring = ast.get_docstring(ast.parse(code))
+    assert search not in docstring
+    (tmp_path / "m.py").write_text(code)
+    provenance = _import(tmp_path / "m.py", "provenance_case").PROVENANCE
+    assert provenance["search"] == search and provenance["trial"] == 1
+    with pytest.raises(Exception, match="cannot write|expected"):
+        generate_code(Architecture.uniform("resnet18"), meta={"accuracy": float("nan")})
+    with pytest.raises(Exception, match="expected int"):
+        generate_code(Architecture.uniform("resnet18"), meta={"trial": "1; import os"})
 
 
 def test_weights_checkpoint_must_match(tmp_path: Path, results: dict) -> None:

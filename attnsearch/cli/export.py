@@ -34,7 +34,10 @@ import click
     is_flag=True,
     help="The network as trained in the trial (proxy stem, the run's width, its classes).",
 )
-@click.option("--weights", is_flag=True, help="With --proxy: also write model.pt beside it.")
+@click.option(
+    "--weights", is_flag=True, help="With --proxy: also write the weights beside it (<stem>.pt)."
+)
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option(
     "--results-dir",
     default="results",
@@ -52,6 +55,7 @@ def command(
     output: str,
     proxy: bool,
     weights: bool,
+    force: bool,
     results_dir: str,
     as_json: bool,
 ) -> None:
@@ -100,7 +104,7 @@ def command(
             arch = Architecture.from_json(path)
         except ArchitectureError as e:
             raise ArchitectureError(f"{path}: {e}") from None
-        summary = export_arch(arch, output)
+        summary = export_arch(arch, output, force=force)
     else:
         limit = parse_budget(max_flops) if max_flops is not None else None
         summary = export_run(
@@ -112,6 +116,7 @@ def command(
             max_flops=limit,
             proxy=proxy,
             weights=weights,
+            force=force,
         )
     if as_json:
         term.json(summary)

@@ -30,6 +30,6 @@ def command(as_json: bool) -> None:
             f"{h.name}={h.default}" + (f" {{{'|'.join(map(str, h.choices))}}}" if h.choices else "")
             for h in s.hparams
         )
-        where = "gate after last BN" if s.kind == "gate" else "replaces the 3×3 conv"
+        where = "gate after last BN" if s.placement == "gate" else "replaces the 3×3 conv"
         rows.append([s.name, where, hp or "-", s.requires])
     term.table("attention types", ["type", "where", "hyperparameters (default)", "needs"], rows)

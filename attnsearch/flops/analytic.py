@@ -42,23 +42,12 @@ def _stem_flops(stem: str, cin: int, c0: int, h: int, w: int) -> tuple[int, int,
     raise ValueError(f"unknown stem {stem!r}; valid: deploy, proxy")
 
 
-def _choice_flops(choice, info: SlotInfo, h: int, w: int, ho: int, wo: int) -> tuple[int, int]:
-    """(flops of the 3×3 slot, flops of the gate) for one choice."""
-    conv = conv_flops(info.conv_in, info.conv_out, 3, ho, wo)
-    gate = 0
-    if choice is not None and choice.type != "none":
-        spec = modules.get(choice.type)
-        if spec.kind == "conv":
-            conv = spec.flops(info.conv_in, info.conv_out, info.stride, h, w, **choice.params)
-        else:
-            gate = spec.flops(info.out_channels, ho, wo, **choice.params)
-    return conv, gate
-
-
 def _block_flops(bottleneck: bool, info: SlotInfo, choice, h: int, w: int) -> int:
+    """FLOPs of one block with a plain 3×3 conv, plus what the choice adds (its registry
+    entry knows whether it gates the output or replaces the conv)."""
     ho, wo = out_size(h, 3, info.stride, 1), out_size(w, 3, info.stride, 1)
-    conv, gate = _choice_flops(choice, info, h, w, ho, wo)
     co = info.out_channels
+    conv = conv_flops(info.conv_in, info.conv_out, 3, ho, wo)
     if bottleneck:
         mid = info.conv_in
         total = conv_flops(info.in_channels, mid, 1, h, w) + bn_flops(mid, h, w)
@@ -67,7 +56,8 @@ def _block_flops(bottleneck: bool, info: SlotInfo, choice, h: int, w: int) -> in
     else:
         total = conv + bn_flops(info.conv_out, ho, wo)
         total += conv_flops(info.conv_out, co, 3, ho, wo) + bn_flops(co, ho, wo)
-    total += gate
+    if choice is not None and choice.type != "none":
+        total += modules.get(choice.type).added_flops(info, h, w, **choice.params)
     if info.stride != 1 or info.in_channels != co:
         total += conv_flops(info.in_channels, co, 1, ho, wo) + bn_flops(co, ho, wo)
     total += co * ho * wo  # the residual add

@@ -1,19 +1,22 @@
 """Attention modules, one family per file, and their registry.
 
-Importing this package registers every type. Use :func:`get` / :data:`REGISTRY`.
+Importing this package registers every type, in the order of DESIGN.md §2 (gates first,
+then conv replacements): that is the order the registry lists them in. Use :func:`get` /
+:data:`REGISTRY`. A new type is one file that calls :func:`register` and one line here.
 """
 
 from __future__ import annotations
 
-from attnsearch.modules import (  # noqa: F401  (imports register the types)
-    ca,
-    cbam,
-    eca,
-    epsa,
-    rfaconv,
-    sa,
-    se,
-)
+# isort: off
+from attnsearch.modules import se  # noqa: F401  (each import registers its types)
+from attnsearch.modules import eca  # noqa: F401
+from attnsearch.modules import cbam  # noqa: F401
+from attnsearch.modules import sa  # noqa: F401
+from attnsearch.modules import ca  # noqa: F401
+from attnsearch.modules import epsa  # noqa: F401
+from attnsearch.modules import rfaconv  # noqa: F401  (rfaconv, rfcbamconv, rfcaconv)
+
+# isort: on
 from attnsearch.modules.registry import (
     REGISTRY,
     HParam,
@@ -23,12 +26,5 @@ from attnsearch.modules.registry import (
     register,
     resolve,
 )
-
-# list the types in the order of DESIGN.md §2 (gates first, then conv replacements)
-_ORDER = ("se", "eca", "cbam", "sa", "ca", "epsa", "rfaconv", "rfcbamconv", "rfcaconv")
-_rest = {k: v for k, v in REGISTRY.items() if k not in _ORDER}
-_ordered = {k: REGISTRY[k] for k in _ORDER if k in REGISTRY}
-REGISTRY.clear()
-REGISTRY.update({**_ordered, **_rest})
 
 __all__ = ["REGISTRY", "HParam", "ModuleSpec", "get", "module_names", "register", "resolve"]

@@ -122,7 +122,7 @@ def flops(channels: int, h: int, w: int, reduction: int = 32) -> int:
 register(
     ModuleSpec(
         name=_NAME,
-        kind="gate",
+        placement="gate",
         cls=CoordAttention,
         hparams=(_REDUCTION,),
         paper="Coordinate Attention for Efficient Mobile Network Design (arXiv:2103.02907)",

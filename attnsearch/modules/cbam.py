@@ -155,7 +155,7 @@ def flops(channels: int, h: int, w: int, reduction: int = 16, kernel_size: int =
 register(
     ModuleSpec(
         name=_NAME,
-        kind="gate",
+        placement="gate",
         cls=CBAM,
         hparams=(_REDUCTION, _KERNEL_SIZE),
         paper="CBAM: Convolutional Block Attention Module (arXiv:1807.06521)",

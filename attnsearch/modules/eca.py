@@ -31,7 +31,7 @@ from torch import nn
 
 from attnsearch.modules.registry import HParam, ModuleSpec, register
 
-__all__ = ["ECA", "adaptive_kernel_size", "check", "flops"]
+__all__ = ["ECA", "adaptive_kernel_size", "check", "flops", "ignored"]
 
 _NAME = "eca"
 _GAMMA = HParam("gamma", int, 2, low=1, help="gamma of the adaptive kernel-size rule")
@@ -88,6 +88,11 @@ def check(channels: int, gamma: int = 2, b: int = 1, k_size: int | None = None) 
     _K_SIZE.validate(_NAME, k_size)
 
 
+def ignored(params) -> tuple[str, ...]:
+    """``gamma`` and ``b`` have no effect once a fixed ``k_size`` is given."""
+    return ("gamma", "b") if params.get("k_size") is not None else ()
+
+
 def _kernel(channels: int, gamma: int, b: int, k_size: int | None) -> int:
     return int(k_size) if k_size is not None else adaptive_kernel_size(channels, gamma, b)
 
@@ -133,7 +138,7 @@ def flops(
 register(
     ModuleSpec(
         name=_NAME,
-        kind="gate",
+        placement="gate",
         cls=ECA,
         hparams=(_GAMMA, _B, _K_SIZE),
         paper=(
@@ -144,5 +149,6 @@ register(
         requires="any channel count",
         check=check,
         flops=flops,
+        ignored=ignored,
     )
 )

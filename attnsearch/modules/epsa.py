@@ -203,7 +203,7 @@ class PSAModule(nn.Module):
 register(
     ModuleSpec(
         name=_NAME,
-        kind="conv",
+        placement="conv",
         cls=PSAModule,
         hparams=(
             HParam(

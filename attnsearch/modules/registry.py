@@ -1,22 +1,32 @@
 """The attention-module registry: a dict from type name to its :class:`ModuleSpec`.
 
-Two constructor contracts, recorded in each entry's ``kind``:
+The entry owns every decision about where a type goes in a residual block. Two
+constructor contracts, recorded in each entry's ``placement``:
 
 * ``"gate"`` (se, eca, cbam, sa, ca) — ``cls(channels, **hparams)``, applied after the
   block's last BN, before the residual add; returns a tensor shaped like its input.
 * ``"conv"`` (epsa, rfaconv, rfcbamconv, rfcaconv) — ``cls(in_channels, out_channels,
   stride, **hparams)``, replaces the block's 3×3 convolution (stride inside).
 
-Each entry also carries an analytic FLOPs function that must equal the traced count
-(:mod:`attnsearch.flops.counter`) exactly, and a ``check`` that raises ``ValueError`` for
-hyperparameters that cannot work with the given channels.
+Shared code never branches on a type name or a placement: it asks the entry to build its
+module for a slot (:meth:`ModuleSpec.build`, :meth:`ModuleSpec.block_args`), to check a
+slot's hyperparameters (:meth:`ModuleSpec.check_slot`), for the FLOPs it adds in a slot
+(:meth:`ModuleSpec.added_flops`, equal to the traced count exactly) and for the canonical
+form of its hyperparameters (:meth:`ModuleSpec.canonical`). Adding a type is one file that
+calls :func:`register`, and one import line in ``attnsearch/modules/__init__.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from attnsearch.backbones import SlotInfo
 
 __all__ = [
     "HParam",
@@ -28,7 +38,10 @@ __all__ = [
     "module_names",
 ]
 
-Kind = Literal["gate", "conv"]
+Placement = Literal["gate", "conv"]
+
+# the residual block's keyword argument that receives each placement's layer factory
+_BLOCK_ARG: dict[str, str] = {"gate": "attn_layer", "conv": "conv_layer"}
 
 
 @dataclass(frozen=True)
@@ -105,21 +118,26 @@ class ModuleSpec:
 
     Attributes:
         name: the type name (``"se"``, ``"rfaconv"``, ...).
-        kind: ``"gate"`` or ``"conv"`` (see the module docstring).
+        placement: ``"gate"`` or ``"conv"``: where the module goes in a residual block and
+            which constructor contract its class follows (see the module docstring).
         cls: the ``nn.Module`` class.
         hparams: the hyperparameter schema.
         paper: title and arXiv id of the paper.
         code: the official repository.
         requires: what the type needs of the channel count, in words.
-        check: ``check(channels, **hp)`` (gate) or ``check(in_channels, out_channels,
-            stride, **hp)`` (conv); raises ``ValueError`` naming the module, value and rule.
-        flops: analytic FLOPs for a batch of one. Gate: ``flops(channels, h, w, **hp)``;
-            conv: ``flops(in_channels, out_channels, stride, h, w, **hp)`` where ``h, w``
-            is the *input* size. Must equal the traced count exactly.
+        check: the module file's own check, ``check(channels, **hp)`` (gate) or
+            ``check(in_channels, out_channels, stride, **hp)`` (conv); raises
+            ``ValueError`` naming the module, value and rule. Use :meth:`check_slot`.
+        flops: the module file's analytic FLOPs for a batch of one, ``flops(channels, h,
+            w, **hp)`` (gate) or ``flops(in_channels, out_channels, stride, h, w, **hp)``
+            (conv, ``h, w`` the *input* size). Use :meth:`added_flops`.
+        ignored: optional ``ignored(params) -> names``: the hyperparameters that have no
+            effect given (some of) the others, e.g. ECA's ``gamma`` and ``b`` once a fixed
+            ``k_size`` is given. :meth:`canonical` records them at their defaults.
     """
 
     name: str
-    kind: Kind
+    placement: Placement
     cls: type
     hparams: tuple[HParam, ...]
     paper: str
@@ -127,14 +145,65 @@ class ModuleSpec:
     requires: str
     check: Callable[..., None]
     flops: Callable[..., int]
+    ignored: Callable[[Mapping[str, Any]], Iterable[str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.placement not in _BLOCK_ARG:
+            raise ValueError(f"{self.name}: placement must be 'gate' or 'conv'")
 
     def defaults(self) -> dict[str, Any]:
         return {h.name: h.default for h in self.hparams}
 
+    # ---- in a slot ---------------------------------------------------------------------
+    def _args(self, slot: SlotInfo) -> tuple[int, ...]:
+        """The constructor's positional arguments in ``slot`` (the placement's contract)."""
+        if self.placement == "gate":
+            return (slot.out_channels,)
+        return (slot.conv_in, slot.conv_out, slot.stride)
+
+    def check_slot(self, slot: SlotInfo, **hp: Any) -> None:
+        """Raise ``ValueError`` if these hyperparameters cannot work in ``slot``."""
+        self.check(*self._args(slot), **hp)
+
+    def build(self, slot: SlotInfo, **hp: Any) -> nn.Module:
+        """The module for ``slot`` (a gate on its output, or its 3×3 conv's replacement)."""
+        return self.cls(*self._args(slot), **hp)
+
+    def block_args(self, **hp: Any) -> dict[str, Callable[..., nn.Module]]:
+        """Keyword arguments for a residual block: ``{"attn_layer": factory}`` for a gate,
+        ``{"conv_layer": factory}`` for a conv replacement (timm's ``attn_layer`` style).
+
+        The block calls the factory with the placement's constructor arguments, in the
+        place where it builds the layer (so parameters are created in network order).
+        """
+        return {_BLOCK_ARG[self.placement]: partial(self.cls, **hp)}
+
+    def added_flops(self, slot: SlotInfo, h: int, w: int, **hp: Any) -> int:
+        """FLOPs (batch of one) this choice adds to ``slot``'s plain block, whose input is
+        ``h × w``: a gate's own FLOPs, or a conv replacement's minus the plain 3×3 conv's.
+        May be negative (a replacement cheaper than the conv)."""
+        ho, wo = (h - 1) // slot.stride + 1, (w - 1) // slot.stride + 1  # 3×3, padding 1
+        if self.placement == "gate":
+            return self.flops(slot.out_channels, ho, wo, **hp)
+        plain = slot.conv_out * ho * wo * slot.conv_in * 9
+        return self.flops(slot.conv_in, slot.conv_out, slot.stride, h, w, **hp) - plain
+
+    def canonical(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with the hyperparameters that have no effect set to their defaults."""
+        out = dict(params)
+        if self.ignored is not None:
+            defaults = self.defaults()
+            out.update({k: defaults[k] for k in self.ignored(params)})
+        return out
+
+    def ignored_given(self, params: Mapping[str, Any]) -> frozenset[str]:
+        """Hyperparameters without effect once ``params`` (possibly partial) are fixed."""
+        return frozenset(self.ignored(params)) if self.ignored is not None else frozenset()
+
     def to_json(self) -> dict:
         return {
             "name": self.name,
-            "kind": self.kind,
+            "kind": self.placement,
             "paper": self.paper,
             "code": self.code,
             "requires": self.requires,
@@ -171,7 +240,7 @@ def resolve(name: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``hparams`` of type ``name`` against its schema and fill in the defaults.
 
     Unknown keys, wrong types and out-of-range values raise ``ValueError``. Channel-dependent
-    rules are checked later by ``spec.check`` when the channels are known.
+    rules are checked later by :meth:`ModuleSpec.check_slot` when the channels are known.
     """
     spec = get(name)
     known = {h.name: h for h in spec.hparams}

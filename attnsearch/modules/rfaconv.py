@@ -370,7 +370,7 @@ _KERNEL = HParam(
 register(
     ModuleSpec(
         name="rfaconv",
-        kind="conv",
+        placement="conv",
         cls=RFAConv,
         hparams=(_KERNEL,),
         paper=_PAPER,
@@ -383,7 +383,7 @@ register(
 register(
     ModuleSpec(
         name="rfcbamconv",
-        kind="conv",
+        placement="conv",
         cls=RFCBAMConv,
         hparams=(_KERNEL,),
         paper=_PAPER,
@@ -396,7 +396,7 @@ register(
 register(
     ModuleSpec(
         name="rfcaconv",
-        kind="conv",
+        placement="conv",
         cls=RFCAConv,
         hparams=(
             _KERNEL,

@@ -111,7 +111,7 @@ def flops(channels: int, h: int, w: int, groups: int = 64) -> int:
 register(
     ModuleSpec(
         name=_NAME,
-        kind="gate",
+        placement="gate",
         cls=ShuffleAttention,
         hparams=(_GROUPS,),
         paper="SA-Net: Shuffle Attention for Deep Convolutional Neural Networks (arXiv:2102.00240)",

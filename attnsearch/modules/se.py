@@ -94,7 +94,7 @@ def flops(channels: int, h: int, w: int, reduction: int = 16) -> int:
 register(
     ModuleSpec(
         name=_NAME,
-        kind="gate",
+        placement="gate",
         cls=SqueezeExcitation,
         hparams=(_REDUCTION,),
         paper="Squeeze-and-Excitation Networks (arXiv:1709.01507)",

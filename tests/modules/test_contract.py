@@ -2,7 +2,8 @@
 
 Like ``optuna/testing/pytest_samplers.py``: each registry entry plugs into the same tests,
 with no per-module special cases. A gate is built as ``cls(channels, **defaults)``, a conv
-replacement as ``cls(in_channels, out_channels, stride, **defaults)``, at a typical size.
+replacement as ``cls(in_channels, out_channels, stride, **defaults)``, at a typical size —
+both through the entry's own :meth:`~attnsearch.modules.ModuleSpec.build` for one slot.
 
 The gate size is 128 channels, not 64: ``sa``'s default (G = 64) needs channels divisible by
 2·G = 128, so 128 is the smallest power of two at which every type's defaults are valid
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from attnsearch import modules
+from attnsearch.backbones import SlotInfo
 from attnsearch.flops import count
 from attnsearch.modules import registry
 
@@ -44,7 +46,7 @@ def _cases() -> list:
     """(type, stride): gates once, conv replacements at stride 1 and 2."""
     cases = []
     for name, spec in modules.REGISTRY.items():
-        strides = (1,) if spec.kind == "gate" else (1, 2)
+        strides = (1,) if spec.placement == "gate" else (1, 2)
         cases += [pytest.param(name, s, id=f"{name}-s{s}") for s in strides]
     return cases
 
@@ -53,27 +55,29 @@ CASES = _cases()
 TYPES = list(modules.REGISTRY)
 
 
+def _slot(stride: int) -> SlotInfo:
+    """A bottleneck-like slot: the gate sees GATE_CHANNELS, the 3×3 conv maps CONV_IN -> CONV_OUT."""
+    return SlotInfo(0, 1, 0, CONV_IN, GATE_CHANNELS, stride, CONV_IN, CONV_OUT)
+
+
 def _build(name: str, stride: int) -> nn.Module:
-    spec = modules.get(name)
-    hp = registry.resolve(name, {})
-    if spec.kind == "gate":
-        return spec.cls(GATE_CHANNELS, **hp)
-    return spec.cls(CONV_IN, CONV_OUT, stride, **hp)
+    return modules.get(name).build(_slot(stride), **registry.resolve(name, {}))
 
 
 def _in_channels(name: str) -> int:
-    return GATE_CHANNELS if modules.get(name).kind == "gate" else CONV_IN
+    return GATE_CHANNELS if modules.get(name).placement == "gate" else CONV_IN
 
 
-def _input(name: str, seed: int = 0, **kwargs) -> torch.Tensor:
+def _input(name: str, seed: int = 0, size=(SIZE, SIZE), **kwargs) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(BATCH, _in_channels(name), SIZE, SIZE, generator=gen, **kwargs)
+    return torch.randn(BATCH, _in_channels(name), *size, generator=gen, **kwargs)
 
 
-def _expected_shape(name: str, stride: int) -> tuple[int, ...]:
-    if modules.get(name).kind == "gate":
-        return (BATCH, GATE_CHANNELS, SIZE, SIZE)
-    return (BATCH, CONV_OUT, math.ceil(SIZE / stride), math.ceil(SIZE / stride))
+def _expected_shape(name: str, stride: int, size=(SIZE, SIZE)) -> tuple[int, ...]:
+    h, w = size
+    if modules.get(name).placement == "gate":
+        return (BATCH, GATE_CHANNELS, h, w)
+    return (BATCH, CONV_OUT, math.ceil(h / stride), math.ceil(w / stride))
 
 
 def _randomize(module: nn.Module, seed: int = 0) -> None:
@@ -92,7 +96,7 @@ def test_registry_matches_design_contract():
     assert modules.module_names() == ["none", *modules.REGISTRY]
     for name, (kind, defaults) in CONTRACT.items():
         spec = modules.get(name)
-        assert spec.kind == kind, name
+        assert spec.placement == kind, name
         assert spec.defaults() == defaults, name
 
 
@@ -100,7 +104,7 @@ def test_registry_matches_design_contract():
 def test_registry_entry(name):
     spec = modules.get(name)
     assert spec.name == name
-    assert spec.kind in ("gate", "conv")
+    assert spec.placement in ("gate", "conv")
     assert isinstance(spec.cls, type) and issubclass(spec.cls, nn.Module)
     assert spec.cls.__doc__ and spec.requires
     assert "arXiv:" in spec.paper
@@ -114,7 +118,7 @@ def test_registry_entry(name):
         if h.choices is not None:
             assert h.default in h.choices
     as_json = spec.to_json()
-    assert as_json["name"] == name and as_json["kind"] == spec.kind
+    assert as_json["name"] == name and as_json["kind"] == spec.placement
     assert [h["name"] for h in as_json["hparams"]] == names
 
 
@@ -128,11 +132,7 @@ def test_defaults_pass_resolve(name):
 @pytest.mark.parametrize(("name", "stride"), CASES)
 def test_defaults_pass_check(name, stride):
     spec = modules.get(name)
-    hp = registry.resolve(name, {})
-    if spec.kind == "gate":
-        spec.check(GATE_CHANNELS, **hp)
-    else:
-        spec.check(CONV_IN, CONV_OUT, stride, **hp)
+    spec.check_slot(_slot(stride), **registry.resolve(name, {}))
 
 
 @pytest.mark.parametrize("name", TYPES)
@@ -158,12 +158,24 @@ def test_unknown_type_lists_valid_ones():
 
 
 @pytest.mark.parametrize(("name", "stride"), CASES)
-def test_output_shape_and_dtype(name, stride):
+@pytest.mark.parametrize("size", [(SIZE, SIZE), (8, 8), (8, 13)], ids=["odd", "even", "rect"])
+def test_output_shape_and_dtype(name, stride, size):
     module = _build(name, stride)
-    out = module(_input(name))
-    assert out.shape == _expected_shape(name, stride)
+    out = module(_input(name, size=size))
+    assert out.shape == _expected_shape(name, stride, size)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(("name", "stride"), CASES)
+def test_channels_last_gives_the_same_output(name, stride):
+    module = _build(name, stride).eval()
+    _randomize(module)
+    x = _input(name)
+    with torch.no_grad():
+        expected = module(x)
+        got = module(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("name", "stride"), CASES)
@@ -239,7 +251,7 @@ def test_analytic_flops_equal_traced(name, stride):
     hp = registry.resolve(name, {})
     module = _build(name, stride)
     traced = count(module, (_in_channels(name), SIZE, SIZE)).flops
-    if spec.kind == "gate":
+    if spec.placement == "gate":
         analytic = spec.flops(GATE_CHANNELS, SIZE, SIZE, **hp)
     else:
         analytic = spec.flops(CONV_IN, CONV_OUT, stride, SIZE, SIZE, **hp)

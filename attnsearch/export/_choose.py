@@ -1,0 +1,173 @@
+"""Choosing what to export from a search's results folder: a trial, its checkpoint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from attnsearch.export._errors import ExportError
+
+__all__ = ["check_state", "choose_trial", "find_checkpoint", "load_state"]
+
+
+def _run_dir(results_dir: str | Path, name: str) -> tuple[Path, dict[str, Any]]:
+    from attnsearch.results import load_run
+
+    run = load_run(results_dir, name)
+    return Path(results_dir) / name, run
+
+
+def _trial_by_number(study, number: int, name: str):
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    found = [t for t in trials if t.number == number]
+    if not found:
+        span = f"0–{max(t.number for t in trials)}" if trials else "none yet"
+        raise ExportError(f"search {name!r} has no trial {number} (trials: {span})")
+    t = found[0]
+    if t.state != optuna.trial.TrialState.COMPLETE:
+        raise ExportError(
+            f"trial {number} of {name!r} is {t.state.name.lower()}, not trained; "
+            "pick a completed trial (see trials.csv)"
+        )
+    if t.user_attrs.get("invalid"):
+        raise ExportError(f"trial {number} of {name!r} was invalid: {t.user_attrs['invalid']}")
+    if not t.user_attrs.get("trained"):
+        flops = t.user_attrs.get("flops")
+        detail = f" ({flops:,} FLOPs)" if isinstance(flops, int) else ""
+        raise ExportError(
+            f"trial {number} of {name!r} was over the FLOPs budget{detail} and never trained"
+        )
+    if "architecture" not in t.user_attrs:
+        raise ExportError(f"trial {number} of {name!r} has no architecture recorded")
+    return t
+
+
+def _front(run_dir: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
+    path = run_dir / "pareto.json"
+    if path.is_file():
+        try:
+            members = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise ExportError(f"{path} is corrupted (not readable JSON)") from None
+        if not isinstance(members, list) or not all(
+            isinstance(m, dict) and {"trial", "accuracy", "flops"} <= set(m) for m in members
+        ):
+            raise ExportError(f"{path} is corrupted (not a list of front members)")
+        return members
+    from attnsearch.results import open_study, pareto_members
+
+    return pareto_members(run_dir, open_study(run_dir, run["study_name"]))
+
+
+def choose_trial(
+    results_dir: str | Path,
+    name: str,
+    *,
+    trial: int | None = None,
+    best: bool = False,
+    max_flops: int | None = None,
+) -> dict[str, Any]:
+    """The trial to export: ``trial`` by number, or the most accurate front member.
+
+    Returns:
+        ``{"name", "run_dir", "run", "trial", "architecture", "accuracy", "flops",
+        "tune_trial_id"}``.
+    """
+    from attnsearch.results import open_study
+
+    if (trial is None) == (not best):
+        raise ExportError("give exactly one of --trial N or --best")
+    if max_flops is not None and not best:
+        raise ExportError("--max-flops goes with --best")
+    run_dir, run = _run_dir(results_dir, name)
+    if best:
+        members = _front(run_dir, run)
+        if not members:
+            raise ExportError(f"search {name!r} has no trained trial on its Pareto front yet")
+        if max_flops is not None:
+            members = [m for m in members if int(m["flops"]) <= max_flops]
+            if not members:
+                from attnsearch.budget import format_flops
+
+                raise ExportError(
+                    f"no Pareto-front member of {name!r} has at most {format_flops(max_flops)}"
+                )
+        pick = max(members, key=lambda m: (float(m["accuracy"]), -int(m["flops"])))
+        trial = int(pick["trial"])
+    study = open_study(run_dir, run["study_name"])
+    t = _trial_by_number(study, int(trial), name)
+    return {
+        "name": name,
+        "run_dir": run_dir,
+        "run": run,
+        "trial": t.number,
+        "architecture": t.user_attrs["architecture"],
+        "accuracy": float(t.values[0]) if t.values else None,
+        "flops": t.user_attrs.get("flops"),
+        "tune_trial_id": t.user_attrs.get("tune_trial_id"),
+    }
+
+
+def _ckpt_index(path: Path) -> int:
+    try:
+        return int(path.name.rsplit("_", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def find_checkpoint(run_dir: str | Path, trial: int, tune_trial_id: str | None) -> Path:
+    """The last ``checkpoint_*/state.pt`` of the trial's Tune folder under ``run_dir/tune``.
+
+    The Tune trial folder is the one whose name carries ``tune_trial_id``
+    (``trainable_<id>_<n>_...``); failing that, the one whose ``params.json`` has
+    ``trial_number == trial``.
+    """
+    tune_dir = Path(run_dir) / "tune"
+    folders = sorted(p for p in tune_dir.glob("*") if p.is_dir()) if tune_dir.is_dir() else []
+    matches = []
+    if tune_trial_id:
+        matches = [p for p in folders if f"_{tune_trial_id}_" in f"{p.name}_"]
+    if not matches:
+        for p in folders:
+            try:
+                params = json.loads((p / "params.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if isinstance(params, dict) and params.get("trial_number") == trial:
+                matches.append(p)
+    states = [s for p in matches for s in p.glob("checkpoint_*/state.pt")]
+    if not states:
+        raise ExportError(f"no checkpoint of trial {trial} found under {tune_dir}/")
+    return max(states, key=lambda s: (_ckpt_index(s.parent), s.stat().st_mtime))
+
+
+def load_state(path: Path) -> tuple[dict, int | None]:
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ExportError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("model"), Mapping):
+        raise ExportError(f"{path} holds no 'model' state dict")
+    state = {k: v.detach().contiguous().clone() for k, v in payload["model"].items()}
+    epoch = payload.get("epoch")
+    return state, epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
+def check_state(state: Mapping[str, Any], reference: Mapping[str, Any], where: Path) -> None:
+    if set(state) != set(reference):
+        extra = sorted(set(state) - set(reference))
+        missing = sorted(set(reference) - set(state))
+        what = f"unexpected {extra[0]!r}" if extra else f"missing {missing[0]!r}"
+        raise ExportError(f"{where} does not match the trial's network ({what})")
+    for k, v in reference.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise ExportError(
+                f"{where} does not match the trial's network ({k}: {tuple(state[k].shape)} "
+                f"vs {tuple(v.shape)})"
+            )
