@@ -1,7 +1,8 @@
-"""The results folder (DESIGN.md §6): run.yaml, study.journal, tune/, trials.csv, pareto.*.
+"""What a search's study yields (DESIGN.md §6): the Optuna storage, trials.csv, pareto.*.
 
 The Optuna storage is the single source of truth; every other file is derived from it
 and can be rewritten at any time (``attnsearch pareto NAME`` does, for running searches).
+Paths and run settings come from :class:`attnsearch.rundir.RunDir`, which owns the folder.
 """
 
 from __future__ import annotations
@@ -167,23 +168,22 @@ def _profiles(run_dir: Path, archs: dict[str, dict]) -> dict[str, dict]:
 def pareto_members(run_dir: str | Path, study) -> list[dict[str, Any]]:
     """The feasible Pareto front as the pareto.json contract (sorted by FLOPs)."""
     run_dir = Path(run_dir)
-    front = [t for t in study.best_trials if t.user_attrs.get("trained")]
-    archs = {t.user_attrs["digest"]: t.user_attrs["architecture"] for t in front}
-    profiles = _profiles(run_dir, archs)
+    front = [(t, TrialRecord.of(t)) for t in study.best_trials]
+    front = [(t, r) for t, r in front if r.trained]
+    profiles = _profiles(run_dir, {r.digest: r.architecture for _, r in front})
     members = []
-    for t in front:
-        digest = t.user_attrs["digest"]
-        prof = profiles[digest]
+    for t, r in front:
+        prof = profiles[r.digest]
         members.append(
             {
                 "trial": t.number,
-                "architecture": t.user_attrs["architecture"],
+                "architecture": r.architecture,
                 "accuracy": float(t.values[0]),
-                "flops": int(t.user_attrs["flops"]),
+                "flops": int(r.flops),
                 "params": int(prof["params"]),
                 "macs_conv_linear": int(prof["macs_conv_linear"]),
-                "digest": digest,
-                "tune_trial_id": t.user_attrs.get("tune_trial_id"),
+                "digest": r.digest,
+                "tune_trial_id": r.tune_trial_id,
             }
         )
     members.sort(key=lambda m: (m["flops"], -m["accuracy"]))

@@ -59,6 +59,7 @@ RAY_SESSION = "ray_session.json"  # the local Ray a driver started (cleanup afte
 TUNE = "tune"  # Ray Tune's experiment folder: the trial checkpoints
 CHECKPOINT_FILE = "state.pt"  # inside each tune/<trial>/checkpoint_NNNNNN/
 
+_CREATE_TRIAL = 4  # optuna JournalOperation.CREATE_TRIAL
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -332,12 +333,29 @@ class RunDir:
         _atomic_write(self.run_yaml, yaml.safe_dump(record.to_dict(), sort_keys=False))
         self._record = record
 
-    def discard(self) -> bool:
-        """Remove a folder that holds no result yet (a run that failed before its first
-        trial); True if removed. Never removes a folder with a non-empty study."""
-        if self.journal.exists() and self.journal.stat().st_size > 0:
-            return False
+    def has_trials(self) -> bool:
+        """True if the storage holds any trial (or cannot be read to tell)."""
         if self.sqlite.exists():
+            return True
+        try:
+            with open(self.journal) as f:
+                for line in f:
+                    try:
+                        if json.loads(line).get("op_code") == _CREATE_TRIAL:
+                            return True
+                    except (ValueError, AttributeError):
+                        return True  # not a journal we understand: keep it
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        return False
+
+    def discard(self) -> bool:
+        """Remove a folder that holds no result yet (a new run that failed before its first
+        trial, so that its name stays free); True if removed. A folder whose storage holds
+        a trial is never removed."""
+        if self.has_trials():
             return False
         self.unlock()
         shutil.rmtree(self.path, ignore_errors=True)

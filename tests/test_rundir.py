@@ -156,8 +156,11 @@ def test_lock_refuses_a_second_process_and_dies_with_the_first(tmp_path):
 def test_discard_removes_only_a_folder_without_results(tmp_path):
     run = make_run(tmp_path, "empty", 10**9)
     assert run.discard() and not run.path.exists()
+    created = make_run(tmp_path, "created", 10**9)
+    created.journal.write_text('{"op_code": 0, "worker_id": "w"}\n')  # a study, no trial
+    assert created.discard() and not created.path.exists()
     kept = make_run(tmp_path, "kept", 10**9)
-    kept.journal.write_text('{"op_code": 0}\n')
+    kept.journal.write_text('{"op_code": 0}\n{"op_code": 4}\n')
     assert not kept.discard() and kept.path.exists()
 
 
@@ -307,3 +310,41 @@ def test_run_trial_reports_a_failing_candidate_as_an_outcome():
     arch = Architecture.uniform("resnet18")
     out = run_trial(arch, ProxyConfig(epochs=1, width=0.25, batch_size=16), broken, 0)
     assert out.accuracy is None and out.failed.startswith("TrainingError: training loss became")
+
+
+# ---- the budgeted searcher, without Ray -------------------------------------------------
+def test_budgeted_search_core_runs_without_ray():
+    """Ask → check budget → tell on a plain Optuna study: over-budget candidates are told
+    infeasible at once and never handed out; the module imports no Ray."""
+    code = "import sys, attnsearch.search._budgeted; print('ray' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "False", proc.stderr
+
+    import optuna
+
+    from attnsearch import Architecture
+    from attnsearch.flops.analytic import analytic_flops, cost_table
+    from attnsearch.search import BudgetedSearch, make_sampler
+    from attnsearch.spaces import load_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space("tiny")
+    budget = analytic_flops(Architecture.uniform("resnet18"))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=make_sampler("random", 0, 4)
+    )
+    table = cost_table(space.backbone, space.input, space.num_classes)
+    core = BudgetedSearch(study, space, space.options(0.25), budget, table, epochs=1)
+    handed = []
+    for _ in range(4):
+        trial, config = core.ask()
+        assert config["flops"] <= budget and config["trial_number"] == trial.number
+        handed.append(trial.number)
+        core.finish(trial, {"accuracy": 0.5, "flops": config["flops"], "epoch": 1})
+    trials = study.get_trials(deepcopy=False)
+    trained = [t for t in trials if TrialRecord.of(t).trained]
+    rejected = [t for t in trials if TrialRecord.of(t).trained is False]
+    assert sorted(t.number for t in trained) == handed
+    assert core.infeasible == len(rejected) > 0, "the budget should exclude some candidates"
+    assert all(TrialRecord.of(t).flops > budget for t in rejected)
+    assert all(t.system_attrs["constraints:flops_over_budget"] > 0 for t in rejected)

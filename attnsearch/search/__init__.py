@@ -2,9 +2,10 @@
 
 Objectives: ``accuracy`` (max) and ``flops`` (min); the budget is a constraint, so
 ``study.best_trials`` holds only feasible, non-dominated trials. Private parts, one role
-each: ``_settings`` (RunSettings), ``_samplers``, ``_searcher`` (ask → check budget → tell,
-and its Ray Tune wrapper), ``_worker`` (one trial's training), ``_ray`` (the Ray session),
-``_resume`` (reconcile a stopped run), ``_driver`` (:func:`run_search`).
+each: ``_settings`` (RunSettings), ``_samplers``, ``_budgeted`` (ask → check budget →
+tell, no Ray), ``_searcher`` (its Ray Tune wrapper), ``_worker`` (one trial's training,
+and its Tune trainable), ``_ray`` (the Ray session), ``_resume`` (reconcile a stopped
+run), ``_driver`` (:func:`run_search`).
 
 Only the settings are imported eagerly (the CLI reads its defaults from them); the rest
 imports Ray and Optuna on first use.
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "BudgetedSearch": "_searcher",
+    "BudgetedSearch": "_budgeted",
     "Rerun": "_resume",
     "TrialOutcome": "_worker",
     "kill_stray_ray": "_ray",
