@@ -1,7 +1,8 @@
-"""The results folder (DESIGN.md §6): run.yaml, study.journal, tune/, trials.csv, pareto.*.
+"""What a search's study yields (DESIGN.md §6): the Optuna storage, trials.csv, pareto.*.
 
 The Optuna storage is the single source of truth; every other file is derived from it
 and can be rewritten at any time (``attnsearch pareto NAME`` does, for running searches).
+Paths and run settings come from :class:`attnsearch.rundir.RunDir`, which owns the folder.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from attnsearch.errors import InputError
+from attnsearch.rundir import JOURNAL, SQLITE, ResultsError, RunDir, TrialRecord
 
 __all__ = [
     "ResultsError",
@@ -27,31 +28,30 @@ __all__ = [
 ]
 
 
-class ResultsError(InputError):
-    """A results folder that is missing, foreign or corrupted."""
-
-
 def load_run(results_dir: str | Path, name: str) -> dict[str, Any]:
-    """Read ``results_dir/name/run.yaml``; one-line errors for missing or broken folders."""
-    run_dir = Path(results_dir) / name
-    if not run_dir.exists():
+    """``run.yaml`` of ``results_dir/name`` as a plain dict (read leniently).
+
+    Kept for :mod:`attnsearch.export` until it reads :class:`attnsearch.rundir.RunDir`;
+    everything else uses ``RunDir.open``. ``width`` is lifted out of ``proxy:``.
+    """
+    run = RunDir(Path(results_dir) / name)
+    if not run.path.exists():
         raise ResultsError(f"no search named {name!r} in {results_dir}/")
-    if not run_dir.is_dir():
-        raise ResultsError(f"{run_dir} is not a folder")
-    path = run_dir / "run.yaml"
+    if not run.path.is_dir():
+        raise ResultsError(f"{run.path} is not a folder")
+    path = run.run_yaml
     if not path.is_file():
-        raise ResultsError(f"{path} is missing: {run_dir} is not an attnsearch results folder")
+        raise ResultsError(f"{path} is missing: {run.path} is not an attnsearch results folder")
     try:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, OSError, UnicodeDecodeError):
         raise ResultsError(f"{path} is corrupted (not readable YAML)") from None
     if not isinstance(data, dict) or "study_name" not in data or "budget" not in data:
         raise ResultsError(f"{path} is corrupted (missing study_name/budget)")
+    proxy = data.get("proxy")
+    if isinstance(proxy, dict) and "width" in proxy:
+        data.setdefault("width", proxy["width"])
     return data
-
-
-JOURNAL = "study.journal"  # Optuna journal storage: append-only, safe to kill at any moment
-SQLITE = "study.db"  # also opened (older folders, hand-made studies)
 
 
 def storage_for(run_dir: str | Path):
@@ -101,13 +101,13 @@ def open_study(run_dir: str | Path, study_name: str):
     raise ResultsError(f"{journal} is missing: the search's Optuna storage is gone")
 
 
-def _trial_status(t) -> str:
+def _trial_status(t, record: TrialRecord) -> str:
     import optuna
 
     if t.state == optuna.trial.TrialState.COMPLETE:
-        if t.user_attrs.get("invalid"):
+        if record.invalid:
             return "invalid"
-        return "complete" if t.user_attrs.get("trained") else "infeasible"
+        return "complete" if record.trained else "infeasible"
     return t.state.name.lower()
 
 
@@ -115,22 +115,21 @@ def trial_rows(study) -> list[dict[str, Any]]:
     """One row per Optuna trial, for trials.csv."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        status = _trial_status(t)
-        arch = t.user_attrs.get("architecture")
+        record = TrialRecord.of(t)
+        status = _trial_status(t, record)
+        complete = status == "complete"
         rows.append(
             {
                 "trial": t.number,
                 "status": status,
-                "accuracy": t.values[0] if status == "complete" and t.values else "",
-                "flops": t.user_attrs.get("flops", ""),
-                "trained": bool(t.user_attrs.get("trained", False)),
-                "train_seconds": round(t.user_attrs.get("train_seconds", 0.0), 3)
-                if status == "complete"
-                else "",
-                "node_id": t.user_attrs.get("node_id", ""),
-                "digest": t.user_attrs.get("digest", ""),
-                "reason": t.user_attrs.get("fail_reason") or t.user_attrs.get("invalid") or "",
-                "architecture": _summary(arch) if arch else "",
+                "accuracy": t.values[0] if complete and t.values else "",
+                "flops": record.flops if record.flops is not None else "",
+                "trained": bool(record.trained),
+                "train_seconds": round(record.train_seconds or 0.0, 3) if complete else "",
+                "node_id": record.node_id or "",
+                "digest": record.digest or "",
+                "reason": record.status_reason,
+                "architecture": _summary(record.architecture) if record.architecture else "",
             }
         )
     return rows
@@ -169,23 +168,22 @@ def _profiles(run_dir: Path, archs: dict[str, dict]) -> dict[str, dict]:
 def pareto_members(run_dir: str | Path, study) -> list[dict[str, Any]]:
     """The feasible Pareto front as the pareto.json contract (sorted by FLOPs)."""
     run_dir = Path(run_dir)
-    front = [t for t in study.best_trials if t.user_attrs.get("trained")]
-    archs = {t.user_attrs["digest"]: t.user_attrs["architecture"] for t in front}
-    profiles = _profiles(run_dir, archs)
+    front = [(t, TrialRecord.of(t)) for t in study.best_trials]
+    front = [(t, r) for t, r in front if r.trained]
+    profiles = _profiles(run_dir, {r.digest: r.architecture for _, r in front})
     members = []
-    for t in front:
-        digest = t.user_attrs["digest"]
-        prof = profiles[digest]
+    for t, r in front:
+        prof = profiles[r.digest]
         members.append(
             {
                 "trial": t.number,
-                "architecture": t.user_attrs["architecture"],
+                "architecture": r.architecture,
                 "accuracy": float(t.values[0]),
-                "flops": int(t.user_attrs["flops"]),
+                "flops": int(r.flops),
                 "params": int(prof["params"]),
                 "macs_conv_linear": int(prof["macs_conv_linear"]),
-                "digest": digest,
-                "tune_trial_id": t.user_attrs.get("tune_trial_id"),
+                "digest": r.digest,
+                "tune_trial_id": r.tune_trial_id,
             }
         )
     members.sort(key=lambda m: (m["flops"], -m["accuracy"]))
@@ -198,9 +196,9 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(run_dir: str | Path, study, settings) -> dict[str, Any]:
+def write_results(run: RunDir, study) -> dict[str, Any]:
     """Rewrite trials.csv, pareto.csv, pareto.json and pareto.png from the storage."""
-    run_dir = Path(run_dir)
+    run_dir = run.path
     rows = trial_rows(study)
     _write_csv(run_dir / "trials.csv", rows)
     members = pareto_members(run_dir, study)
@@ -219,8 +217,7 @@ def write_results(run_dir: str | Path, study, settings) -> dict[str, Any]:
             for m in members
         ],
     )
-    budget = settings.budget if hasattr(settings, "budget") else settings["budget"]
-    plot_pareto(run_dir / "pareto.png", rows, members, budget)
+    plot_pareto(run_dir / "pareto.png", rows, members, run.settings.budget)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,34 +19,13 @@ from torch import nn
 
 from attnsearch.architecture import Architecture
 from attnsearch.backbones import build_network
+from attnsearch.proxy import ProxyConfig
 
 __all__ = ["ProxyConfig", "TrainingError", "TrainResult", "train_candidate", "evaluate"]
 
 
 class TrainingError(RuntimeError):
     """The candidate failed by itself (non-finite loss, ...); the message says why."""
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    """How a candidate is trained. Recorded in run.yaml."""
-
-    epochs: int = 2  # enough to rank candidates on the proxy, not to converge
-    batch_size: int = 128  # fits a small proxy on a laptop CPU and fills a GPU slice
-    lr: float = 0.2  # peak SGD learning rate for batch 128 (scaled linearly with batch size)
-    momentum: float = 0.9  # Nesterov momentum
-    weight_decay: float = 5e-4  # the usual ResNet value
-    warmup: float = 0.2  # fraction of steps spent warming the learning rate up
-    label_smoothing: float = 0.1  # steadier ranking with very short schedules
-    width: float = 0.5  # channel multiplier of the proxy network
-    resolution: int | None = None  # proxy image size; None keeps the dataset's own
-    augment: bool = True  # random translation by up to 1/8 of the image, on the device
-    flip: bool = False  # horizontal flips (natural images only; set from the dataset)
-    seed: int = 0  # base seed; each trial adds its trial number
-    zero_init_residual: bool = True  # last BN of each block starts at 0: deep nets train fast
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

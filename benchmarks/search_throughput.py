@@ -35,9 +35,8 @@ import _common as C  # noqa: E402
 
 
 def one_search(name: str, root: Path, concurrency: int, resources: dict, args) -> dict:
-    import yaml
-
     from attnsearch.datasets import load_dataset
+    from attnsearch.rundir import RunDir
     from attnsearch.search import RunSettings, run_search
     from attnsearch.spaces import load_space
 
@@ -45,9 +44,8 @@ def one_search(name: str, root: Path, concurrency: int, resources: dict, args) -
     data = load_dataset(
         args.dataset, resolution=args.resolution, limit=args.limit, seed=0, download=False
     )
-    settings = RunSettings(
-        name=name,
-        budget=10**15,  # every candidate is feasible: the run trains exactly --trials
+    settings = RunSettings.make(
+        10**15,  # every candidate is feasible: the run trains exactly --trials
         space=args.space,
         dataset=args.dataset,
         trials=args.trials,
@@ -57,15 +55,12 @@ def one_search(name: str, root: Path, concurrency: int, resources: dict, args) -
         batch_size=args.batch_size,
         sampler="random",
         seed=0,
-        results_dir=str(root),
-        study_name=f"{name}-study",
         **resources,
     )
-    run_dir = root / name
-    run_dir.mkdir(parents=True)
-    (run_dir / "run.yaml").write_text(yaml.safe_dump(settings.to_dict()))
+    run = RunDir.create(root, name, settings)
+    run_dir = run.path
     t0 = time.perf_counter()
-    summary = run_search(settings, space=space, dataset=data)
+    summary = run_search(run, space=space, dataset=data)
     total = time.perf_counter() - t0
     with open(run_dir / "trials.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["status"] == "complete"]

@@ -1,22 +1,66 @@
-"""Shared fixtures: one local Ray instance for the whole session (tests that need it)."""
+"""Shared fixtures and helpers: the CLI as a subprocess, run folders made through the
+library (RunSettings + RunDir, never a hand-written run.yaml), one local Ray of the
+session's own for the tests that need it."""
 
 from __future__ import annotations
 
 import logging
-import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 
+def cli(*args: str, cwd: str | Path, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    """``python -m attnsearch ARGS`` in ``cwd``; stdout and stderr captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "attnsearch", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
+
+
+def one_line_exit_2(proc: subprocess.CompletedProcess, needle: str) -> None:
+    """The CLI refused bad input the house way: exit 2, one line naming it, no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def make_run(results_dir: str | Path, name: str, budget: int, **options):
+    """A new run folder (unlocked) holding the settings built from flat ``options``."""
+    from attnsearch.rundir import RunDir
+    from attnsearch.search import RunSettings
+
+    settings = RunSettings.make(budget, **options)
+    return RunDir.create(results_dir, name, settings, lock=False)
+
+
+@pytest.fixture
+def new_run(tmp_path):
+    """``new_run(name, budget, **options)``: a RunDir under ``tmp_path/results``."""
+
+    def factory(name: str, budget: int, **options):
+        return make_run(tmp_path / "results", name, budget, **options)
+
+    return factory
+
+
 @pytest.fixture(scope="session")
 def ray_local():
-    """A quiet local Ray bound to loopback, shared by the search tests."""
+    """A quiet local Ray of this session's own (never one found running), bound to loopback."""
     import ray
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    from attnsearch.search._ray import quiet_ray_env
+
+    quiet_ray_env()
     ray.init(
+        address="local",
         num_cpus=2,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
+from conftest import cli, one_line_exit_2
 
 from attnsearch.results import open_study
+from attnsearch.rundir import FailKind, NoCheckpointError, RunDir, TrialRecord, find_checkpoint
 
 TRIALS = 6
 ARGS = [
@@ -42,17 +44,6 @@ ARGS = [
 ]
 
 
-def _cli(*args, cwd, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "attnsearch", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=kw.pop("timeout", 600),
-        **kw,
-    )
-
-
 def _start(name, cwd, trials=TRIALS, extra=()):
     return subprocess.Popen(
         [
@@ -76,8 +67,7 @@ def _start(name, cwd, trials=TRIALS, extra=()):
 
 
 def _study(run_dir: Path):
-    settings = yaml.safe_load((run_dir / "run.yaml").read_text())
-    return open_study(run_dir, settings["study_name"])
+    return open_study(run_dir, RunDir.open(run_dir.parent, run_dir.name).record.study_name)
 
 
 def _counts(run_dir: Path) -> tuple[int, int]:
@@ -111,8 +101,6 @@ def _wait_for(run_dir, proc, complete, running, timeout=300):
 
 def _wait_for_checkpoint(run_dir, proc, timeout=300):
     """Until a trial still RUNNING in the storage has saved an epoch checkpoint."""
-    from attnsearch.export import ExportError, find_checkpoint
-
     end = time.time() + timeout
     while time.time() < end:
         try:
@@ -127,7 +115,7 @@ def _wait_for_checkpoint(run_dir, proc, timeout=300):
             try:
                 find_checkpoint(run_dir, n, tune_id)
                 return n
-            except (ExportError, OSError):
+            except (NoCheckpointError, OSError):
                 continue
         if proc.poll() is not None:
             pytest.fail(f"driver ended early ({proc.returncode})")
@@ -136,8 +124,7 @@ def _wait_for_checkpoint(run_dir, proc, timeout=300):
 
 
 def _executions(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "executions.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return [dataclasses.asdict(e) for e in RunDir(run_dir).executions()]
 
 
 def _session_alive(run_dir: Path) -> bool:
@@ -151,7 +138,9 @@ def _session_alive(run_dir: Path) -> bool:
     return False
 
 
-def _check_finished(run_dir: Path, before_kill: set[int], kill_time: float | None):
+def _check_finished(run_dir: Path, before_kill: set[str], kill_time: float | None):
+    """The resumed search finished exactly; ``before_kill``: digests of the architectures
+    whose training had completed before the kill."""
     study = _study(run_dir)
     done = [
         t
@@ -163,8 +152,9 @@ def _check_finished(run_dir: Path, before_kill: set[int], kill_time: float | Non
     executions = _executions(run_dir)
     for t in done:  # no completed trial's training executed twice
         assert sum(e["trial"] == t.number for e in executions) == 1, t.number
-    if kill_time is not None:  # trials completed before the crash never ran again
-        assert not [e for e in executions if e["trial"] in before_kill and e["time"] > kill_time]
+    if kill_time is not None:  # architectures trained before the crash never trained again
+        again = [e for e in executions if e["digest"] in before_kill and e["time"] > kill_time]
+        assert not again, again
     for t in done:  # re-runs continue from their checkpoint
         if t.user_attrs.get("resume_checkpoint"):
             (e,) = [e for e in executions if e["trial"] == t.number]
@@ -180,41 +170,45 @@ def test_sigkill_mid_search_then_resume(tmp_path):
     proc = _start("crash", tmp_path, extra=["--limit", "1200", "--epochs", "4"])
     _wait_for(run_dir, proc, complete=2, running=1)
     # a second driver on the same search refuses while the first runs
-    second = _cli("run", "--name", "crash", "--resume", cwd=tmp_path)
+    second = cli("run", "--name", "crash", "--resume", cwd=tmp_path)
     assert second.returncode == 2 and "running in another process" in second.stderr
     _wait_for_checkpoint(run_dir, proc)
     kill_time = time.time()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    from attnsearch.export import ExportError, find_checkpoint
 
     state = _study(run_dir).trials
     before = {
-        t.number
+        t.user_attrs["digest"]
         for t in state
         if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained")
     }
+    assert before
     checkpointed = set()
     for t in state:
         if t.state == optuna.trial.TrialState.RUNNING:
             try:
                 find_checkpoint(run_dir, t.number, t.user_attrs.get("tune_trial_id"))
                 checkpointed.add(t.number)
-            except (ExportError, OSError):
+            except (NoCheckpointError, OSError):
                 pass
     assert checkpointed, "the kill landed while a trial with a checkpoint was running"
-    resumed = _cli("run", "--name", "crash", "--resume", cwd=tmp_path)
+    resumed = cli("run", "--name", "crash", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     study = _check_finished(run_dir, before, kill_time)
     interrupted = [
         t
         for t in study.trials
         if t.state == optuna.trial.TrialState.FAIL
-        and "interrupted" in t.user_attrs.get("fail_reason", "")
+        and TrialRecord.of(t).fail_kind == FailKind.INTERRUPTED
     ]
     assert interrupted, "the trials running at the kill are marked failed and re-run"
     reruns = [t for t in study.trials if "resumed_from" in t.user_attrs]
     assert {t.user_attrs["resumed_from"] for t in reruns} == {t.number for t in interrupted}
+    by_number = {t.number: t for t in study.trials}
+    for rerun in reruns:  # a re-run trains the interrupted trial's architecture
+        original = by_number[rerun.user_attrs["resumed_from"]]
+        assert rerun.user_attrs["digest"] == original.user_attrs["digest"]
     for rerun in reruns:
         if rerun.user_attrs["resumed_from"] in checkpointed:  # continued from its checkpoint
             assert rerun.user_attrs["resume_checkpoint"]
@@ -233,7 +227,7 @@ def test_sigint_exits_130_then_resume_completes(tmp_path):
     assert "attnsearch run --name ctrlc --resume" in err
     assert "Traceback" not in err
     assert not _session_alive(run_dir)
-    resumed = _cli("run", "--name", "ctrlc", "--resume", cwd=tmp_path)
+    resumed = cli("run", "--name", "ctrlc", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _check_finished(run_dir, set(), None)
 
@@ -242,7 +236,7 @@ def test_sigint_exits_130_then_resume_completes(tmp_path):
 def small_run(tmp_path_factory):
     """A finished two-trial search to damage in different ways."""
     cwd = tmp_path_factory.mktemp("small")
-    proc = _cli("run", *ARGS, "--trials", "2", "--epochs", "1", "--name", "ok", cwd=cwd)
+    proc = cli("run", *ARGS, "--trials", "2", "--epochs", "1", "--name", "ok", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd / "results" / "ok"
 
@@ -257,17 +251,10 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def _one_line_exit_2(proc, needle):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], proc.stderr
-
-
 def test_resume_of_a_finished_search_runs_nothing(small_run, tmp_path):
     run_dir = _copy(small_run, tmp_path)
     n = len(_executions(run_dir))
-    proc = _cli("run", "--name", "ok", "--resume", cwd=tmp_path)
+    proc = cli("run", "--name", "ok", "--resume", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(_executions(run_dir)) == n
 
@@ -297,30 +284,30 @@ def test_damaged_folders_are_named_and_left_alone(small_run, tmp_path, damage, n
         journal.unlink()
     before = _snapshot(run_dir)
     for args in (["run", "--name", "ok", "--resume"], ["pareto", "ok"]):
-        _one_line_exit_2(_cli(*args, cwd=tmp_path), needle)
+        one_line_exit_2(cli(*args, cwd=tmp_path), needle)
     assert _snapshot(run_dir) == before, "nothing overwritten"
 
 
 def test_missing_or_foreign_names(tmp_path):
-    _one_line_exit_2(_cli("run", "--resume", cwd=tmp_path), "--resume needs --name")
-    _one_line_exit_2(_cli("run", "--name", "nope", "--resume", cwd=tmp_path), "no search named")
+    one_line_exit_2(cli("run", "--resume", cwd=tmp_path), "--resume needs --name")
+    one_line_exit_2(cli("run", "--name", "nope", "--resume", cwd=tmp_path), "no search named")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "afile").write_text("x")
-    _one_line_exit_2(_cli("run", "--name", "afile", "--resume", cwd=tmp_path), "not a folder")
+    one_line_exit_2(cli("run", "--name", "afile", "--resume", cwd=tmp_path), "not a folder")
 
 
 def test_conflicting_settings_are_refused(small_run, tmp_path):
     _copy(small_run, tmp_path)
-    proc = _cli("run", "--name", "ok", "--resume", "--budget", "3G", cwd=tmp_path)
-    _one_line_exit_2(proc, "conflicts with the search being resumed")
-    proc = _cli("run", "--name", "ok", "--resume", "--epochs", "5", cwd=tmp_path)
-    _one_line_exit_2(proc, "--epochs 5 conflicts")
+    proc = cli("run", "--name", "ok", "--resume", "--budget", "3G", cwd=tmp_path)
+    one_line_exit_2(proc, "conflicts with the search being resumed")
+    proc = cli("run", "--name", "ok", "--resume", "--epochs", "5", cwd=tmp_path)
+    one_line_exit_2(proc, "--epochs 5 conflicts")
 
 
 def test_resume_with_more_trials_continues(small_run, tmp_path):
     run_dir = _copy(small_run, tmp_path)
-    proc = _cli("run", "--name", "ok", "--resume", "--trials", "3", cwd=tmp_path)
+    proc = cli("run", "--name", "ok", "--resume", "--trials", "3", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     study = _study(run_dir)
     assert sum(bool(t.user_attrs.get("trained")) for t in study.trials) == 3
-    assert yaml.safe_load((run_dir / "run.yaml").read_text())["trials"] == 3
+    assert RunDir.open(run_dir.parent, "ok").settings.trials == 3

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
-import yaml
+from conftest import cli, make_run
 
 from attnsearch import Architecture, profile
 from attnsearch.datasets import load_dataset
 from attnsearch.flops.analytic import analytic_flops
-from attnsearch.results import load_run, open_study
-from attnsearch.search import RunSettings, run_search
+from attnsearch.results import open_study
+from attnsearch.rundir import FailKind, RunDir, TrialRecord
+from attnsearch.search import run_search
 from attnsearch.spaces import load_space
 
 PLAIN_R18 = analytic_flops(Architecture.uniform("resnet18"))
@@ -37,9 +36,10 @@ def finished_search(ray_local, tmp_path_factory):
     space = load_space("tiny")
     data = load_dataset("synthetic", resolution=8, limit=160, seed=0)
     # plain ResNet-18 is the budget: anything costlier than it (RFA, CBAM, ...) is infeasible
-    settings = RunSettings(
-        name="e2e",
-        budget=PLAIN_R18,
+    run = make_run(
+        results,
+        "e2e",
+        PLAIN_R18,
         space="tiny",
         dataset="synthetic",
         trials=6,
@@ -49,13 +49,9 @@ def finished_search(ray_local, tmp_path_factory):
         batch_size=32,
         sampler="random",
         seed=3,
-        results_dir=str(results),
-        study_name="e2e-study",
     )
-    run_dir = results / "e2e"
-    run_dir.mkdir()
-    (run_dir / "run.yaml").write_text(yaml.safe_dump(settings.to_dict()))
-    summary = run_search(settings, space=space, dataset=data)
+    summary = run_search(run, space=space, dataset=data)
+    run_dir, settings = run.path, run.settings
     return run_dir, settings, summary
 
 
@@ -80,7 +76,7 @@ def test_front_is_feasible_nondominated_and_reprofiles(finished_search):
         assert p["params"] == m["params"] and p["macs_conv_linear"] == m["macs_conv_linear"]
         assert not any(_dominated(m, o) for o in front if o is not m)
     # every trained trial is dominated by or on the front
-    study = open_study(run_dir, settings.study_name)
+    study = open_study(run_dir, RunDir.open(run_dir.parent, run_dir.name).record.study_name)
     trained = [
         {"accuracy": t.values[0], "flops": t.user_attrs["flops"]}
         for t in study.trials
@@ -100,7 +96,8 @@ def test_storage_opens_with_optuna_and_matches_pareto_json(finished_search):
     from optuna.storages.journal import JournalFileBackend
 
     storage = JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
-    study = optuna.load_study(study_name=settings.study_name, storage=storage)
+    study_name = RunDir.open(run_dir.parent, run_dir.name).record.study_name
+    study = optuna.load_study(study_name=study_name, storage=storage)
     best = sorted(t.number for t in study.best_trials)
     front = json.loads((run_dir / "pareto.json").read_text())
     assert best == sorted(m["trial"] for m in front)
@@ -112,7 +109,7 @@ def test_storage_opens_with_optuna_and_matches_pareto_json(finished_search):
 
 def test_over_budget_candidates_never_trained(finished_search):
     run_dir, settings, summary = finished_search
-    study = open_study(run_dir, settings.study_name)
+    study = open_study(run_dir, RunDir.open(run_dir.parent, run_dir.name).record.study_name)
     infeasible = {t.number for t in study.trials if t.user_attrs.get("trained") is False}
     trained = {t.number for t in study.trials if t.user_attrs.get("trained")}
     assert infeasible, "the budget should have excluded some candidates"
@@ -149,17 +146,7 @@ def test_results_folder_layout(finished_search):
     # checkpoints: every trained trial saved its final weights
     ckpts = list((run_dir / "tune").glob("*/checkpoint_*/state.pt"))
     assert len(ckpts) == settings.trials
-    assert load_run(run_dir.parent, "e2e")["study_name"] == settings.study_name
-
-
-def _cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "attnsearch", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    assert RunDir.open(run_dir.parent, "e2e").settings == settings
 
 
 @pytest.mark.parametrize(
@@ -176,7 +163,7 @@ def _cli(*args, cwd):
     ],
 )
 def test_run_rejects_bad_input_before_ray(tmp_path, args, needle):
-    proc = _cli("run", *args, cwd=tmp_path)
+    proc = cli("run", *args, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -185,14 +172,14 @@ def test_run_rejects_bad_input_before_ray(tmp_path, args, needle):
 
 
 def test_budget_minimum_is_named(tmp_path):
-    proc = _cli("run", "--budget", "1M", "--space", "tiny", cwd=tmp_path)
+    proc = cli("run", "--budget", "1M", "--space", "tiny", cwd=tmp_path)
     cheapest, _ = load_space("tiny").cheapest(0.5)
     assert f"{cheapest:,}" in proc.stderr
 
 
 def test_cli_run_end_to_end_and_pareto(tmp_path):
     """The real command: starts its own local Ray, trains, writes results, re-reads them."""
-    proc = _cli(
+    proc = cli(
         "run",
         "--budget",
         "2G",
@@ -218,12 +205,12 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
     assert "Pareto front" in proc.stdout
     run_dir = tmp_path / "results" / "cli"
     front = json.loads((run_dir / "pareto.json").read_text())
-    again = _cli("pareto", "cli", "--json", cwd=tmp_path)
+    again = cli("pareto", "cli", "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == front
-    dup = _cli("run", "--budget", "2G", "--space", "tiny", "--name", "cli", cwd=tmp_path)
+    dup = cli("run", "--budget", "2G", "--space", "tiny", "--name", "cli", cwd=tmp_path)
     assert dup.returncode == 2 and "already exists" in dup.stderr
-    missing = _cli("pareto", "nope", cwd=tmp_path)
+    missing = cli("pareto", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "no search named 'nope'" in missing.stderr
     assert Path(run_dir / "pareto.png").exists()
 
@@ -272,9 +259,10 @@ def test_trials_that_fail_by_themselves_are_recorded_and_the_search_goes_on(ray_
     space = load_space("tiny")
     data = load_dataset("synthetic", resolution=8, limit=40, seed=0)
     broken = dataclasses.replace(data, std=tuple(0.0 for _ in data.std))
-    settings = RunSettings(
-        name="nan",
-        budget=PLAIN_R18 * 2,
+    run = make_run(
+        tmp_path,
+        "nan",
+        PLAIN_R18 * 2,
         space="tiny",
         dataset="synthetic",
         trials=2,
@@ -283,18 +271,16 @@ def test_trials_that_fail_by_themselves_are_recorded_and_the_search_goes_on(ray_
         width=0.25,
         batch_size=16,
         sampler="random",
-        results_dir=str(tmp_path),
-        study_name="nan-study",
     )
-    (tmp_path / "nan").mkdir()
-    (tmp_path / "nan" / "run.yaml").write_text(yaml.safe_dump(settings.to_dict()))
-    summary = run_search(settings, space=space, dataset=broken)
+    settings = run.settings
+    summary = run_search(run, space=space, dataset=broken)
     assert summary["done"] == 0
-    study = open_study(tmp_path / "nan", "nan-study")
+    study = open_study(run.path, run.record.study_name)
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) > settings.trials, "the search went on after the first failures"
     assert len(failed) <= 3 + settings.trials + settings.concurrency
     for t in failed:
+        assert TrialRecord.of(t).fail_kind == FailKind.CANDIDATE
         assert "TrainingError" in t.user_attrs["fail_reason"]
         assert "training loss became" in t.user_attrs["fail_reason"]
     rows = (tmp_path / "nan" / "trials.csv").read_text()
@@ -306,9 +292,10 @@ def test_early_stop_prunes_without_polluting_the_front(ray_local, tmp_path):
     from fewer epochs and is not comparable), count as finished, and never reach the front."""
     space = load_space("tiny")
     data = load_dataset("synthetic", resolution=8, limit=80, seed=0)
-    settings = RunSettings(
-        name="asha",
-        budget=PLAIN_R18 * 2,
+    run = make_run(
+        tmp_path,
+        "asha",
+        PLAIN_R18 * 2,
         space="tiny",
         dataset="synthetic",
         trials=6,
@@ -319,20 +306,18 @@ def test_early_stop_prunes_without_polluting_the_front(ray_local, tmp_path):
         sampler="random",
         seed=5,
         early_stop=True,
-        results_dir=str(tmp_path),
-        study_name="asha-study",
     )
-    (tmp_path / "asha").mkdir()
-    (tmp_path / "asha" / "run.yaml").write_text(yaml.safe_dump(settings.to_dict()))
-    summary = run_search(settings, space=space, dataset=data)
+    settings = run.settings
+    summary = run_search(run, space=space, dataset=data)
     assert summary["done"] == settings.trials
-    study = open_study(tmp_path / "asha", "asha-study")
+    study = open_study(run.path, run.record.study_name)
     states = {t.number: t.state for t in study.trials if t.user_attrs.get("trained")}
     assert set(states.values()) <= {
         optuna.trial.TrialState.COMPLETE,
         optuna.trial.TrialState.PRUNED,
     }
     pruned = {n for n, s in states.items() if s == optuna.trial.TrialState.PRUNED}
+    assert pruned, "ASHA stopped no trial: the test would not see pruning at all"
     for t in study.trials:
         if t.number in pruned:
             assert t.user_attrs["early_stopped"] and t.user_attrs["epoch"] < settings.epochs

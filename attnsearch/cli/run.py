@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import click
 
+from attnsearch.proxy import ProxyConfig, field_default
+from attnsearch.rundir import RESULTS_DIR
+from attnsearch.search._settings import SAMPLERS, RunSettings
 
-def _positive(kind):
-    def check(ctx, param, value):
-        if value is not None and value <= 0:
-            raise click.BadParameter(f"must be positive, got {value}")
-        return value
 
-    return check
+def _run(name: str):
+    return field_default(RunSettings, name)
+
+
+def _proxy(name: str):
+    return field_default(ProxyConfig, name)
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be positive, got {value}")
+    return value
 
 
 @click.command("run")
@@ -23,67 +32,65 @@ def _positive(kind):
 )
 @click.option(
     "--space",
-    default="resnet50",
+    default=_run("space"),
     show_default=True,
     help="Shipped space name (see `attnsearch spaces`) or a .yaml file.",
 )
 @click.option(
     "--dataset",
-    default="digits",
+    default=_run("dataset"),
     show_default=True,
     help="digits | synthetic | cifar10 | cifar100 | folder:PATH",
 )
 @click.option(
     "--data-dir",
-    default="data",
+    default=_run("data_dir"),
     show_default=True,
     help="Where CIFAR archives are (downloaded there when absent).",
 )
 @click.option(
     "--trials",
-    default=24,
+    default=_run("trials"),
     show_default=True,
     type=int,
-    callback=_positive(int),
+    callback=_positive,
     help="Trained trials to complete (over-budget candidates are extra and free).",
 )
 @click.option(
     "--epochs",
-    default=2,
+    default=_proxy("epochs"),
     show_default=True,
     type=int,
-    callback=_positive(int),
+    callback=_positive,
     help="Proxy training epochs per candidate.",
 )
-@click.option(
-    "--sampler", default="nsga2", show_default=True, type=click.Choice(["nsga2", "tpe", "random"])
-)
+@click.option("--sampler", default=_run("sampler"), show_default=True, type=click.Choice(SAMPLERS))
 @click.option(
     "--concurrency",
-    default=2,
+    default=_run("concurrency"),
     show_default=True,
     type=int,
-    callback=_positive(int),
+    callback=_positive,
     help="Trials running at once.",
 )
 @click.option(
     "--gpus-per-trial",
-    default=0.0,
+    default=_run("gpus_per_trial"),
     show_default=True,
     type=float,
     help="GPUs per trial; fractions pack several proxies on one GPU.",
 )
 @click.option(
     "--cpus-per-trial",
-    default=1.0,
+    default=_run("cpus_per_trial"),
     show_default=True,
     type=float,
-    callback=_positive(float),
+    callback=_positive,
     help="CPU threads per trial.",
 )
 @click.option(
     "--address",
-    default=None,
+    default=_run("address"),
     help="Existing Ray cluster (else RAY_ADDRESS, else a local Ray is started).",
 )
 @click.option(
@@ -92,36 +99,38 @@ def _positive(kind):
     help="Run name: results go to RESULTS_DIR/NAME (default: SPACE-DATE-TIME).",
 )
 @click.option(
-    "--results-dir", default="results", show_default=True, help="Parent folder of run folders."
+    "--results-dir", default=RESULTS_DIR, show_default=True, help="Parent folder of run folders."
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Sampler and training seed.")
+@click.option(
+    "--seed", default=_proxy("seed"), show_default=True, type=int, help="Sampler and training seed."
+)
 @click.option(
     "--width",
-    default=0.5,
+    default=_proxy("width"),
     show_default=True,
     type=float,
-    callback=_positive(float),
+    callback=_positive,
     help="Proxy channel multiplier.",
 )
 @click.option(
     "--resolution",
-    default=None,
+    default=_proxy("resolution"),
     type=int,
-    callback=_positive(int),
+    callback=_positive,
     help="Proxy image size (default: the dataset's own).",
 )
 @click.option(
     "--batch-size",
     default=None,
     type=int,
-    callback=_positive(int),
+    callback=_positive,
     help="Proxy batch size (default: 32 under 10,000 training images, else 128).",
 )
 @click.option(
     "--limit",
-    default=None,
+    default=_run("limit"),
     type=int,
-    callback=_positive(int),
+    callback=_positive,
     help="Use at most this many training images.",
 )
 @click.option("--early-stop", is_flag=True, help="ASHA early stopping of poor trials on accuracy.")

@@ -1,0 +1,174 @@
+"""The trial worker: train one candidate and report each epoch.
+
+:func:`run_trial` is the whole training of a trial, without Ray (an ``evaluate`` command or
+a test calls it directly); :func:`trainable` is the Ray Tune function trainable around it
+(checkpoints through Tune, the execution log, ``tune.report``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnsearch.architecture import Architecture
+from attnsearch.proxy import ProxyConfig
+from attnsearch.rundir import CHECKPOINT_FILE, load_checkpoint, record_execution, save_checkpoint
+
+
+@dataclass
+class TrialOutcome:
+    """How a trial's training ended."""
+
+    accuracy: float | None  # final validation accuracy; None when it failed
+    history: list[float] = field(default_factory=list)  # accuracy after each epoch run here
+    epoch: int = 0  # last epoch reached
+    train_seconds: float = 0.0
+    failed: str | None = None  # the candidate's own failure, one line
+
+
+# report(metrics, state): metrics = {"accuracy", "epoch", "history", "train_seconds"},
+# state = the checkpoint payload for save_checkpoint ({"epoch", "model", ["optimizer"]})
+Report = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+def run_trial(
+    arch: Architecture,
+    proxy: ProxyConfig,
+    dataset,
+    seed: int,
+    report: Report | None = None,
+    *,
+    checkpoint: str | Path | dict | None = None,
+    on_start: Callable[[int], None] | None = None,
+    threads: int | None = None,
+) -> TrialOutcome:
+    """Train ``arch`` on ``dataset`` as a search trial does; report after each epoch.
+
+    Args:
+        arch: the candidate.
+        proxy: how to train it (the dataset is already at its resolution).
+        dataset: a :class:`attnsearch.datasets.Dataset`.
+        seed: the trial seed (the trial number), added to ``proxy.seed``.
+        report: called after each epoch (see :data:`Report`).
+        checkpoint: a checkpoint to continue from: ``state.pt``, its folder, or what
+            :func:`attnsearch.rundir.load_checkpoint` read from it.
+        on_start: called with the epoch training starts from, before it starts.
+        threads: torch CPU threads.
+
+    Returns:
+        The outcome; a candidate that fails by itself (non-finite loss, ...) is an outcome
+        with ``failed`` set. A dead worker raises.
+    """
+    import torch
+
+    from attnsearch.training import train_candidate
+
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    cfg = dataclasses.replace(proxy, resolution=None)  # resized once, at load time
+    start_epoch, start_state = 0, None
+    if checkpoint is not None:
+        start_state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+        start_epoch = int(start_state.get("epoch", 0))
+    if on_start is not None:
+        on_start(start_epoch)
+    t0 = time.perf_counter()
+    history: list[float] = []
+
+    def each_epoch(epoch: int, acc: float, state: dict) -> None:
+        history.append(acc)
+        if report is None:
+            return
+        metrics = {
+            "accuracy": acc,
+            "epoch": epoch,
+            "history": list(history),
+            "train_seconds": time.perf_counter() - t0,
+        }
+        payload = {"epoch": epoch, "model": state["model"]}
+        if epoch < cfg.epochs:  # intermediate: keep what resuming needs
+            payload["optimizer"] = state["optimizer"]
+        report(metrics, payload)
+
+    try:
+        result = train_candidate(
+            arch,
+            dataset,
+            cfg,
+            trial_seed=seed,
+            report=each_epoch,
+            start_epoch=start_epoch,
+            start_state=start_state,
+        )
+    except Exception as e:  # the candidate failed by itself: record why, keep searching
+        if _is_worker_death(e):
+            raise
+        return TrialOutcome(
+            accuracy=None,
+            history=history,
+            epoch=start_epoch + len(history),
+            train_seconds=time.perf_counter() - t0,
+            failed=f"{type(e).__name__}: {e}".splitlines()[0][:300],
+        )
+    return TrialOutcome(result.accuracy, history, cfg.epochs, time.perf_counter() - t0)
+
+
+def _is_worker_death(e: BaseException) -> bool:
+    return type(e).__name__ in ("RayActorError", "WorkerCrashedError", "NodeDiedError")
+
+
+def trainable(config: dict, dataset=None, settings=None, executions_log: str = "") -> None:
+    """Ray Tune function trainable: :func:`run_trial` with Tune checkpoints and reports.
+
+    ``settings`` is the :class:`attnsearch.search.RunSettings`.
+    """
+    import ray
+    from ray import tune
+
+    arch = Architecture.from_json(config["architecture"])
+    number = int(config["trial_number"])
+    node_id = ray.get_runtime_context().get_node_id()
+    checkpoint = None
+    ckpt = tune.get_checkpoint()
+    if ckpt is None and config.get("resume_checkpoint"):
+        ckpt = tune.Checkpoint.from_directory(config["resume_checkpoint"])
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            if (Path(d) / CHECKPOINT_FILE).exists():
+                checkpoint = load_checkpoint(d)
+
+    def on_start(start_epoch: int) -> None:
+        if executions_log:
+            record_execution(executions_log, number, node_id, start_epoch, config.get("digest"))
+
+    def report(metrics: dict, payload: dict) -> None:
+        metrics = {**metrics, "flops": config["flops"], "trial_number": number, "node_id": node_id}
+        with tempfile.TemporaryDirectory() as out:
+            save_checkpoint(out, payload["epoch"], payload["model"], payload.get("optimizer"))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(out))
+
+    outcome = run_trial(
+        arch,
+        settings.proxy,
+        dataset,
+        number,
+        report,
+        checkpoint=checkpoint,
+        on_start=on_start,
+        threads=settings.cpus_per_trial,
+    )
+    if outcome.failed is not None:
+        tune.report(
+            {
+                "accuracy": 0.0,
+                "flops": config["flops"],
+                "failed": outcome.failed,
+                "trial_number": number,
+                "node_id": node_id,
+            }
+        )
