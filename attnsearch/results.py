@@ -13,45 +13,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from attnsearch.rundir import JOURNAL, SQLITE, ResultsError, RunDir, TrialRecord
 
 __all__ = [
     "ResultsError",
-    "load_run",
     "open_study",
     "storage_for",
     "pareto_members",
     "write_results",
     "trial_rows",
 ]
-
-
-def load_run(results_dir: str | Path, name: str) -> dict[str, Any]:
-    """``run.yaml`` of ``results_dir/name`` as a plain dict (read leniently).
-
-    Kept for :mod:`attnsearch.export` until it reads :class:`attnsearch.rundir.RunDir`;
-    everything else uses ``RunDir.open``. ``width`` is lifted out of ``proxy:``.
-    """
-    run = RunDir(Path(results_dir) / name)
-    if not run.path.exists():
-        raise ResultsError(f"no search named {name!r} in {results_dir}/")
-    if not run.path.is_dir():
-        raise ResultsError(f"{run.path} is not a folder")
-    path = run.run_yaml
-    if not path.is_file():
-        raise ResultsError(f"{path} is missing: {run.path} is not an attnsearch results folder")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
-        raise ResultsError(f"{path} is corrupted (not readable YAML)") from None
-    if not isinstance(data, dict) or "study_name" not in data or "budget" not in data:
-        raise ResultsError(f"{path} is corrupted (missing study_name/budget)")
-    proxy = data.get("proxy")
-    if isinstance(proxy, dict) and "width" in proxy:
-        data.setdefault("width", proxy["width"])
-    return data
 
 
 def storage_for(run_dir: str | Path):

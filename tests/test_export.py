@@ -31,7 +31,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from attnsearch import modules
 from attnsearch.architecture import Architecture, ArchitectureError, SlotChoice, check_choice
@@ -369,13 +368,12 @@ def results(tmp_path_factory) -> dict:
     """results/demo with trials: 0 trained (checkpoint), 1 over budget, 2 trained (no
     checkpoint), 3 failed. Trial 2 is more accurate and costlier than trial 0."""
     import optuna
+    from conftest import make_run
 
     from attnsearch.flops.analytic import analytic_flops
     from attnsearch.results import pareto_members
 
     root = tmp_path_factory.mktemp("export_results") / "results"
-    run_dir = root / "demo"
-    run_dir.mkdir(parents=True)
     a0 = Architecture.from_json(
         {
             "backbone": "resnet18",
@@ -389,9 +387,9 @@ def results(tmp_path_factory) -> dict:
     flops = {i: analytic_flops(a) for i, a in enumerate((a0, a1, a2))}
     budget = max(flops[0], flops[2]) + 1
     assert flops[1] > budget and flops[2] > flops[0]
-    run = {"name": "demo", "budget": budget, "width": WIDTH, "dataset": "digits", "epochs": 2}
-    run["study_name"] = "demo-20250101000000"
-    (run_dir / "run.yaml").write_text(yaml.safe_dump(run, sort_keys=False))
+    rundir = make_run(root, "demo", budget, width=WIDTH, dataset="digits", epochs=2)
+    run_dir = rundir.path
+    run = {"study_name": rundir.record.study_name}
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")

@@ -21,6 +21,7 @@ An existing output file is never overwritten unless ``force`` is given.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +134,9 @@ def export_run(
         _write(output, generate_code(arch, meta=meta))
         return {**summary, "flops": meta["flops"], "params": meta["params"]}
 
-    width = picked["run"].get("width", 1.0)
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+    width = picked["run"].settings.proxy.width
+    if not (isinstance(width, float) and math.isfinite(width) and width > 0):
         raise ExportError(f"search {name!r}: run.yaml width {width!r} is not a positive number")
-    width = float(width)
     ckpt = find_checkpoint(picked["run_dir"], picked["trial"], picked["tune_trial_id"])
     state, epoch = load_state(ckpt)
     try:

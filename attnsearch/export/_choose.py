@@ -12,11 +12,11 @@ from attnsearch.export._errors import ExportError
 __all__ = ["check_state", "choose_trial", "find_checkpoint", "load_state"]
 
 
-def _run_dir(results_dir: str | Path, name: str) -> tuple[Path, dict[str, Any]]:
-    from attnsearch.results import load_run
+def _run_dir(results_dir: str | Path, name: str):
+    from attnsearch.rundir import RunDir
 
-    run = load_run(results_dir, name)
-    return Path(results_dir) / name, run
+    run = RunDir.open(results_dir, name)
+    return run.path, run
 
 
 def _trial_by_number(study, number: int, name: str):
@@ -46,7 +46,7 @@ def _trial_by_number(study, number: int, name: str):
     return t
 
 
-def _front(run_dir: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
+def _front(run_dir: Path, run) -> list[dict[str, Any]]:
     path = run_dir / "pareto.json"
     if path.is_file():
         try:
@@ -60,7 +60,7 @@ def _front(run_dir: Path, run: dict[str, Any]) -> list[dict[str, Any]]:
         return members
     from attnsearch.results import open_study, pareto_members
 
-    return pareto_members(run_dir, open_study(run_dir, run["study_name"]))
+    return pareto_members(run_dir, open_study(run_dir, run.record.study_name))
 
 
 def choose_trial(
@@ -98,7 +98,7 @@ def choose_trial(
                 )
         pick = max(members, key=lambda m: (float(m["accuracy"]), -int(m["flops"])))
         trial = int(pick["trial"])
-    study = open_study(run_dir, run["study_name"])
+    study = open_study(run_dir, run.record.study_name)
     t = _trial_by_number(study, int(trial), name)
     return {
         "name": name,
@@ -112,37 +112,15 @@ def choose_trial(
     }
 
 
-def _ckpt_index(path: Path) -> int:
-    try:
-        return int(path.name.rsplit("_", 1)[1])
-    except (IndexError, ValueError):
-        return -1
-
-
 def find_checkpoint(run_dir: str | Path, trial: int, tune_trial_id: str | None) -> Path:
-    """The last ``checkpoint_*/state.pt`` of the trial's Tune folder under ``run_dir/tune``.
+    """The trial's last checkpoint (:func:`attnsearch.rundir.find_checkpoint`)."""
+    from attnsearch.rundir import NoCheckpointError
+    from attnsearch.rundir import find_checkpoint as _find
 
-    The Tune trial folder is the one whose name carries ``tune_trial_id``
-    (``trainable_<id>_<n>_...``); failing that, the one whose ``params.json`` has
-    ``trial_number == trial``.
-    """
-    tune_dir = Path(run_dir) / "tune"
-    folders = sorted(p for p in tune_dir.glob("*") if p.is_dir()) if tune_dir.is_dir() else []
-    matches = []
-    if tune_trial_id:
-        matches = [p for p in folders if f"_{tune_trial_id}_" in f"{p.name}_"]
-    if not matches:
-        for p in folders:
-            try:
-                params = json.loads((p / "params.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if isinstance(params, dict) and params.get("trial_number") == trial:
-                matches.append(p)
-    states = [s for p in matches for s in p.glob("checkpoint_*/state.pt")]
-    if not states:
-        raise ExportError(f"no checkpoint of trial {trial} found under {tune_dir}/")
-    return max(states, key=lambda s: (_ckpt_index(s.parent), s.stat().st_mtime))
+    try:
+        return _find(run_dir, trial, tune_trial_id)
+    except NoCheckpointError as e:
+        raise ExportError(str(e)) from None
 
 
 def load_state(path: Path) -> tuple[dict, int | None]:
