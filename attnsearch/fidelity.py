@@ -121,7 +121,7 @@ def build_panel(
             if (budget is None or flops <= budget) and arch.digest() not in seen:
                 pool.setdefault(arch.digest(), (flops, arch))
         picked = _spread(sorted(pool.values(), key=lambda fa: (fa[0], fa[1].digest())), n_random)
-        members += [(f"random-{i}", "random", a) for i, (_, a) in enumerate(picked)]
+        members += [(f"random-{i}", "random", a) for i, a in enumerate(picked)]
     if len(members) < 3:
         raise FidelityError(
             f"only {len(members)} architecture(s) of space {space.name!r} fit; "
@@ -148,13 +148,17 @@ def _uniform_choice(type_name: str, options):
 
 
 def _random_choices(options, rng: random.Random) -> list:
-    """One choice per unit; a per-candidate attention density spreads the FLOPs."""
+    """One choice per unit. A per-candidate attention density and per-candidate type
+    weights (skewed, so one or two types often dominate) spread the FLOPs to the ends."""
     density = rng.random()
+    types = sorted({t for opts in options for t in opts if t != "none"})
+    weight = {t: rng.random() ** 4 for t in types}
     out = []
     for opts in options:
         attn = [t for t in opts if t != "none"]
         if attn and (rng.random() < density or "none" not in opts):
-            out.append(rng.choice(opts[rng.choice(attn)]))
+            t = rng.choices(attn, weights=[weight[a] + 1e-9 for a in attn])[0]
+            out.append(rng.choice(opts[t]))
         else:
             out.append(opts["none"][0])
     return out
