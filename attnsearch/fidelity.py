@@ -367,7 +367,9 @@ def _job(i: int, m: PanelMember, schedule: str, epochs: int, seed: int) -> dict:
 def _execute(jobs, settings, threads, device, workers, dataset, progress) -> list[dict]:
     records: list[dict] = []
     if workers == 1:
-        saved = dict(_WORKER)
+        import torch
+
+        saved, threads_before = dict(_WORKER), torch.get_num_threads()
         try:
             _init_worker(settings, threads, device)
             for job in jobs:
@@ -377,6 +379,7 @@ def _execute(jobs, settings, threads, device, workers, dataset, progress) -> lis
         finally:
             _WORKER.clear()
             _WORKER.update(saved)
+            torch.set_num_threads(threads_before)
         return records
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
