@@ -41,6 +41,14 @@ def main() -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--panels", default="old,new", help=f"comma list of {', '.join(PANELS)}")
+    p.add_argument(
+        "--define",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="add a panel, e.g. 'c32:dataset=clutter,width=0.25,epochs=3,limit=1500' "
+        "(keys: ProxySettings fields); then list NAME in --panels",
+    )
     p.add_argument("--space", default="resnet50")
     p.add_argument("--panel", type=int, default=24)
     p.add_argument("--panel-seed", type=int, default=0)
@@ -58,6 +66,9 @@ def main() -> None:
     from attnsearch.fidelity import build_panel, jsonable, run_fidelity
     from attnsearch.spaces import load_space
 
+    for spec in args.define:
+        name, _, body = spec.partition(":")
+        PANELS[name.strip()] = {k.strip(): _value(v) for k, v in _pairs(body)}
     if args.smoke:
         args.space, args.panel, args.proxy_seeds = "tiny", 3, 2
         args.reference_factor, args.reference_seeds = 2, 1
@@ -115,6 +126,23 @@ def main() -> None:
         return
     C.write_json(args.out_dir / "proxy_fidelity_summary.json", jsonable(summary))
     _print_rows(summary["panels"])
+
+
+def _pairs(body: str) -> list[tuple[str, str]]:
+    pairs = [item.partition("=") for item in body.split(",") if item.strip()]
+    if any(not sep for _, sep, _ in pairs):
+        sys.exit(f"--define: expected KEY=VALUE pairs, got {body!r}")
+    return [(k, v) for k, _, v in pairs]
+
+
+def _value(text: str):
+    text = text.strip()
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None if text.lower() == "none" else text
 
 
 def _args(args: argparse.Namespace) -> dict:
