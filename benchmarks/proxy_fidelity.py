@@ -30,8 +30,8 @@ import _common as C  # noqa: E402
 PANELS: dict[str, dict] = {
     # the default of runs before issue 10: digits 8x8, 2 epochs, width 0.5, batch 32 (run's rule)
     "old": {"dataset": "digits", "epochs": 2, "width": 0.5},
-    # the candidate that fits the CPU budget (~8-13 s CPU per evaluation; 124 steps). On the
-    # 2-core machine plain ResNet-50 stayed near chance on it (RESULTS.md section 8).
+    # the cheapest clutter candidate tried (124 steps; ~50 s per evaluation on one CPU core,
+    # not 6-10). On the 2-core machine ResNet-50 stayed near chance on it (RESULTS.md §8).
     "new": {"dataset": "clutter", "resolution": 16, "width": 0.25, "epochs": 2, "limit": 2000},
     # the same data with 3x the steps (372): over the CPU budget; tells what steps buy
     "new-long": {
