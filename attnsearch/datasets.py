@@ -8,6 +8,14 @@ Python. :func:`load_dataset` turns a spec string into a :class:`Dataset`:
   17 grey levels, 10 classes), embedded as ``attnsearch/data/digits.csv.gz`` (the copy that
   scikit-learn ships; see ``attnsearch/data/DIGITS_LICENSE.txt``). The default: it needs no
   download and trains in seconds on a CPU.
+* ``clutter`` / ``clutter:SIZE`` — translated, cluttered digits in the manner of the
+  cluttered-MNIST task of the recurrent-attention and spatial-transformer papers (Mnih et
+  al. 2014, arXiv:1406.6247; Jaderberg et al. 2015, arXiv:1506.02025), derived from the
+  embedded digits and generated in memory from the seed: each digit, enlarged to 16×16, is
+  placed at a random position on a SIZE×SIZE canvas (default 32) with
+  :data:`CLUTTER_PIECES` 8×8 fragments cut from other digits; :data:`CLUTTER_VARIANTS`
+  images per digit. The split keeps all images of one source digit on the same side, so
+  validation measures unseen handwriting, not unseen placements of a training digit.
 * ``synthetic`` / ``synthetic:N`` — generated oriented gratings in N classes (default 10),
   3×16×16, 200 images a class, deterministic from the seed.
 * ``cifar10`` / ``cifar100`` — the "python version" archives of Krizhevsky (2009),
@@ -60,6 +68,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 FOLDER_RESOLUTION = 32  # folder images differ in size, so they need one; CIFAR's size
 SYNTHETIC_PER_CLASS = 200  # 2000 images for the default 10 classes: seconds per epoch on CPU
 SYNTHETIC_SIZE = 16  # native side of the synthetic images
+CLUTTER_SIZE = 32  # canvas side: stage 4 of a proxy ResNet still sees 4×4, not 1×1
+CLUTTER_DIGIT = 16  # the 8×8 digits are enlarged ×2 before placing
+CLUTTER_PIECES = 4  # distractor fragments per image (cluttered MNIST: 4 on 60×60 at 28²)
+CLUTTER_PIECE = 8  # side of a fragment, in canvas pixels
+CLUTTER_VARIANTS = 4  # images per source digit: 7188 in all, ~1440 for validation
 _RESIZE_CHUNK = 4096  # images resized at a time, bounding the float copy to ~200 MB at 64²
 
 
@@ -143,11 +156,12 @@ class _Source:
     labels: torch.Tensor
     classes: tuple[str, ...]
     fetch: Callable[[list[int], int | None], torch.Tensor]
+    groups: torch.Tensor | None = None  # images of one group stay on one side of the split
 
 
 def dataset_names() -> list[str]:
     """The dataset specs :func:`load_dataset` accepts (``PATH`` is a placeholder)."""
-    return ["digits", "synthetic", "cifar10", "cifar100", "folder:PATH"]
+    return ["digits", "clutter", "synthetic", "cifar10", "cifar100", "folder:PATH"]
 
 
 def load_dataset(
@@ -163,7 +177,7 @@ def load_dataset(
     """Load a dataset as a stratified train/validation split of uint8 tensors.
 
     Args:
-        spec: ``digits``, ``synthetic``, ``synthetic:N``, ``cifar10``, ``cifar100`` or
+        spec: ``digits``, ``clutter``, ``clutter:SIZE``, ``synthetic``, ``synthetic:N``, ``cifar10``, ``cifar100`` or
             ``folder:PATH``.
         data_dir: where the CIFAR archives are looked for and downloaded to.
         resolution: resize every image to ``resolution × resolution`` (bilinear with
@@ -183,7 +197,10 @@ def load_dataset(
     """
     _check_options(resolution, val_fraction, limit, seed)
     source = _resolve(spec, data_dir=Path(data_dir).expanduser(), download=download, seed=seed)
-    train_idx, val_idx = _split(source.labels, source.classes, val_fraction, seed, limit)
+    if source.groups is None:
+        train_idx, val_idx = _split(source.labels, source.classes, val_fraction, seed, limit)
+    else:
+        train_idx, val_idx = _split_groups(source, val_fraction, seed, limit)
     train_x = source.fetch(train_idx, resolution)
     val_x = source.fetch(val_idx, resolution)
     mean, std = _channel_stats(train_x)
@@ -233,7 +250,8 @@ def _resolve(spec: str, *, data_dir: Path, download: bool, seed: int) -> _Source
     head, sep, arg = text.partition(":")
     entry = _SOURCES.get(head.lower())
     if entry is None or (sep and not entry.takes_arg):
-        valid = ", ".join([*dataset_names()[:2], "synthetic:N", *dataset_names()[2:]])
+        names = dataset_names()
+        valid = ", ".join([*names[:2], "clutter:SIZE", names[2], "synthetic:N", *names[3:]])
         raise DatasetError(f"unknown dataset {spec!r}; valid: {valid}")
     return entry.build(text, arg.strip() if sep else None, data_dir, download, seed)
 
@@ -270,6 +288,22 @@ def _synthetic_entry(
     if not 2 <= n <= 1000:
         raise DatasetError(f"dataset {spec!r}: N in 'synthetic:N' must be an integer in 2..1000")
     return _synthetic_source(n, seed)
+
+
+def _clutter_entry(
+    spec: str, arg: str | None, data_dir: Path, download: bool, seed: int
+) -> _Source:
+    if arg is None:
+        return _clutter_source(CLUTTER_SIZE, seed)
+    try:
+        size = int(arg)
+    except ValueError:
+        size = 0
+    if not 24 <= size <= 128:
+        raise DatasetError(
+            f"dataset {spec!r}: SIZE in 'clutter:SIZE' must be an integer in 24..128"
+        )
+    return _clutter_source(size, seed)
 
 
 def _cifar_entry(key: str) -> _Entry:
@@ -320,6 +354,40 @@ def _split(
         train_by_class = [t[:q] for t, q in zip(train_by_class, quotas, strict=True)]
     train = [i for t in train_by_class for i in t]
     rng.shuffle(train)
+    return train, val
+
+
+def _split_groups(
+    source: _Source, val_fraction: float, seed: int, limit: int | None
+) -> tuple[list[int], list[int]]:
+    """Like :func:`_split`, over groups (each of one class); ``limit`` then trims images."""
+    assert source.groups is not None
+    groups = source.groups.tolist()
+    labels = source.labels.tolist()
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    keys = sorted(members)
+    group_labels = torch.tensor([labels[members[g][0]] for g in keys], dtype=torch.int64)
+    train_g, val_g = _split(group_labels, source.classes, val_fraction, seed, None)
+    rng = random.Random(seed + 1)
+    val = [i for gi in val_g for i in members[keys[gi]]]
+    rng.shuffle(val)
+    train = [i for gi in train_g for i in members[keys[gi]]]
+    rng.shuffle(train)
+    if limit is not None and limit < len(train):
+        k = len(source.classes)
+        if limit < k:
+            raise DatasetError(
+                f"limit={limit} is below the number of classes ({k}); "
+                "each class needs at least one training image"
+            )
+        by_class: list[list[int]] = [[] for _ in range(k)]
+        for i in train:
+            by_class[labels[i]].append(i)
+        quotas = _apportion([len(b) for b in by_class], limit)
+        train = [i for b, q in zip(by_class, quotas, strict=True) for i in b[:q]]
+        rng.shuffle(train)
     return train, val
 
 
@@ -399,6 +467,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _digits_source() -> _Source:
+    images, labels = _digits_tensors()
+    return _in_memory("digits", images, labels, tuple(str(d) for d in range(10)))
+
+
+def _digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
+    """The embedded digits as uint8 ``(1797, 1, 8, 8)`` images and int64 labels."""
     resource = importlib.resources.files("attnsearch") / "data" / "digits.csv.gz"
     try:
         with resource.open("rb") as raw, gzip.open(raw, "rt", encoding="ascii") as f:
@@ -411,7 +485,56 @@ def _digits_source() -> _Source:
     pixels = table[:, :64]
     images = ((pixels * 255 + 8) // 16).clamp_(0, 255).to(torch.uint8).view(-1, 1, 8, 8)
     labels = table[:, 64].contiguous()
-    return _in_memory("digits", images, labels, tuple(str(d) for d in range(10)))
+    return images, labels
+
+
+# ---------------------------------------------------------------------------------------
+# clutter
+
+
+def _clutter_source(size: int, seed: int) -> _Source:
+    images, labels, groups, _ = _make_clutter(size, seed)
+    name = "clutter" if size == CLUTTER_SIZE else f"clutter:{size}"
+    source = _in_memory(name, images, labels, tuple(str(d) for d in range(10)))
+    return _Source(source.name, source.labels, source.classes, source.fetch, groups)
+
+
+def _make_clutter(
+    size: int, seed: int, variants: int = CLUTTER_VARIANTS, pieces: int = CLUTTER_PIECES
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cluttered, translated digits: ``(images, labels, groups, positions)``.
+
+    Image ``i`` shows digit ``groups[i] = i // variants`` of the embedded set, enlarged to
+    16×16, with its top-left corner at ``positions[i] = (row, col)``; ``pieces`` 8×8
+    fragments of other digits lie at random places. Overlaps keep the brighter pixel, so
+    the digit's own strokes are never erased.
+    """
+    digits, digit_labels = _digits_tensors()
+    big = _resize(digits, CLUTTER_DIGIT)[:, 0].to(torch.int64)  # (D, 16, 16)
+    d = big.shape[0]
+    g = torch.Generator().manual_seed(seed & 0xFFFF_FFFF_FFFF_FFFF)
+    n = d * variants
+    groups = torch.arange(d).repeat_interleave(variants)
+    canvas = torch.zeros(n, size * size, dtype=torch.int64)
+
+    def paste(patches: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> None:
+        h, w = patches.shape[1:]
+        r = rows.view(n, 1, 1) + torch.arange(h).view(1, h, 1)
+        c = cols.view(n, 1, 1) + torch.arange(w).view(1, 1, w)
+        canvas.scatter_reduce_(1, (r * size + c).view(n, -1), patches.reshape(n, -1), "amax")
+
+    for _ in range(pieces):  # distractors first; the digit is pasted over them with max
+        other = (groups + 1 + torch.randint(0, d - 1, (n,), generator=g)) % d
+        off = torch.randint(0, CLUTTER_DIGIT - CLUTTER_PIECE + 1, (n, 2), generator=g)
+        r = off[:, 0].view(n, 1, 1) + torch.arange(CLUTTER_PIECE).view(1, -1, 1)
+        c = off[:, 1].view(n, 1, 1) + torch.arange(CLUTTER_PIECE).view(1, 1, -1)
+        frag = big[other.view(n, 1, 1), r, c]
+        at = torch.randint(0, size - CLUTTER_PIECE + 1, (n, 2), generator=g)
+        paste(frag, at[:, 0], at[:, 1])
+    positions = torch.randint(0, size - CLUTTER_DIGIT + 1, (n, 2), generator=g)
+    paste(big[groups], positions[:, 0], positions[:, 1])
+    images = canvas.clamp_(0, 255).to(torch.uint8).view(n, 1, size, size)
+    return images, digit_labels[groups].clone(), groups, positions
 
 
 # ---------------------------------------------------------------------------------------
@@ -785,6 +908,7 @@ def _read_image(path: Path) -> torch.Tensor:
 
 _SOURCES: dict[str, _Entry] = {
     "digits": _Entry(lambda spec, arg, data_dir, download, seed: _digits_source()),
+    "clutter": _Entry(_clutter_entry, takes_arg=True),
     "synthetic": _Entry(_synthetic_entry, takes_arg=True),
     "cifar10": _cifar_entry("cifar10"),
     "cifar100": _cifar_entry("cifar100"),

@@ -40,6 +40,7 @@ class ProxyConfig:
     flip: bool = False  # horizontal flips (natural images only; set from the dataset)
     seed: int = 0  # base seed; each trial adds its trial number
     zero_init_residual: bool = True  # last BN of each block starts at 0: deep nets train fast
+    bf16: bool = True  # bf16 autocast on CUDA (CPU is always float32); False: numbers as on CPU
 
     def to_dict(self) -> dict:
         return asdict(self)

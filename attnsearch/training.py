@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,14 @@ from attnsearch.architecture import Architecture
 from attnsearch.backbones import build_network
 from attnsearch.proxy import ProxyConfig
 
-__all__ = ["ProxyConfig", "TrainingError", "TrainResult", "train_candidate", "evaluate"]
+__all__ = [
+    "ProxyConfig",
+    "TrainingError",
+    "TrainResult",
+    "train_candidate",
+    "evaluate",
+    "validate",
+]
 
 
 class TrainingError(RuntimeError):
@@ -35,6 +42,8 @@ class TrainResult:
     train_seconds: float  # wall time spent training and evaluating
     epochs: int
     state_dict: dict  # final weights (CPU tensors)
+    train_losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+    val_losses: list[float] = field(default_factory=list)  # validation cross-entropy per epoch
 
 
 def _device_for_trial() -> torch.device:
@@ -63,7 +72,6 @@ def _augment(x: torch.Tensor, flip: bool, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     x: torch.Tensor,
@@ -74,15 +82,33 @@ def evaluate(
     autocast: bool = False,
 ) -> float:
     """Accuracy of ``model`` on uint8 images ``x`` (batched, one host sync)."""
+    return validate(model, x, y, mean, std, batch_size, autocast)[0]
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    batch_size: int = 512,
+    autocast: bool = False,
+) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy (no label smoothing) of ``model`` on uint8 images."""
     model.eval()
     correct = torch.zeros((), device=x.device, dtype=torch.long)
+    loss = torch.zeros((), device=x.device, dtype=torch.float64)
     mf = torch.channels_last if x.is_cuda else torch.contiguous_format
     for i in range(0, len(x), batch_size):
         xb = _normalize(x[i : i + batch_size], mean, std, torch.float32)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(xb.contiguous(memory_format=mf))
-        correct += (logits.argmax(1) == y[i : i + batch_size]).sum()
-    return correct.item() / max(1, len(x))
+        yb = y[i : i + batch_size]
+        correct += (logits.argmax(1) == yb).sum()
+        loss += F.cross_entropy(logits.float(), yb, reduction="sum").double()
+    n = max(1, len(x))
+    return correct.item() / n, loss.item() / n
 
 
 def train_candidate(
@@ -119,6 +145,7 @@ def train_candidate(
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
+    bf16 = cuda and cfg.bf16
     model = build_network(
         arch,
         stem="proxy",
@@ -173,6 +200,8 @@ def train_candidate(
             sched.step()
     mf = torch.channels_last if cuda else torch.contiguous_format
     history: list[float] = []
+    train_losses: list[float] = []
+    val_losses: list[float] = []
     t0 = time.perf_counter()
     acc = 0.0
     for epoch in range(start_epoch, cfg.epochs):
@@ -185,7 +214,7 @@ def train_candidate(
             if cfg.augment:
                 xb = _augment(xb, cfg.flip, gen)
             xb = _normalize(xb, mean, std, torch.float32).contiguous(memory_format=mf)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = F.cross_entropy(model(xb), train_y[idx], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -195,8 +224,10 @@ def train_candidate(
         mean_loss = loss_sum.item() / steps_per_epoch  # the one host sync per epoch
         if not math.isfinite(mean_loss):
             raise TrainingError(f"training loss became {mean_loss} in epoch {epoch + 1}")
-        acc = evaluate(model, val_x, val_y, mean, std, autocast=cuda)
+        acc, val_loss = validate(model, val_x, val_y, mean, std, autocast=bf16)
         history.append(acc)
+        train_losses.append(mean_loss)
+        val_losses.append(val_loss)
         if report is not None:
             report(
                 epoch + 1,
@@ -204,13 +235,14 @@ def train_candidate(
                 {"model": model.state_dict(), "optimizer": opt.state_dict(), "loss": mean_loss},
             )
     if start_epoch >= cfg.epochs:  # resumed from the final checkpoint: evaluate, no training
-        acc = evaluate(model, val_x, val_y, mean, std, autocast=cuda)
+        acc, val_loss = validate(model, val_x, val_y, mean, std, autocast=bf16)
         history.append(acc)
+        val_losses.append(val_loss)
         if report is not None:
             report(cfg.epochs, acc, {"model": model.state_dict(), "optimizer": {}, "loss": 0.0})
     seconds = time.perf_counter() - t0
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return TrainResult(acc, history, seconds, cfg.epochs, state)
+    return TrainResult(acc, history, seconds, cfg.epochs, state, train_losses, val_losses)
 
 
 def _zero_init_residual(model: nn.Module) -> None:

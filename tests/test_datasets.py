@@ -112,7 +112,14 @@ def test_summary_and_names() -> None:
     assert summary["name"] == "digits"
     assert summary["input_shape"] == [1, 8, 8]
     assert summary["train_size"] == 50
-    assert dataset_names() == ["digits", "synthetic", "cifar10", "cifar100", "folder:PATH"]
+    assert dataset_names() == [
+        "digits",
+        "clutter",
+        "synthetic",
+        "cifar10",
+        "cifar100",
+        "folder:PATH",
+    ]
 
 
 @pytest.mark.parametrize(

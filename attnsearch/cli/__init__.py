@@ -19,6 +19,8 @@ _COMMANDS = {
     "pareto": "attnsearch.cli.pareto",
     "export": "attnsearch.cli.export",
     "profile": "attnsearch.cli.profile",
+    "evaluate": "attnsearch.cli.evaluate",
+    "fidelity": "attnsearch.cli.fidelity",
     "modules": "attnsearch.cli.modules",
     "spaces": "attnsearch.cli.spaces",
 }

@@ -1,0 +1,90 @@
+"""``attnsearch evaluate ARCH.json``: train one architecture for K seeds, as a trial would."""
+
+from __future__ import annotations
+
+import click
+
+from attnsearch.cli._proxy_options import given, proxy_options
+
+
+@click.command("evaluate")
+@click.argument("arch_file", metavar="ARCH.json", type=click.Path(dir_okay=False))
+@click.option("--run", "run_name", default=None, help="Use the proxy settings of this search.")
+@click.option(
+    "--results-dir", default="results", show_default=True, help="Parent folder of run folders."
+)
+@proxy_options
+@click.option("--seeds", type=int, default=3, show_default=True, help="Number of seeds K.")
+@click.option(
+    "--first-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Trial seeds are FIRST..FIRST+K-1 (a trial's seed is its trial number).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def command(arch_file: str, run_name, results_dir, seeds, first_seed, as_json, **opts) -> None:
+    """Train ARCH.json with a run's (or run's default) proxy settings for K seeds.
+
+    The same code path as a search trial: with --run NAME and --first-seed N --seeds 1
+    it reproduces trial N's accuracy. Prints per-seed accuracies, mean and a 95 % interval.
+    """
+    from pathlib import Path
+
+    from attnsearch.architecture import Architecture, ArchitectureError
+    from attnsearch.cli._terminal import term
+    from attnsearch.errors import InputError
+    from attnsearch.evaluation import ProxySettings, evaluate_architecture
+
+    if seeds < 1:
+        raise InputError(f"--seeds must be at least 1, got {seeds}")
+    if first_seed < 0:
+        raise InputError(f"--first-seed must be >= 0, got {first_seed}")
+    path = Path(arch_file)
+    if not path.exists():
+        raise ArchitectureError(f"{path}: no such file")
+    try:
+        arch = Architecture.from_json(path)
+    except ArchitectureError as e:
+        raise ArchitectureError(f"{path}: {e}") from None
+    overrides = given(opts)
+    if run_name is not None:
+        if overrides:
+            flags = ", ".join("--" + k.replace("_", "-") for k in overrides)
+            raise InputError(f"--run takes the proxy settings from the run; drop {flags}")
+        settings = ProxySettings.from_run(results_dir, run_name)
+    else:
+        settings = ProxySettings.defaults(**overrides)
+    dataset = settings.load_dataset()
+    cfg = settings.proxy_config(dataset)
+    seed_list = list(range(first_seed, first_seed + seeds))
+    if not as_json:
+        term.note(
+            f"evaluating {arch.summary()} on {dataset.name} {tuple(dataset.input_shape)} "
+            f"x{len(dataset.train_x)}: {cfg.epochs} epochs, batch {cfg.batch_size}, width "
+            f"{cfg.width}, {settings.threads} thread(s), seeds {seed_list[0]}..{seed_list[-1]}"
+        )
+
+    def progress(seed: int, r) -> None:
+        if not as_json:
+            term.note(f"seed {seed}: accuracy {r.accuracy:.4f} ({r.train_seconds:.1f}s)")
+
+    result = evaluate_architecture(
+        arch, cfg, dataset, seed_list, threads=settings.threads, report=progress
+    )
+    if as_json:
+        data = result.to_json()
+        data["architecture"] = arch.to_json()
+        data["proxy"] = {**settings.to_dict(), "batch_size": cfg.batch_size}
+        data["run"] = run_name
+        term.json(data)
+        return
+    rows = [
+        [s, f"{a:.4f}", f"{t:.1f}s"]
+        for s, a, t in zip(result.seeds, result.accuracies, result.seconds, strict=True)
+    ]
+    ci = result.interval
+    rows.append(["mean", f"{result.accuracy:.4f}", f"{sum(result.seconds):.1f}s"])
+    rows.append(["sd", f"{result.accuracy_std:.4f}", ""])
+    rows.append(["95 % interval", f"{ci[0]:.4f} – {ci[1]:.4f}" if ci else "(one seed)", ""])
+    term.table(str(path), ["seed", "accuracy", "time"], rows)

@@ -1,0 +1,163 @@
+"""``attnsearch fidelity --space S --dataset D``: how far the proxy's ranking can be trusted."""
+
+from __future__ import annotations
+
+import click
+
+from attnsearch.cli._proxy_options import given, proxy_options
+
+
+@click.command("fidelity")
+@click.option("--space", default="resnet50", show_default=True, help="Space name or .yaml file.")
+@proxy_options
+@click.option("--panel", type=int, default=24, show_default=True, help="Architectures (>= 3).")
+@click.option("--panel-seed", type=int, default=0, show_default=True, help="Fixes the panel.")
+@click.option("--budget", default=None, help="Leave out architectures above this (e.g. 4G).")
+@click.option("--proxy-seeds", type=int, default=3, show_default=True, help="Seeds per proxy.")
+@click.option(
+    "--reference-factor",
+    type=int,
+    default=10,
+    show_default=True,
+    help="The reference trains this many times the proxy's epochs (and optimizer steps).",
+)
+@click.option(
+    "--reference-seeds", type=int, default=2, show_default=True, help="Seeds per reference."
+)
+@click.option("--workers", type=int, default=1, show_default=True, help="Training processes.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="cuda trains in float32 (no bf16, no TF32) so figures transfer to CPU.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option("-o", "--output", default=None, help="Also write the full JSON report here.")
+def command(
+    space,
+    panel,
+    panel_seed,
+    budget,
+    proxy_seeds,
+    reference_factor,
+    reference_seeds,
+    workers,
+    device,
+    as_json,
+    output,
+    **opts,
+) -> None:
+    """Train a seeded panel of the space under the proxy and a >= 10x longer reference.
+
+    Reports within- and between-architecture sd, Kendall tau and Spearman rho of proxy
+    against reference (bootstrap 95 % intervals), tau of params and FLOPs, top-5 overlap,
+    seconds per evaluation, and which proxy score ranks best. Run it on your data before
+    trusting a long search.
+    """
+    import json
+    from pathlib import Path
+
+    from attnsearch.budget import parse_budget
+    from attnsearch.cli._terminal import term
+    from attnsearch.evaluation import ProxySettings
+    from attnsearch.fidelity import jsonable, run_fidelity
+    from attnsearch.spaces import load_space
+
+    sp = load_space(space)
+    settings = ProxySettings.defaults(**given(opts))
+    limit = parse_budget(budget) if budget is not None else None
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            from attnsearch.errors import InputError
+
+            raise InputError("--device cuda: no CUDA device is visible")
+
+    def progress(done: int, total: int, record: dict) -> None:
+        if not as_json:
+            acc = record.get("accuracy")
+            what = f"{acc:.4f} in {record['seconds']:.1f}s" if acc is not None else "failed"
+            term.note(
+                f"[{done}/{total}] member {record['member']} {record['schedule']} "
+                f"seed {record['seed']}: {what}"
+            )
+
+    report = run_fidelity(
+        sp,
+        settings,
+        panel=panel,
+        panel_seed=panel_seed,
+        proxy_seeds=proxy_seeds,
+        reference_factor=reference_factor,
+        reference_seeds=reference_seeds,
+        budget=limit,
+        workers=workers,
+        device=None if device == "auto" else device,
+        progress=progress,
+    )
+    data = jsonable(report)
+    if output:
+        Path(output).write_text(json.dumps(data, indent=1) + "\n")
+    if as_json:
+        term.json(data)
+        return
+    _print(term, report)
+    if output:
+        term.line(f"report: {output}")
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None or v != v:
+        return "n/a"
+    return f"{v:.{digits}f}"
+
+
+def _print(term, report: dict) -> None:
+    st, s = report["settings"], report["summary"]
+    rows = [
+        [
+            m["name"],
+            m["summary"][:40],
+            f"{m['flops'] / 1e9:.2f}G",
+            f"{_fmt(m['proxy_mean'])} ± {_fmt(m['proxy_sd'])}",
+            f"{_fmt(m['reference_mean'])} ± {_fmt(m['reference_sd'])}",
+        ]
+        for m in report["panel"]
+    ]
+    term.table(
+        f"panel: {st['space']} on {st['dataset']}, proxy {st['epochs']} epochs "
+        f"({st['proxy_steps']} steps) x{st['proxy_seeds']} seeds, reference "
+        f"{st['reference_epochs']} epochs x{st['reference_seeds']}",
+        ["member", "architecture", "FLOPs", "proxy", "reference"],
+        rows,
+    )
+    if "error" in s:
+        term.error(s["error"])
+        return
+    ci = s["kendall_tau_ci95"]
+    rci = s["spearman_rho_ci95"]
+    lines = [
+        ["within-architecture sd", _fmt(s["within_sd"], 4)],
+        ["between-architecture sd", _fmt(s["between_sd"], 4)],
+        ["between / within", _fmt(s["between_over_within"], 2)],
+        [
+            "Kendall τ (proxy vs reference)",
+            f"{_fmt(s['kendall_tau'])} [{_fmt(ci[0])}, {_fmt(ci[1])}]",
+        ],
+        ["Spearman ρ", f"{_fmt(s['spearman_rho'])} [{_fmt(rci[0])}, {_fmt(rci[1])}]"],
+        [
+            "τ of params / FLOPs",
+            f"{_fmt(s['kendall_tau_params'])} / {_fmt(s['kendall_tau_flops'])}",
+        ],
+        ["top-5 overlap", str(s["top5_overlap"])],
+        [
+            "s per proxy / reference eval",
+            f"{s['seconds_per_proxy_eval']:.1f} / {s['seconds_per_reference_eval']:.1f}",
+        ],
+    ]
+    for name, sc in s["scores"].items():
+        lines.append([f"τ of score {name}", f"{_fmt(sc['kendall_tau'])}"])
+    lines.append(["best score", s["best_score"]])
+    term.table("proxy fidelity", ["", "value"], lines)

@@ -1,0 +1,485 @@
+"""How far a proxy's ranking can be trusted: a seeded panel, the proxy, and a long reference.
+
+A fixed panel of architectures of a space — the uniform networks (plain, and each
+attention type with its defaults where the space allows them at the proxy width) plus
+random buildable candidates spread evenly over the FLOPs range — is trained under the proxy
+(several seeds) and under a reference schedule with ``reference_factor``× the proxy's
+optimizer steps (same data, batch and width; more epochs). The report compares them:
+
+* within-architecture sd (seed noise) against between-architecture sd (signal);
+* Kendall τ-b and Spearman ρ of proxy means against reference means, with seeded
+  bootstrap 95 % intervals; the same τ for trivial rankers (params, FLOPs);
+* top-5 overlap; seconds per evaluation;
+* τ of several candidate *scores* computed from the same proxy runs (final accuracy, mean
+  accuracy of the last epochs, final validation loss, sum of training losses), so that the
+  best-ranking score can be chosen.
+
+Every training run goes through :func:`attnsearch.evaluation.evaluate_architecture`, the
+code path of a search trial. Runs can be spread over worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from attnsearch import stats
+from attnsearch.errors import InputError
+
+__all__ = [
+    "FidelityError",
+    "PanelMember",
+    "SCORES",
+    "build_panel",
+    "jsonable",
+    "run_fidelity",
+    "summarize",
+]
+
+PROXY_SEED0 = 0  # proxy runs use trial seeds 0..K-1, like the first trials of a search
+REFERENCE_SEED0 = 100  # reference runs use seeds 100..: independent of the proxy's
+POOL_PER_MEMBER = 40  # random candidates drawn per random panel slot before spreading
+BOOTSTRAP = 1000  # bootstrap resamples for the intervals of τ and ρ
+TOP_K = 5  # the top-k overlap reported
+
+
+class FidelityError(InputError):
+    """Bad fidelity settings; one line."""
+
+
+@dataclass(frozen=True)
+class PanelMember:
+    """One architecture of the panel.
+
+    Attributes:
+        name: ``uniform-<type>`` or ``random-<i>``.
+        kind: ``"uniform"`` or ``"random"``.
+        arch: the architecture.
+        flops: deploy FLOPs (analytic, the search's count).
+        params: deploy parameters.
+    """
+
+    name: str
+    kind: str
+    arch: Any
+    flops: int
+    params: int
+
+
+# ---- the panel ---------------------------------------------------------------------------
+def build_panel(
+    space, width: float, size: int = 24, seed: int = 0, budget: int | None = None
+) -> list[PanelMember]:
+    """The seeded panel: uniform networks first, then random ones spread over FLOPs.
+
+    Args:
+        space: a :class:`~attnsearch.spaces.SearchSpace`.
+        width: the proxy width (choices that cannot be built at it are left out).
+        size: number of architectures (the uniform ones count; at least 3).
+        seed: fixes the random members.
+        budget: leave out architectures above this many FLOPs (``None``: no limit).
+    """
+    from attnsearch.architecture import Architecture, SlotChoice
+    from attnsearch.backbones import BACKBONES
+    from attnsearch.flops.analytic import cost_table
+
+    if size < 3:
+        raise FidelityError(f"the panel needs at least 3 architectures, got {size}")
+    table = cost_table(space.backbone, space.input, space.num_classes)
+    options = space.options(width)
+    n_slots = BACKBONES[space.backbone].num_slots
+
+    def make(choices: Sequence[SlotChoice]) -> Architecture:
+        slots = [SlotChoice("none", ())] * n_slots
+        for unit, choice in zip(space.units, choices, strict=True):
+            for s in space.unit_slots(unit):
+                slots[s] = choice
+        return Architecture(space.backbone, tuple(slots), space.num_classes, space.input)
+
+    members: list[tuple[str, str, Architecture]] = []
+    for type_name, _ in space.choices:
+        choice = _uniform_choice(type_name, options)
+        if choice is None:
+            continue
+        arch = make([choice] * len(space.units))
+        if budget is None or table.total(arch.slots) <= budget:
+            members.append((f"uniform-{type_name}", "uniform", arch))
+    members = members[:size]
+    n_random = size - len(members)
+    if n_random:
+        rng = random.Random(seed)
+        seen = {a.digest() for _, _, a in members}
+        pool: dict[str, tuple[int, Architecture]] = {}
+        for _ in range(POOL_PER_MEMBER * n_random):
+            arch = make(_random_choices(options, rng))
+            flops = table.total(arch.slots)
+            if (budget is None or flops <= budget) and arch.digest() not in seen:
+                pool.setdefault(arch.digest(), (flops, arch))
+        picked = _spread(sorted(pool.values(), key=lambda fa: (fa[0], fa[1].digest())), n_random)
+        members += [(f"random-{i}", "random", a) for i, a in enumerate(picked)]
+    if len(members) < 3:
+        raise FidelityError(
+            f"only {len(members)} architecture(s) of space {space.name!r} fit; "
+            "raise the budget or the width"
+        )
+    return [
+        PanelMember(name, kind, arch, table.total(arch.slots), _params(arch))
+        for name, kind, arch in members
+    ]
+
+
+def _uniform_choice(type_name: str, options):
+    """The type's default choice if every unit allows it, else its first allowed in all."""
+    from attnsearch.architecture import SlotChoice
+
+    per_unit = [opts.get(type_name, []) for opts in options]
+    if not all(per_unit):
+        return None
+    default = SlotChoice("none", ()) if type_name == "none" else SlotChoice.make(type_name)
+    if all(default in cs for cs in per_unit):
+        return default
+    common = [c for c in per_unit[0] if all(c in cs for cs in per_unit[1:])]
+    return common[0] if common else None
+
+
+def _random_choices(options, rng: random.Random) -> list:
+    """One choice per unit. A per-candidate attention density and per-candidate type
+    weights (skewed, so one or two types often dominate) spread the FLOPs to the ends."""
+    density = rng.random()
+    types = sorted({t for opts in options for t in opts if t != "none"})
+    weight = {t: rng.random() ** 4 for t in types}
+    out = []
+    for opts in options:
+        attn = [t for t in opts if t != "none"]
+        if attn and (rng.random() < density or "none" not in opts):
+            t = rng.choices(attn, weights=[weight[a] + 1e-9 for a in attn])[0]
+            out.append(rng.choice(opts[t]))
+        else:
+            out.append(opts["none"][0])
+    return out
+
+
+def _spread(pool: list[tuple[int, Any]], n: int) -> list[Any]:
+    """``n`` members of a FLOPs-sorted pool, nearest to evenly spaced FLOPs targets."""
+    if len(pool) <= n:
+        return [a for _, a in pool]
+    lo, hi = pool[0][0], pool[-1][0]
+    taken: set[int] = set()
+    for i in range(n):
+        target = lo + (hi - lo) * (i + 0.5) / n
+        best = min(
+            (j for j in range(len(pool)) if j not in taken),
+            key=lambda j: (abs(pool[j][0] - target), j),
+        )
+        taken.add(best)
+    return [pool[j][1] for j in sorted(taken)]
+
+
+def _params(arch) -> int:
+    """Deploy parameters, counted on the meta device (no memory, no init)."""
+    import torch
+
+    from attnsearch.backbones import build_network
+
+    with torch.device("meta"):
+        model = build_network(arch, stem="deploy")
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---- scores --------------------------------------------------------------------------------
+def _last_epochs(epochs: int) -> int:
+    return min(epochs, max(2, epochs // 2))
+
+
+SCORES: dict[str, Callable[[dict], float]] = {
+    # each maps one proxy run (history, train_losses, val_losses) to "higher is better"
+    "final_accuracy": lambda r: r["history"][-1],
+    "last_epochs_accuracy": lambda r: stats.mean(r["history"][-_last_epochs(len(r["history"])) :]),
+    "neg_final_val_loss": lambda r: -r["val_losses"][-1],
+    "neg_sum_train_loss": lambda r: -math.fsum(r["train_losses"]),
+}
+
+
+# ---- running ---------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(settings: dict, threads: int, device: str | None) -> None:
+    """Per process: threads, float32 on CUDA (no TF32), the dataset loaded once."""
+    import torch
+
+    from attnsearch.evaluation import ProxySettings
+
+    torch.set_num_threads(max(1, threads))
+    if device == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    ps = ProxySettings(**settings)
+    _WORKER.update(settings=ps, dataset=ps.load_dataset(), threads=threads, device=device)
+
+
+def _run_job(job: dict) -> dict:
+    """Train one (architecture, schedule, seed); returns its run record."""
+    import torch
+
+    from attnsearch.architecture import Architecture
+    from attnsearch.evaluation import evaluate_architecture
+
+    ps, dataset = _WORKER["settings"], _WORKER["dataset"]
+    cfg = ps.proxy_config(dataset, epochs=job["epochs"], bf16=False)
+    device = torch.device(_WORKER["device"]) if _WORKER["device"] else None
+    arch = Architecture.from_json(job["architecture"])
+    try:
+        r = evaluate_architecture(arch, cfg, dataset, [job["seed"]], device=device)
+    except Exception as e:  # a diverged run is data, not a crash
+        return {**_job_key(job), "failed": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
+    return {
+        **_job_key(job),
+        "accuracy": r.accuracies[0],
+        "history": r.histories[0],
+        "train_losses": r.train_losses[0],
+        "val_losses": r.val_losses[0],
+        "seconds": r.seconds[0],
+    }
+
+
+def _job_key(job: dict) -> dict:
+    return {"member": job["member"], "schedule": job["schedule"], "seed": job["seed"]}
+
+
+def run_fidelity(
+    space,
+    settings,
+    *,
+    panel: int = 24,
+    panel_seed: int = 0,
+    proxy_seeds: int = 3,
+    reference_factor: int = 10,
+    reference_seeds: int = 2,
+    budget: int | None = None,
+    workers: int = 1,
+    device: str | None = None,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> dict[str, Any]:
+    """Train the panel under the proxy and the reference; return the full report.
+
+    Args:
+        space: the :class:`~attnsearch.spaces.SearchSpace`.
+        settings: the :class:`~attnsearch.evaluation.ProxySettings` of the proxy.
+        panel: panel size.
+        panel_seed: fixes the random panel members.
+        proxy_seeds: seeds per architecture under the proxy (at least 2).
+        reference_factor: the reference trains this many times the proxy's epochs (same
+            batch, so this many times the optimizer steps).
+        reference_seeds: seeds per architecture under the reference.
+        budget: FLOPs limit on panel members.
+        workers: processes training in parallel (each with ``settings.threads`` threads;
+            1 trains here, in this process).
+        device: ``"cpu"``, ``"cuda"`` (float32, no TF32) or ``None`` (as a trial).
+        progress: called with ``(done, total, run_record)`` after each run.
+
+    Returns:
+        A JSON-ready dict: ``settings``, ``panel`` (per member: runs, means, scores) and
+        ``summary`` (see :func:`summarize`).
+    """
+    if proxy_seeds < 2:
+        raise FidelityError(f"--proxy-seeds must be at least 2 (seed noise), got {proxy_seeds}")
+    if reference_seeds < 1:
+        raise FidelityError(f"--reference-seeds must be at least 1, got {reference_seeds}")
+    if reference_factor < 1:
+        raise FidelityError(f"--reference-factor must be at least 1, got {reference_factor}")
+    if workers < 1:
+        raise FidelityError(f"--workers must be at least 1, got {workers}")
+    members = build_panel(space, settings.width, panel, panel_seed, budget)
+    dataset = settings.load_dataset()
+    batch = settings.resolved_batch_size(len(dataset.train_x))
+    steps_per_epoch = max(1, len(dataset.train_x) // min(batch, len(dataset.train_x)))
+    fixed = dataclasses.replace(settings, batch_size=batch)
+    ref_epochs = settings.epochs * reference_factor
+    jobs = []
+    for i, m in enumerate(members):
+        for s in range(reference_seeds):
+            jobs.append(_job(i, m, "reference", ref_epochs, REFERENCE_SEED0 + s))
+        for s in range(proxy_seeds):
+            jobs.append(_job(i, m, "proxy", settings.epochs, PROXY_SEED0 + s))
+    jobs.sort(key=lambda j: j["schedule"] != "reference")  # longest first: better packing
+    t0 = time.perf_counter()
+    records = _execute(jobs, fixed.to_dict(), fixed.threads, device, workers, dataset, progress)
+    wall = time.perf_counter() - t0
+    panel_out = []
+    for i, m in enumerate(members):
+        mine = [r for r in records if r["member"] == i]
+        panel_out.append(
+            {
+                "name": m.name,
+                "kind": m.kind,
+                "architecture": m.arch.to_json(),
+                "summary": m.arch.summary(),
+                "flops": m.flops,
+                "params": m.params,
+                "proxy": sorted(
+                    (r for r in mine if r["schedule"] == "proxy"), key=lambda r: r["seed"]
+                ),
+                "reference": sorted(
+                    (r for r in mine if r["schedule"] == "reference"), key=lambda r: r["seed"]
+                ),
+            }
+        )
+    report = {
+        "settings": {
+            **fixed.to_dict(),
+            "space": space.name,
+            "dataset_info": dataset.summary(),
+            "panel": len(members),
+            "panel_seed": panel_seed,
+            "proxy_seeds": proxy_seeds,
+            "reference_factor": reference_factor,
+            "reference_seeds": reference_seeds,
+            "reference_epochs": ref_epochs,
+            "proxy_steps": steps_per_epoch * settings.epochs,
+            "reference_steps": steps_per_epoch * ref_epochs,
+            "budget": budget,
+            "workers": workers,
+            "device": device or "auto",
+        },
+        "panel": panel_out,
+        "wall_seconds": wall,
+    }
+    report["summary"] = summarize(report)
+    return report
+
+
+def _job(i: int, m: PanelMember, schedule: str, epochs: int, seed: int) -> dict:
+    return {
+        "member": i,
+        "schedule": schedule,
+        "epochs": epochs,
+        "seed": seed,
+        "architecture": m.arch.to_json(),
+    }
+
+
+def _execute(jobs, settings, threads, device, workers, dataset, progress) -> list[dict]:
+    records: list[dict] = []
+    if workers == 1:
+        import torch
+
+        saved, threads_before = dict(_WORKER), torch.get_num_threads()
+        try:
+            _init_worker(settings, threads, device)
+            for job in jobs:
+                records.append(_run_job(job))
+                if progress is not None:
+                    progress(len(records), len(jobs), records[-1])
+        finally:
+            _WORKER.clear()
+            _WORKER.update(saved)
+            torch.set_num_threads(threads_before)
+        return records
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")  # CUDA-safe; workers import only what they need
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(settings, threads, device)
+    ) as pool:
+        futures = [pool.submit(_run_job, job) for job in jobs]  # longest (reference) first
+        for f in as_completed(futures):
+            records.append(f.result())
+            if progress is not None:
+                progress(len(records), len(jobs), records[-1])
+    return records
+
+
+# ---- the report ------------------------------------------------------------------------
+def _ok(runs: list[dict]) -> list[dict]:
+    return [r for r in runs if "failed" not in r]
+
+
+def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, Any]:
+    """The fidelity figures of a report (see the module docstring)."""
+    panel = report["panel"]
+    usable = [m for m in panel if len(_ok(m["proxy"])) >= 2 and _ok(m["reference"])]
+    failed_runs = sum(len(m["proxy"]) + len(m["reference"]) for m in panel) - sum(
+        len(_ok(m["proxy"])) + len(_ok(m["reference"])) for m in panel
+    )
+    for m in panel:
+        p, r = _ok(m["proxy"]), _ok(m["reference"])
+        m["proxy_mean"] = stats.mean([x["accuracy"] for x in p]) if p else None
+        m["proxy_sd"] = stats.sd([x["accuracy"] for x in p]) if p else None
+        m["reference_mean"] = stats.mean([x["accuracy"] for x in r]) if r else None
+        m["reference_sd"] = stats.sd([x["accuracy"] for x in r]) if r else None
+        m["scores"] = {k: stats.mean([f(x) for x in p]) if p else None for k, f in SCORES.items()}
+    out: dict[str, Any] = {"architectures": len(usable), "failed_runs": failed_runs}
+    if len(usable) < 3:
+        out["error"] = "fewer than 3 architectures have both proxy and reference runs"
+        return out
+    ref = [m["reference_mean"] for m in usable]
+    proxy = [m["proxy_mean"] for m in usable]
+    k = min(len(m["proxy"]) for m in usable)
+    within = math.sqrt(stats.mean([m["proxy_sd"] ** 2 for m in usable]))
+    between = stats.sd(proxy)
+    between_true = math.sqrt(max(0.0, between**2 - within**2 / k))
+    ref_within = math.sqrt(stats.mean([m["reference_sd"] ** 2 for m in usable]))
+
+    def rank_stats(x: list[float]) -> dict[str, Any]:
+        return {
+            "kendall_tau": stats.kendall_tau(x, ref),
+            "kendall_tau_ci95": list(
+                stats.bootstrap_ci(
+                    x, ref, stats.kendall_tau, resamples=BOOTSTRAP, seed=bootstrap_seed
+                )
+            ),
+            "spearman_rho": stats.spearman_rho(x, ref),
+            "spearman_rho_ci95": list(
+                stats.bootstrap_ci(
+                    x, ref, stats.spearman_rho, resamples=BOOTSTRAP, seed=bootstrap_seed
+                )
+            ),
+            f"top{TOP_K}_overlap": stats.top_k_overlap(x, ref, TOP_K),
+        }
+
+    proxy_runs = [r for m in panel for r in _ok(m["proxy"])]
+    ref_runs = [r for m in panel for r in _ok(m["reference"])]
+    scores = {name: rank_stats([m["scores"][name] for m in usable]) for name in SCORES}
+    best = max(scores, key=lambda s: (_nan_low(scores[s]["kendall_tau"]), s))
+    out.update(
+        {
+            "within_sd": within,
+            "between_sd": between,
+            "between_sd_corrected": between_true,
+            "between_over_within": between / within if within else math.inf,
+            "reference_within_sd": ref_within,
+            "reference_between_sd": stats.sd(ref),
+            "proxy_accuracy_range": [min(proxy), max(proxy)],
+            "reference_accuracy_range": [min(ref), max(ref)],
+            **rank_stats(proxy),
+            "kendall_tau_params": stats.kendall_tau([float(m["params"]) for m in usable], ref),
+            "kendall_tau_flops": stats.kendall_tau([float(m["flops"]) for m in usable], ref),
+            "seconds_per_proxy_eval": stats.mean([r["seconds"] for r in proxy_runs]),
+            "seconds_per_reference_eval": stats.mean([r["seconds"] for r in ref_runs]),
+            "scores": scores,
+            "best_score": best,
+        }
+    )
+    return out
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by ``None`` (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def _nan_low(v: float) -> float:
+    return -math.inf if math.isnan(v) else v

@@ -1,0 +1,139 @@
+"""attnsearch.evaluation and ``attnsearch evaluate``: a trial's accuracy, reproduced."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from attnsearch.architecture import Architecture
+from attnsearch.cli import main
+from attnsearch.datasets import load_dataset
+from attnsearch.evaluation import ProxySettings, evaluate_architecture, run_defaults
+from attnsearch.training import ProxyConfig, train_candidate
+
+ARCH = {"backbone": "resnet18", "all": {"type": "se", "reduction": 4}}
+SMALL = ["--dataset", "digits", "--limit", "60", "--epochs", "1"]
+
+
+def _main(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return (info.value.code or 0), out, err
+
+
+@pytest.fixture
+def arch_file(tmp_path):
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(ARCH))
+    return path
+
+
+def _as_trainable(arch, data, proxy: dict, cpus_per_trial: float, number: int):
+    """Train exactly as ``search.trainable`` does for trial ``number``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(cpus_per_trial)))
+    try:
+        return train_candidate(arch, data, ProxyConfig(**proxy), trial_seed=number)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_evaluate_reproduces_a_trial_from_its_seed():
+    arch = Architecture.from_json(ARCH)
+    data = load_dataset("digits", seed=3, limit=60)
+    # the proxy dict run_search hands every trial (search.py), for a run with seed 3
+    proxy = {"epochs": 1, "batch_size": 16, "width": 0.5, "resolution": None, "flip": False,
+             "seed": 3}  # fmt: skip
+    trial = _as_trainable(arch, data, proxy, 1.0, number=5)
+    settings = ProxySettings.defaults(dataset="digits", epochs=1, batch_size=16, seed=3, limit=60)
+    cfg = settings.proxy_config(data)
+    got = evaluate_architecture(arch, cfg, data, [5], threads=settings.threads)
+    assert got.accuracies == [trial.accuracy]
+    assert got.histories == [trial.history]
+    assert got.val_losses == [trial.val_losses] and len(trial.train_losses) == 1
+    other = evaluate_architecture(arch, cfg, data, [6], threads=1)
+    assert other.histories[0] != trial.history or other.val_losses != got.val_losses
+
+
+def test_defaults_are_runs():
+    d = run_defaults()
+    s = ProxySettings.defaults()
+    assert (s.dataset, s.epochs, s.width, s.seed) == (
+        d["dataset"],
+        d["epochs"],
+        d["width"],
+        d["seed"],
+    )
+    assert s.threads == max(1, int(d["cpus_per_trial"]))
+    assert s.resolved_batch_size(100) == 32 and s.resolved_batch_size(50_000) == 128
+
+
+def test_evaluate_json_contract(capsys, arch_file):
+    code, out, err = _main(capsys, "evaluate", str(arch_file), *SMALL, "--seeds", "2", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["accuracies"]) == 2 and data["seeds"] == [0, 1]
+    assert all(0 <= a <= 1 for a in data["accuracies"])
+    assert data["accuracy"] == pytest.approx(sum(data["accuracies"]) / 2)
+    a, b = data["accuracies"]
+    assert data["accuracy_std"] == pytest.approx(abs(a - b) / 2**0.5)
+    assert data["seconds"] > 0 and len(data["seconds_per_seed"]) == 2
+    lo, hi = data["interval95"]
+    assert lo <= data["accuracy"] <= hi
+    assert data["proxy"]["batch_size"] == 32 and data["proxy"]["epochs"] == 1
+    assert Architecture.from_json(data["architecture"]) == Architecture.from_json(ARCH)
+
+
+def test_evaluate_table(capsys, arch_file):
+    code, out, err = _main(capsys, "evaluate", str(arch_file), *SMALL, "--seeds", "1")
+    assert code == 0, err
+    assert "mean" in out and "95 % interval" in out and "(one seed)" in out
+
+
+def test_evaluate_with_run_uses_its_settings(capsys, arch_file, tmp_path):
+    from conftest import make_run
+
+    make_run(tmp_path, "r", 10**10, dataset="digits", epochs=1, batch_size=16, limit=60, seed=2)
+    args = ["evaluate", str(arch_file), "--run", "r", "--results-dir", str(tmp_path)]
+    code, out, err = _main(capsys, *args, "--first-seed", "4", "--seeds", "1", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    proxy = {"epochs": 1, "batch_size": 16, "width": 0.5, "resolution": None, "flip": False,
+             "seed": 2}  # fmt: skip
+    trial = _as_trainable(
+        Architecture.from_json(ARCH), load_dataset("digits", seed=2, limit=60), proxy, 1.0, 4
+    )
+    assert data["accuracies"] == [trial.accuracy]
+    assert dataclasses.asdict(ProxySettings.from_run(str(tmp_path), "r"))["batch_size"] == 16
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--seeds", "0"],
+        ["--first-seed", "-1"],
+        ["--epochs", "0"],
+        ["--dataset", "nope"],
+        ["--run", "missing"],
+        ["--run", "missing", "--epochs", "2"],
+    ],
+)
+def test_evaluate_bad_input_exits_2(capsys, arch_file, tmp_path, extra):
+    code, out, err = _main(
+        capsys, "evaluate", str(arch_file), "--results-dir", str(tmp_path), *extra
+    )
+    assert code == 2, (out, err)
+    assert "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_evaluate_bad_architecture_exits_2(capsys, tmp_path):
+    code, _, err = _main(capsys, "evaluate", str(tmp_path / "none.json"))
+    assert code == 2 and "no such file" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"backbone": "resnet7"}')
+    code, _, err = _main(capsys, "evaluate", str(bad))
+    assert code == 2 and "bad.json" in err
