@@ -1,0 +1,324 @@
+"""Ask → budget → tell: the Ray-free core of the search, and the Optuna samplers it uses.
+
+:class:`Proposer` asks an Optuna study for a candidate, costs it (analytic FLOPs by
+default: microseconds) and hands out only candidates under the budget. What happens to an
+over-budget candidate is the ``policy``:
+
+* ``"reject"`` — it is told to Optuna at once as infeasible and the study is asked again
+  (bounded attempts). This is what the searcher did before repair existed.
+* ``"repair"`` — it is told as infeasible, and the cheapest deterministic change that
+  brings it under the budget (:func:`repair`: greedily give the unit with the largest
+  saving its cheapest choice) is enqueued with ``study.enqueue_trial`` and asked at once,
+  so the repaired parameters are what the sampler records and later learns from.
+
+No candidate that was never trained carries an accuracy in the storage: an over-budget
+candidate is told as ``PRUNED`` with no values, its constraint ``flops_over_budget > 0``
+set (Optuna 5's TPE counts such trials as infeasible and steers away from them; NSGA-II
+and GP ignore them), and an impossible one as ``FAIL``. A trained candidate is told
+``[accuracy, flops]`` with a constraint ``<= 0``.
+
+Also here: :func:`make_sampler` (the samplers by name) and :func:`warm_start` (copy an
+earlier run's finished trials on the same space into a study).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from attnsearch.architecture import Architecture, SlotChoice
+from attnsearch.errors import InputError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from attnsearch.spaces import Options, SearchSpace
+
+__all__ = [
+    "CONSTRAINT",
+    "POLICIES",
+    "SAMPLERS",
+    "BudgetTooLowError",
+    "Proposer",
+    "cheapest_choices",
+    "make_sampler",
+    "repair",
+    "warm_start",
+]
+
+CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasible when <= 0)
+POLICIES = ("reject", "repair")
+SAMPLERS = ("nsga2", "tpe", "random", "gp")
+
+CostFn = Callable[[Architecture], int]
+
+
+class BudgetTooLowError(InputError):
+    """The budget is below the cheapest architecture of the space."""
+
+
+class ProposalError(InputError):
+    """No candidate under the budget could be proposed (bad policy, or attempts exhausted)."""
+
+
+def _with_unit(space: SearchSpace, arch: Architecture, unit: int, choice: SlotChoice):
+    slots = list(arch.slots)
+    for s in space.unit_slots(unit):
+        slots[s] = choice
+    return arch.with_slots(tuple(slots))
+
+
+def cheapest_choices(
+    space: SearchSpace, options: Options, cost_fn: CostFn
+) -> tuple[Architecture, list[SlotChoice]]:
+    """The cheapest architecture and, per unit, its cheapest choice.
+
+    Costs are taken as additive over units (true of FLOPs and of a per-slot latency table):
+    each unit's cheapest choice is found with the other units fixed. Ties go to the choice
+    listed first in the options, so the result is deterministic.
+    """
+    base = Architecture(
+        space.backbone,
+        (SlotChoice("none", ()),) * len(_none_slots(space)),
+        space.num_classes,
+        space.input,
+    )
+    best: list[SlotChoice] = []
+    for unit, per_type in zip(space.units, options, strict=True):
+        candidates = [c for cs in per_type.values() for c in cs]
+        costs = [cost_fn(_with_unit(space, base, unit, c)) for c in candidates]
+        best.append(candidates[min(range(len(costs)), key=costs.__getitem__)])
+    arch = base
+    for unit, c in zip(space.units, best, strict=True):
+        arch = _with_unit(space, arch, unit, c)
+    return arch, best
+
+
+def _none_slots(space: SearchSpace) -> tuple[SlotChoice, ...]:
+    from attnsearch.backbones import BACKBONES
+
+    return (SlotChoice("none", ()),) * BACKBONES[space.backbone].num_slots
+
+
+def repair(
+    space: SearchSpace,
+    arch: Architecture,
+    budget: int,
+    cost_fn: CostFn,
+    cheapest: Sequence[SlotChoice],
+) -> Architecture:
+    """The cheapest deterministic change that brings ``arch`` under ``budget``.
+
+    Greedy: while over budget, the unit whose switch to its cheapest choice saves the most
+    is switched (ties: the lowest unit). Each step changes one unit, the largest saving
+    first, so few units change. Terminates because the all-cheapest architecture is under
+    the budget (checked by :class:`Proposer`).
+    """
+    cost = cost_fn(arch)
+    units = list(space.units)
+    while cost > budget:
+        best_unit, best_cost, best_arch = None, cost, arch
+        for unit, choice in zip(units, cheapest, strict=True):
+            if arch.slots[space.unit_slots(unit)[0]] == choice:
+                continue
+            trial_arch = _with_unit(space, arch, unit, choice)
+            trial_cost = cost_fn(trial_arch)
+            if trial_cost < best_cost:
+                best_unit, best_cost, best_arch = unit, trial_cost, trial_arch
+        if best_unit is None:  # nothing left to save: only if costs are not additive
+            raise ProposalError(f"cannot repair {arch.summary()} under the budget {budget}")
+        arch, cost = best_arch, best_cost
+    return arch
+
+
+class Proposer:
+    """Hands out candidates under a budget from an Optuna study (no Ray, no training).
+
+    Args:
+        study: a multi-objective study (accuracy max, cost min).
+        space: the :class:`~attnsearch.spaces.SearchSpace`.
+        options: per-unit valid choices at the proxy width (``space.options(width)``).
+        budget: the hard limit on ``cost_fn``.
+        cost_fn: cost of an architecture; the analytic deploy FLOPs when ``None``.
+        policy: ``"reject"`` or ``"repair"`` (module docstring).
+        max_attempts: asks per :meth:`propose` before giving up.
+
+    Raises:
+        BudgetTooLowError: ``budget`` is below the cheapest architecture.
+        InputError: unknown policy.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        options: Options,
+        budget: int,
+        cost_fn: CostFn | None = None,
+        policy: str = "reject",
+        *,
+        max_attempts: int = 10_000,
+    ):
+        if policy not in POLICIES:
+            raise InputError(f"unknown budget policy {policy!r}; valid: {', '.join(POLICIES)}")
+        if cost_fn is None:
+            from attnsearch.flops.analytic import cost_table
+
+            table = cost_table(space.backbone, space.input, space.num_classes)
+            cost_fn = lambda a: table.total(a.slots)  # noqa: E731
+        self.study = study
+        self.space = space
+        self.options = options
+        self.budget = int(budget)
+        self.cost_fn = cost_fn
+        self.policy = policy
+        self.max_attempts = max_attempts
+        self.cheapest_arch, self.cheapest = cheapest_choices(space, options, cost_fn)
+        self.min_cost = cost_fn(self.cheapest_arch)
+        if self.min_cost > self.budget:
+            raise BudgetTooLowError(
+                f"budget {self.budget} is below the cheapest architecture of space "
+                f"{space.name!r} ({self.min_cost})"
+            )
+        self.asked = 0  # every study.ask() made here
+        self.over_budget = 0  # asks over the budget (told infeasible, never trained)
+        self.invalid = 0  # asks with no valid combination (told failed)
+        self.repaired = 0  # over-budget asks replaced by a repaired candidate
+
+    @property
+    def wasted(self) -> int:
+        """Asks that did not become candidates."""
+        return self.over_budget + self.invalid
+
+    def propose(self) -> tuple[optuna.Trial, Architecture, int]:
+        """The next candidate under the budget: ``(trial, architecture, cost)``.
+
+        The trial stays RUNNING; the caller trains it and calls :meth:`tell`.
+        """
+        import optuna
+
+        for _ in range(self.max_attempts):
+            trial = self.study.ask()
+            self.asked += 1
+            try:
+                arch = self.space.sample(trial, self.options)
+            except ValueError as e:  # jointly impossible at the proxy width
+                trial.set_user_attr("invalid", str(e))
+                trial.set_user_attr("trained", False)
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self.invalid += 1
+                continue
+            cost = int(self.cost_fn(arch))
+            trial.set_user_attr("flops", cost)
+            trial.set_user_attr("architecture", arch.to_json())
+            trial.set_user_attr("digest", arch.digest())
+            trial.set_constraint(CONSTRAINT, float(cost - self.budget))
+            if cost <= self.budget:
+                return trial, arch, cost
+            trial.set_user_attr("trained", False)
+            trial.set_user_attr("over_budget", True)
+            self.over_budget += 1
+            if self.policy == "repair":
+                fixed = repair(self.space, arch, self.budget, self.cost_fn, self.cheapest)
+                trial.set_user_attr("repaired_to", fixed.digest())
+                self.study.enqueue_trial(
+                    self.space.params(fixed, self.options),
+                    user_attrs={"repaired_from": trial.number},
+                )
+                self.repaired += 1
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        raise ProposalError(
+            f"no candidate under the budget in {self.max_attempts} samples; "
+            "raise the budget or narrow the space"
+        )
+
+    def tell(
+        self,
+        trial: optuna.Trial,
+        values: Sequence[float] | None = None,
+        state: optuna.trial.TrialState | None = None,
+    ) -> None:
+        """Record a trained candidate's ``[accuracy, cost]``, or a final ``state`` (no values)."""
+        import optuna
+
+        if values is not None:
+            trial.set_user_attr("trained", True)
+            self.study.tell(trial, [float(v) for v in values])
+        else:
+            self.study.tell(trial, state=state or optuna.trial.TrialState.FAIL)
+
+
+def make_sampler(name: str, seed: int, trials: int, concurrency: int = 1):
+    """The Optuna sampler for ``name``, sized to a run of ``trials`` trained trials.
+
+    * ``random`` — independent uniform sampling.
+    * ``nsga2`` — NSGA-II, population ``trials // 3`` clamped to 4..50.
+    * ``tpe`` — multivariate TPE with ``group=True`` (conditional hyperparameters are
+      modelled jointly with their type), ``constant_liar`` when trials run concurrently;
+      ``trials // 3`` (2..10) random start-up trials.
+    * ``gp`` — Optuna's GPSampler (categorical kernel); conditional hyperparameters outside
+      the intersection space are drawn at random.
+    """
+    import optuna
+
+    startup = max(2, min(10, trials // 3))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            seed=seed, population_size=max(4, min(50, trials // 3))
+        )
+    if name == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=startup,
+            multivariate=True,
+            group=True,
+            constant_liar=concurrency > 1,
+        )
+    if name == "gp":
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+        )
+    raise InputError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+
+
+def warm_start(study: optuna.Study, source: optuna.Study) -> int:
+    """Copy ``source``'s finished trials into ``study``; returns how many were copied.
+
+    Both must search the same space (the same parameter names and distributions): a trial
+    whose parameters do not fit ``study``'s space would mislead the sampler, so a source
+    with different distributions for a shared name is refused. Copied trials keep their
+    values (real measurements only: never-trained trials are copied without values, as
+    they were stored), constraints and user attributes, and record where they came from.
+    """
+    import optuna
+
+    ours = {k: v for t in study.get_trials(deepcopy=False) for k, v in t.distributions.items()}
+    copied = []
+    for t in source.get_trials(deepcopy=False):
+        if not t.state.is_finished():
+            continue
+        for k, dist in t.distributions.items():
+            if k in ours and ours[k] != dist:
+                raise InputError(
+                    f"warm start: parameter {k!r} differs between the runs ({dist} vs "
+                    f"{ours[k]}); both must use the same space and width"
+                )
+        attrs = dict(t.user_attrs)
+        attrs["warm_start_from"] = f"{source.study_name}#{t.number}"
+        copied.append(
+            optuna.trial.create_trial(
+                state=t.state,
+                values=t.values if t.state == optuna.trial.TrialState.COMPLETE else None,
+                params=t.params,
+                distributions=t.distributions,
+                user_attrs=attrs,
+                system_attrs={
+                    k: v for k, v in t.system_attrs.items() if k.startswith("constraints")
+                },
+                intermediate_values=t.intermediate_values,
+            )
+        )
+    study.add_trials(copied)
+    return len(copied)
