@@ -10,6 +10,10 @@ over-budget candidate is the ``policy``:
   brings it under the budget (:func:`repair`: greedily give the unit with the largest
   saving its cheapest choice) is enqueued with ``study.enqueue_trial`` and asked at once,
   so the repaired parameters are what the sampler records and later learns from.
+* ``"spread"`` — like ``"repair"``, but the repair aims at a target drawn uniformly between
+  the cheapest architecture's cost and the budget (seeded by ``seed`` and the trial
+  number), so repaired candidates spread over the feasible range instead of piling up
+  just under the budget.
 
 No candidate that was never trained carries an accuracy in the storage: an over-budget
 candidate is told as ``PRUNED`` with no values, its constraint ``flops_over_budget > 0``
@@ -47,8 +51,8 @@ __all__ = [
 ]
 
 CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasible when <= 0)
-POLICIES = ("reject", "repair")
-SAMPLERS = ("nsga2", "tpe", "random", "gp")
+POLICIES = ("reject", "repair", "spread")
+SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")
 
 CostFn = Callable[[Architecture], int]
 
@@ -140,7 +144,8 @@ class Proposer:
         options: per-unit valid choices at the proxy width (``space.options(width)``).
         budget: the hard limit on ``cost_fn``.
         cost_fn: cost of an architecture; the analytic deploy FLOPs when ``None``.
-        policy: ``"reject"`` or ``"repair"`` (module docstring).
+        policy: ``"reject"``, ``"repair"`` or ``"spread"`` (module docstring).
+        seed: seeds the repair targets of ``"spread"``.
         max_attempts: asks per :meth:`propose` before giving up.
 
     Raises:
@@ -157,6 +162,7 @@ class Proposer:
         cost_fn: CostFn | None = None,
         policy: str = "reject",
         *,
+        seed: int = 0,
         max_attempts: int = 10_000,
     ):
         if policy not in POLICIES:
@@ -172,6 +178,7 @@ class Proposer:
         self.budget = int(budget)
         self.cost_fn = cost_fn
         self.policy = policy
+        self.seed = seed
         self.max_attempts = max_attempts
         self.cheapest_arch, self.cheapest = cheapest_choices(space, options, cost_fn)
         self.min_cost = cost_fn(self.cheapest_arch)
@@ -189,6 +196,15 @@ class Proposer:
     def wasted(self) -> int:
         """Asks that did not become candidates."""
         return self.over_budget + self.invalid
+
+    def target(self, number: int) -> int:
+        """The cost a repair of trial ``number`` aims under (the budget, or a spread target)."""
+        if self.policy != "spread":
+            return self.budget
+        import random
+
+        u = random.Random(self.seed * 1_000_003 + number).random()
+        return int(self.min_cost + u * (self.budget - self.min_cost))
 
     def propose(self) -> tuple[optuna.Trial, Architecture, int]:
         """The next candidate under the budget: ``(trial, architecture, cost)``.
@@ -218,8 +234,10 @@ class Proposer:
             trial.set_user_attr("trained", False)
             trial.set_user_attr("over_budget", True)
             self.over_budget += 1
-            if self.policy == "repair":
-                fixed = repair(self.space, arch, self.budget, self.cost_fn, self.cheapest)
+            if self.policy in ("repair", "spread"):
+                fixed = repair(
+                    self.space, arch, self.target(trial.number), self.cost_fn, self.cheapest
+                )
                 trial.set_user_attr("repaired_to", fixed.digest())
                 self.study.enqueue_trial(
                     self.space.params(fixed, self.options),
@@ -256,6 +274,8 @@ def make_sampler(name: str, seed: int, trials: int, concurrency: int = 1):
     * ``tpe`` — multivariate TPE with ``group=True`` (conditional hyperparameters are
       modelled jointly with their type), ``constant_liar`` when trials run concurrently;
       ``trials // 3`` (2..10) random start-up trials.
+    * ``tpe-mv`` — multivariate TPE without ``group``: conditional hyperparameters by
+      univariate TPE; about 6× cheaper per ask than ``tpe`` on the 16-slot space.
     * ``gp`` — Optuna's GPSampler (categorical kernel); conditional hyperparameters outside
       the intersection space are drawn at random.
     """
@@ -276,7 +296,18 @@ def make_sampler(name: str, seed: int, trials: int, concurrency: int = 1):
             group=True,
             constant_liar=concurrency > 1,
         )
+    if name == "tpe-mv":
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=startup,
+            multivariate=True,
+            constant_liar=concurrency > 1,
+        )
     if name == "gp":
+        try:
+            import scipy  # noqa: F401  (GPSampler's acquisition optimiser needs it)
+        except ImportError:
+            raise InputError("sampler 'gp' needs scipy, which is not installed") from None
         return optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=startup, warn_independent_sampling=False
         )
