@@ -110,29 +110,45 @@ def repair(
     budget: int,
     cost_fn: CostFn,
     cheapest: Sequence[SlotChoice],
+    *,
+    savings_cache: dict | None = None,
 ) -> Architecture:
     """The cheapest deterministic change that brings ``arch`` under ``budget``.
 
-    Greedy: while over budget, the unit whose switch to its cheapest choice saves the most
-    is switched (ties: the lowest unit). Each step changes one unit, the largest saving
-    first, so few units change. Terminates because the all-cheapest architecture is under
-    the budget (checked by :class:`Proposer`).
+    Greedy: units are switched to their cheapest choice in order of decreasing saving
+    (ties: the unit listed first) until the cost is under ``budget``; the largest savings
+    first, so few units change. Costs are taken as additive over units (FLOPs are), so a
+    unit's saving depends only on its own choice and is measured once (``savings_cache``
+    keeps them between calls). The result's cost is checked with ``cost_fn``.
+
+    Raises:
+        ProposalError: even the all-cheapest switches leave it over budget.
     """
     cost = cost_fn(arch)
-    units = list(space.units)
-    while cost > budget:
-        best_unit, best_cost, best_arch = None, cost, arch
-        for unit, choice in zip(units, cheapest, strict=True):
-            if arch.slots[space.unit_slots(unit)[0]] == choice:
-                continue
-            trial_arch = _with_unit(space, arch, unit, choice)
-            trial_cost = cost_fn(trial_arch)
-            if trial_cost < best_cost:
-                best_unit, best_cost, best_arch = unit, trial_cost, trial_arch
-        if best_unit is None:  # nothing left to save: only if costs are not additive
-            raise ProposalError(f"cannot repair {arch.summary()} under the budget {budget}")
-        arch, cost = best_arch, best_cost
-    return arch
+    if cost <= budget:
+        return arch
+    cache = {} if savings_cache is None else savings_cache
+    ranked = []
+    for i, (unit, choice) in enumerate(zip(space.units, cheapest, strict=True)):
+        current = arch.slots[space.unit_slots(unit)[0]]
+        if current == choice:
+            continue
+        key = (unit, current)
+        if key not in cache:
+            cache[key] = cost - cost_fn(_with_unit(space, arch, unit, choice))
+        if cache[key] > 0:
+            ranked.append((-cache[key], i, unit, choice))
+    slots = list(arch.slots)
+    for neg_saving, _, unit, choice in sorted(ranked, key=lambda r: (r[0], r[1])):
+        for s in space.unit_slots(unit):
+            slots[s] = choice
+        cost += neg_saving
+        if cost <= budget:
+            break
+    fixed = arch.with_slots(tuple(slots))
+    if cost_fn(fixed) > budget:
+        raise ProposalError(f"cannot repair {arch.summary()} under the budget {budget}")
+    return fixed
 
 
 class Proposer:
@@ -182,6 +198,7 @@ class Proposer:
         self.max_attempts = max_attempts
         self.cheapest_arch, self.cheapest = cheapest_choices(space, options, cost_fn)
         self.min_cost = cost_fn(self.cheapest_arch)
+        self._savings: dict = {}  # (unit, choice) -> saving of its cheapest choice
         if self.min_cost > self.budget:
             raise BudgetTooLowError(
                 f"budget {self.budget} is below the cheapest architecture of space "
@@ -236,7 +253,12 @@ class Proposer:
             self.over_budget += 1
             if self.policy in ("repair", "spread"):
                 fixed = repair(
-                    self.space, arch, self.target(trial.number), self.cost_fn, self.cheapest
+                    self.space,
+                    arch,
+                    self.target(trial.number),
+                    self.cost_fn,
+                    self.cheapest,
+                    savings_cache=self._savings,
                 )
                 trial.set_user_attr("repaired_to", fixed.digest())
                 self.study.enqueue_trial(
@@ -314,14 +336,23 @@ def make_sampler(name: str, seed: int, trials: int, concurrency: int = 1):
     raise InputError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
 
 
-def warm_start(study: optuna.Study, source: optuna.Study) -> int:
+def warm_start(
+    study: optuna.Study,
+    source: optuna.Study,
+    space: SearchSpace | None = None,
+    options: Options | None = None,
+) -> int:
     """Copy ``source``'s finished trials into ``study``; returns how many were copied.
 
-    Both must search the same space (the same parameter names and distributions): a trial
-    whose parameters do not fit ``study``'s space would mislead the sampler, so a source
-    with different distributions for a shared name is refused. Copied trials keep their
-    values (real measurements only: never-trained trials are copied without values, as
-    they were stored), constraints and user attributes, and record where they came from.
+    Both must search the same space: with ``space`` and ``options`` given, every copied
+    trial's parameters must be exactly what :meth:`SearchSpace.sample` asks for (same names,
+    values among the options); without them, only a distribution that differs for a shared
+    name is caught. Copied trials keep their state, values (real measurements only: trials
+    never trained were stored without values and are copied so), constraints and user
+    attributes, and record where they came from (``warm_start_from``).
+
+    Raises:
+        InputError: the source searched a different space.
     """
     import optuna
 
@@ -333,8 +364,20 @@ def warm_start(study: optuna.Study, source: optuna.Study) -> int:
         for k, dist in t.distributions.items():
             if k in ours and ours[k] != dist:
                 raise InputError(
-                    f"warm start: parameter {k!r} differs between the runs ({dist} vs "
-                    f"{ours[k]}); both must use the same space and width"
+                    f"warm start: parameter {k!r} differs between the runs; both must use the "
+                    "same space and width"
+                )
+        if space is not None and t.params:
+            fixed = optuna.trial.FixedTrial(dict(t.params))
+            try:
+                space.sample(fixed, options)
+                same = fixed.params == t.params
+            except ValueError:
+                same = False
+            if not same:
+                raise InputError(
+                    f"warm start: trial {t.number} of {source.study_name!r} is not in space "
+                    f"{space.name!r} at this width; both runs must use the same space and width"
                 )
         attrs = dict(t.user_attrs)
         attrs["warm_start_from"] = f"{source.study_name}#{t.number}"

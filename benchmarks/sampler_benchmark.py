@@ -27,6 +27,7 @@ benchmarks/results/sampler_benchmark.json, a table to stdout).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import random
@@ -136,9 +137,8 @@ def mann_whitney_greater(x, y) -> float:
 
 def _u_counts(n1: int, n2: int) -> list[int]:
     """Number of arrangements with each value of U (recursion of Mann and Whitney)."""
-    from functools import lru_cache
 
-    @lru_cache(maxsize=None)
+    @functools.cache
     def f(a: int, b: int) -> tuple[int, ...]:
         if a == 0 or b == 0:
             return (1,)
@@ -158,7 +158,7 @@ def run_one(space, options, table, budget, sampler, policy, seed, trials, noise,
             concurrency=1, warm=False, max_asks=None):  # fmt: skip
     import optuna
 
-    from attnsearch.proposal import Proposer, ProposalError, make_sampler
+    from attnsearch.proposal import ProposalError, Proposer, make_sampler
     from attnsearch.references import references_for
 
     land = Landscape(space, options, table, seed, noise)
@@ -199,7 +199,9 @@ def run_one(space, options, table, budget, sampler, policy, seed, trials, noise,
         "wasted": prop.wasted,
         "repaired": prop.repaired,
         "front_flops": [min(f for f, _ in fr), max(f for f, _ in fr)] if fr else None,
-        "distinct": len({t.user_attrs.get("digest") for t in study.trials if t.values}),
+        "distinct": len(
+            {t.user_attrs.get("digest") for t in study.get_trials(deepcopy=False) if t.values}
+        ),
         "seconds": seconds,
         "stopped": stop,
     }
@@ -246,6 +248,7 @@ def main() -> int:
         merged["summary"] = summarise(runs)
         Path(args.out).write_text(json.dumps(merged, indent=1))
         print_table(merged["summary"])
+        print(markdown(merged["summary"]))
         return 0
 
     import optuna
@@ -294,28 +297,50 @@ def main() -> int:
     return 0
 
 
+def _hv_at(runs, k):
+    return [r["hv"][k] for r in runs if k in r["hv"]]
+
+
 def summarise(runs):
+    """Per budget × variant: HV median/IQR per checkpoint and one-sided p-values.
+
+    ``p_vs_random``: against random search with the minimal repair (``random/repair``, the
+    random baseline that yields candidates at every budget); ``p_vs_random_same_policy``:
+    against random with the variant's own policy. ``check_32_vs_random_64``: p-value that
+    the variant's HV after 32 trials exceeds random's after 64 (issue 11's target).
+    """
     out = []
-    keys = sorted({(r["budget"], r["variant"]) for r in runs}, key=lambda k: (k[0], k[1]))
+    keys = sorted({(r["budget"], r["variant"]) for r in runs})
     for budget, variant in keys:
         rs = [r for r in runs if r["budget"] == budget and r["variant"] == variant]
-        base = [r for r in runs if r["budget"] == budget and r["variant"] == "random/repair"]
+        policy = variant.split("/")[1]
+
+        def base(name, budget=budget):
+            return [r for r in runs if r["budget"] == budget and r["variant"] == name]
+
         row = {"budget": budget, "variant": variant, "seeds": len(rs), "hv": {}}
         for k in CHECKPOINTS:
-            xs = [r["hv"][str(k)] if str(k) in r["hv"] else r["hv"].get(k) for r in rs]
-            xs = [x for x in xs if x is not None]
-            ys = [r["hv"].get(k, r["hv"].get(str(k))) for r in base]
-            ys = [y for y in ys if y is not None]
-            if xs:
-                row["hv"][k] = {
-                    "median": _q(xs, 0.5),
-                    "iqr": [_q(xs, 0.25), _q(xs, 0.75)],
-                    "p_vs_random": (
-                        mann_whitney_greater(xs, ys) if ys and variant != "random/repair" else None
-                    ),
-                }
+            xs = _hv_at(rs, k)
+            if not xs:
+                continue
+            cell = {"median": _q(xs, 0.5), "iqr": [_q(xs, 0.25), _q(xs, 0.75)]}
+            for field, name in (
+                ("p_vs_random", "random/repair"),
+                ("p_vs_random_same_policy", f"random/{policy}"),
+            ):
+                ys = _hv_at(base(name), k)
+                cell[field] = mann_whitney_greater(xs, ys) if ys and name != variant else None
+            row["hv"][k] = cell
+        x32 = _hv_at(rs, 32)
+        row["check_32_vs_random_64"] = {
+            name: mann_whitney_greater(x32, _hv_at(base(name), 64))
+            for name in ("random/repair", "random/spread")
+            if x32 and _hv_at(base(name), 64)
+        }
         row["wasted_median"] = _q([r["wasted"] for r in rs], 0.5)
+        row["asked_median"] = _q([r["asked"] for r in rs], 0.5)
         row["trained_median"] = _q([r["trained"] for r in rs], 0.5)
+        row["distinct_median"] = _q([r["distinct"] for r in rs], 0.5)
         spans = [r["front_flops"] for r in rs if r["front_flops"]]
         row["front_span_gflops_median"] = (
             [_q([s[0] for s in spans], 0.5) / 1e9, _q([s[1] for s in spans], 0.5) / 1e9]
@@ -338,13 +363,46 @@ def print_table(summary):
             if h is None:
                 cells.append(f"{'—':>22}")
                 continue
-            pv = h["p_vs_random"]
+            pv = h["p_vs_random_same_policy"]
             cells.append(f"{h['median']:.4f} [{h['iqr'][0]:.3f},{h['iqr'][1]:.3f}]"
                          + (f" p{pv:.2f}" if pv is not None else "      "))  # fmt: skip
         span = row["front_span_gflops_median"]
         span_s = f"{span[0]:.2f}–{span[1]:.2f}" if span else "—"
         print(f"{row['budget']:6} {row['variant']:22} {row['seeds']:>2} " + " ".join(cells)
               + f" {row['wasted_median']:>6.0f} {span_s:>13} {row['seconds_median']:>6.1f}")  # fmt: skip
+
+
+def markdown(summary) -> str:
+    """The RESULTS.md table: HV median [IQR] with p vs random/repair and vs same-policy random."""
+
+    def p(v):
+        return "—" if v is None else f"{v:.3f}"
+
+    lines = [
+        "| budget | sampler/policy | seeds | "
+        + " | ".join(f"HV@{k} median [IQR] (p vs rnd-repair; vs rnd-same)" for k in CHECKPOINTS)
+        + " | wasted / asked | front GFLOPs | s/run |",
+        "|---|---|---:|" + "---|" * len(CHECKPOINTS) + "---:|---|---:|",
+    ]
+    for row in summary:
+        cells = []
+        for k in CHECKPOINTS:
+            h = row["hv"].get(k)
+            cells.append(
+                "—"
+                if h is None
+                else f"{h['median']:.4f} [{h['iqr'][0]:.4f}, {h['iqr'][1]:.4f}] "
+                f"({p(h['p_vs_random'])}; {p(h['p_vs_random_same_policy'])})"
+            )
+        span = row["front_span_gflops_median"]
+        lines.append(
+            f"| {row['budget']} | {row['variant']} | {row['seeds']} | "
+            + " | ".join(cells)
+            + f" | {row['wasted_median']:.0f} / {row['asked_median']:.0f} | "
+            + (f"{span[0]:.2f}–{span[1]:.2f}" if span else "—")
+            + f" | {row['seconds_median']:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
