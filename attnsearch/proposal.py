@@ -199,6 +199,7 @@ class Proposer:
         self.cheapest_arch, self.cheapest = cheapest_choices(space, options, cost_fn)
         self.min_cost = cost_fn(self.cheapest_arch)
         self._savings: dict = {}  # (unit, choice) -> saving of its cheapest choice
+        self._sampler_state: dict[int, dict] = {}  # repaired trial number -> sampler attrs
         if self.min_cost > self.budget:
             raise BudgetTooLowError(
                 f"budget {self.budget} is below the cheapest architecture of space "
@@ -213,6 +214,23 @@ class Proposer:
     def wasted(self) -> int:
         """Asks that did not become candidates."""
         return self.over_budget + self.invalid
+
+    def _inherit_sampler_state(self, trial) -> None:
+        """A repaired trial takes over its original's generation (NSGA-II/III bookkeeping).
+
+        Every parameter of a repaired trial is fixed, so the sampler never samples it and a
+        genetic sampler never stamps its generation on it; such a sampler counts a
+        generation's members by that stamp and would otherwise never leave its random first
+        generation. The storage call is the one Optuna's own samplers use.
+        """
+        origin = trial.user_attrs.get("repaired_from")
+        if origin is None:
+            return
+        storage = self.study._storage
+        present = storage.get_trial_system_attrs(trial._trial_id)
+        for key, value in self._sampler_state.pop(origin, {}).items():
+            if key not in present:
+                storage.set_trial_system_attr(trial._trial_id, key, value)
 
     def target(self, number: int) -> int:
         """The cost a repair of trial ``number`` aims under (the budget, or a spread target)."""
@@ -233,6 +251,7 @@ class Proposer:
         for _ in range(self.max_attempts):
             trial = self.study.ask()
             self.asked += 1
+            self._inherit_sampler_state(trial)
             try:
                 arch = self.space.sample(trial, self.options)
             except ValueError as e:  # jointly impossible at the proxy width
@@ -261,6 +280,11 @@ class Proposer:
                     savings_cache=self._savings,
                 )
                 trial.set_user_attr("repaired_to", fixed.digest())
+                self._sampler_state[trial.number] = {
+                    k: v
+                    for k, v in self.study._storage.get_trial_system_attrs(trial._trial_id).items()
+                    if k.endswith(":generation")
+                }
                 self.study.enqueue_trial(
                     self.space.params(fixed, self.options),
                     user_attrs={"repaired_from": trial.number},

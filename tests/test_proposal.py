@@ -269,3 +269,15 @@ def test_warm_start_copies_finished_trials():
     _drive(Proposer(foreign, other, other.options(0.5), 4 * G, policy="repair"), 2)
     with pytest.raises(InputError, match="same space"):
         warm_start(_study(), foreign, space, options)
+
+
+def test_genetic_sampler_leaves_its_first_generation_under_repair():
+    """Repaired trials are fully fixed; they inherit the original's NSGA-II generation."""
+    space = load_space("resnet50")
+    options = space.options(0.5)
+    study = _study(make_sampler("nsga2", 0, 24))  # population 8
+    _drive(Proposer(study, space, options, 4 * G, policy="spread"), 30)
+    key = "NSGAIISampler:generation"
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert all(key in t.system_attrs for t in complete)
+    assert max(t.system_attrs[key] for t in complete) >= 2
