@@ -43,6 +43,7 @@ __all__ = [
     "POLICIES",
     "SAMPLERS",
     "BudgetTooLowError",
+    "ProposalError",
     "Proposer",
     "cheapest_choices",
     "make_sampler",

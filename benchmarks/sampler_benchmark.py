@@ -16,12 +16,18 @@ Protocol: per seed, the landscape and the sampler share the seed. Hypervolume (2
 accuracy max, FLOPs min) over the trained trials' **noise-free** accuracy, reference point
 (accuracy 0, FLOPs = budget), FLOPs in GFLOPs (so HV is accuracy × GFLOPs under the
 budget), after 16 / 32 / 64 / 128 trained trials. One-sided Mann–Whitney U (exact without
-ties, else normal approximation with tie correction) of each variant against random
-(same policy "repair", same checkpoint). Wasted candidates: asks that did not become
+ties, else normal approximation with tie correction) of each variant against
+``random/repair`` and against random with the variant's own policy, at the same checkpoint,
+and of its HV at 32 against random's at 64. Wasted candidates: asks that did not become
 trained trials. Front span: FLOPs range of the final front.
 
-Run: ``python benchmarks/sampler_benchmark.py [--seeds 10] [--quick]`` (JSON to
-benchmarks/results/sampler_benchmark.json, a table to stdout).
+Variants are ``sampler/policy[/cN][/tN][/warm]``: N asked before any is told, N trained
+trials, the space's references (``attnsearch.references``, mode ``all``) enqueued first.
+
+Run: ``python benchmarks/sampler_benchmark.py [--budgets 4G,4.15G] [--seeds 10] [--quick]``
+(JSON to benchmarks/results/sampler_benchmark.json, a table to stdout); ``--summarise A.json
+B.json`` merges runs and prints the RESULTS.md table. Time: a few minutes per budget for
+the default variants on a quiet 2-core machine; 15–20 minutes when shared (RESULTS.md §8).
 """
 
 from __future__ import annotations
