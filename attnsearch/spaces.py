@@ -149,6 +149,48 @@ class SearchSpace:
                 slots[s] = choice
         return Architecture(self.backbone, tuple(slots), self.num_classes, self.input)
 
+    def unit_choices(self, arch: Architecture, options: Options) -> list[SlotChoice] | None:
+        """Per unit, the choice ``arch`` makes there; ``None`` if the space cannot express it.
+
+        Expressible means: same backbone, one choice across each unit's blocks, that choice
+        among the unit's ``options``, and every block outside the searchable units ``none``.
+        """
+        if arch.backbone != self.backbone:
+            return None
+        covered = {s for unit in self.units for s in self.unit_slots(unit)}
+        if any(c.type != "none" for i, c in enumerate(arch.slots) if i not in covered):
+            return None
+        out = []
+        for unit, per_type in zip(self.units, options, strict=True):
+            chosen = {arch.slots[s] for s in self.unit_slots(unit)}
+            if len(chosen) != 1:
+                return None
+            (choice,) = chosen
+            if choice not in per_type.get(choice.type, ()):
+                return None
+            out.append(choice)
+        return out
+
+    def params(self, arch: Architecture, options: Options) -> dict[str, Any]:
+        """The Optuna parameters :meth:`sample` would suggest to produce ``arch``.
+
+        Raises:
+            ValueError: the space cannot express ``arch`` with these options.
+        """
+        choices = self.unit_choices(arch, options)
+        if choices is None:
+            raise ValueError(f"{arch.summary()} is not in space {self.name!r} at these options")
+        out: dict[str, Any] = {}
+        for unit, choice in zip(self.units, choices, strict=True):
+            prefix = self.unit_name(unit)
+            out[f"{prefix}.type"] = choice.type
+            hp = dict(choice.hparams)
+            for name, _ in dict(self.choices)[choice.type]:
+                if name in ("gamma", "b") and choice.type == "eca" and hp.get("k_size") is not None:
+                    continue  # not suggested when k is fixed
+                out[f"{prefix}.{choice.type}.{name}"] = hp[name]
+        return out
+
     def cheapest(self, width: float = 1.0) -> tuple[int, Architecture]:
         """The architecture with the fewest FLOPs (slots are independent, so per-slot min)."""
         from attnsearch.flops.analytic import cost_table

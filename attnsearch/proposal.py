@@ -1,0 +1,423 @@
+"""Ask → budget → tell: the Ray-free core of the search, and the Optuna samplers it uses.
+
+:class:`Proposer` asks an Optuna study for a candidate, costs it (analytic FLOPs by
+default: microseconds) and hands out only candidates under the budget. What happens to an
+over-budget candidate is the ``policy``:
+
+* ``"reject"`` — it is told to Optuna at once as infeasible and the study is asked again
+  (bounded attempts). This is what the searcher did before repair existed.
+* ``"repair"`` — it is told as infeasible, and the cheapest deterministic change that
+  brings it under the budget (:func:`repair`: greedily give the unit with the largest
+  saving its cheapest choice) is enqueued with ``study.enqueue_trial`` and asked at once,
+  so the repaired parameters are what the sampler records and later learns from.
+* ``"spread"`` — like ``"repair"``, but the repair aims at a target drawn uniformly between
+  the cheapest architecture's cost and the budget (seeded by ``seed`` and the trial
+  number), so repaired candidates spread over the feasible range instead of piling up
+  just under the budget.
+
+No candidate that was never trained carries an accuracy in the storage: an over-budget
+candidate is told as ``PRUNED`` with no values, its constraint ``flops_over_budget > 0``
+set (Optuna 5's TPE counts such trials as infeasible and steers away from them; NSGA-II
+and GP ignore them), and an impossible one as ``FAIL``. A trained candidate is told
+``[accuracy, flops]`` with a constraint ``<= 0``.
+
+Also here: :func:`make_sampler` (the samplers by name) and :func:`warm_start` (copy an
+earlier run's finished trials on the same space into a study).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from attnsearch.architecture import Architecture, SlotChoice
+from attnsearch.errors import InputError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from attnsearch.spaces import Options, SearchSpace
+
+__all__ = [
+    "CONSTRAINT",
+    "POLICIES",
+    "SAMPLERS",
+    "BudgetTooLowError",
+    "ProposalError",
+    "Proposer",
+    "cheapest_choices",
+    "make_sampler",
+    "repair",
+    "warm_start",
+]
+
+CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasible when <= 0)
+POLICIES = ("reject", "repair", "spread")
+SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")
+
+CostFn = Callable[[Architecture], int]
+
+
+class BudgetTooLowError(InputError):
+    """The budget is below the cheapest architecture of the space."""
+
+
+class ProposalError(InputError):
+    """No candidate under the budget could be proposed (bad policy, or attempts exhausted)."""
+
+
+def _with_unit(space: SearchSpace, arch: Architecture, unit: int, choice: SlotChoice):
+    slots = list(arch.slots)
+    for s in space.unit_slots(unit):
+        slots[s] = choice
+    return arch.with_slots(tuple(slots))
+
+
+def cheapest_choices(
+    space: SearchSpace, options: Options, cost_fn: CostFn
+) -> tuple[Architecture, list[SlotChoice]]:
+    """The cheapest architecture and, per unit, its cheapest choice.
+
+    Costs are taken as additive over units (true of FLOPs and of a per-slot latency table):
+    each unit's cheapest choice is found with the other units fixed. Ties go to the choice
+    listed first in the options, so the result is deterministic.
+    """
+    base = Architecture(
+        space.backbone,
+        (SlotChoice("none", ()),) * len(_none_slots(space)),
+        space.num_classes,
+        space.input,
+    )
+    best: list[SlotChoice] = []
+    for unit, per_type in zip(space.units, options, strict=True):
+        candidates = [c for cs in per_type.values() for c in cs]
+        costs = [cost_fn(_with_unit(space, base, unit, c)) for c in candidates]
+        best.append(candidates[min(range(len(costs)), key=costs.__getitem__)])
+    arch = base
+    for unit, c in zip(space.units, best, strict=True):
+        arch = _with_unit(space, arch, unit, c)
+    return arch, best
+
+
+def _none_slots(space: SearchSpace) -> tuple[SlotChoice, ...]:
+    from attnsearch.backbones import BACKBONES
+
+    return (SlotChoice("none", ()),) * BACKBONES[space.backbone].num_slots
+
+
+def repair(
+    space: SearchSpace,
+    arch: Architecture,
+    budget: int,
+    cost_fn: CostFn,
+    cheapest: Sequence[SlotChoice],
+    *,
+    savings_cache: dict | None = None,
+) -> Architecture:
+    """The cheapest deterministic change that brings ``arch`` under ``budget``.
+
+    Greedy: units are switched to their cheapest choice in order of decreasing saving
+    (ties: the unit listed first) until the cost is under ``budget``; the largest savings
+    first, so few units change. Costs are taken as additive over units (FLOPs are), so a
+    unit's saving depends only on its own choice and is measured once (``savings_cache``
+    keeps them between calls). The result's cost is checked with ``cost_fn``.
+
+    Raises:
+        ProposalError: even the all-cheapest switches leave it over budget.
+    """
+    cost = cost_fn(arch)
+    if cost <= budget:
+        return arch
+    cache = {} if savings_cache is None else savings_cache
+    ranked = []
+    for i, (unit, choice) in enumerate(zip(space.units, cheapest, strict=True)):
+        current = arch.slots[space.unit_slots(unit)[0]]
+        if current == choice:
+            continue
+        key = (unit, current)
+        if key not in cache:
+            cache[key] = cost - cost_fn(_with_unit(space, arch, unit, choice))
+        if cache[key] > 0:
+            ranked.append((-cache[key], i, unit, choice))
+    slots = list(arch.slots)
+    for neg_saving, _, unit, choice in sorted(ranked, key=lambda r: (r[0], r[1])):
+        for s in space.unit_slots(unit):
+            slots[s] = choice
+        cost += neg_saving
+        if cost <= budget:
+            break
+    fixed = arch.with_slots(tuple(slots))
+    if cost_fn(fixed) > budget:
+        raise ProposalError(f"cannot repair {arch.summary()} under the budget {budget}")
+    return fixed
+
+
+class Proposer:
+    """Hands out candidates under a budget from an Optuna study (no Ray, no training).
+
+    Args:
+        study: a multi-objective study (accuracy max, cost min).
+        space: the :class:`~attnsearch.spaces.SearchSpace`.
+        options: per-unit valid choices at the proxy width (``space.options(width)``).
+        budget: the hard limit on ``cost_fn``.
+        cost_fn: cost of an architecture; the analytic deploy FLOPs when ``None``.
+        policy: ``"reject"``, ``"repair"`` or ``"spread"`` (module docstring).
+        seed: seeds the repair targets of ``"spread"``.
+        max_attempts: asks per :meth:`propose` before giving up.
+
+    Raises:
+        BudgetTooLowError: ``budget`` is below the cheapest architecture.
+        InputError: unknown policy.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        options: Options,
+        budget: int,
+        cost_fn: CostFn | None = None,
+        policy: str = "reject",
+        *,
+        seed: int = 0,
+        max_attempts: int = 10_000,
+    ):
+        if policy not in POLICIES:
+            raise InputError(f"unknown budget policy {policy!r}; valid: {', '.join(POLICIES)}")
+        if cost_fn is None:
+            from attnsearch.flops.analytic import cost_table
+
+            table = cost_table(space.backbone, space.input, space.num_classes)
+            cost_fn = lambda a: table.total(a.slots)  # noqa: E731
+        self.study = study
+        self.space = space
+        self.options = options
+        self.budget = int(budget)
+        self.cost_fn = cost_fn
+        self.policy = policy
+        self.seed = seed
+        self.max_attempts = max_attempts
+        self.cheapest_arch, self.cheapest = cheapest_choices(space, options, cost_fn)
+        self.min_cost = cost_fn(self.cheapest_arch)
+        self._savings: dict = {}  # (unit, choice) -> saving of its cheapest choice
+        self._sampler_state: dict[int, dict] = {}  # repaired trial number -> sampler attrs
+        if self.min_cost > self.budget:
+            raise BudgetTooLowError(
+                f"budget {self.budget} is below the cheapest architecture of space "
+                f"{space.name!r} ({self.min_cost})"
+            )
+        self.asked = 0  # every study.ask() made here
+        self.over_budget = 0  # asks over the budget (told infeasible, never trained)
+        self.invalid = 0  # asks with no valid combination (told failed)
+        self.repaired = 0  # over-budget asks replaced by a repaired candidate
+
+    @property
+    def wasted(self) -> int:
+        """Asks that did not become candidates."""
+        return self.over_budget + self.invalid
+
+    def _inherit_sampler_state(self, trial) -> None:
+        """A repaired trial takes over its original's generation (NSGA-II/III bookkeeping).
+
+        Every parameter of a repaired trial is fixed, so the sampler never samples it and a
+        genetic sampler never stamps its generation on it; such a sampler counts a
+        generation's members by that stamp and would otherwise never leave its random first
+        generation. The storage call is the one Optuna's own samplers use.
+        """
+        origin = trial.user_attrs.get("repaired_from")
+        if origin is None:
+            return
+        storage = self.study._storage
+        present = storage.get_trial_system_attrs(trial._trial_id)
+        for key, value in self._sampler_state.pop(origin, {}).items():
+            if key not in present:
+                storage.set_trial_system_attr(trial._trial_id, key, value)
+
+    def target(self, number: int) -> int:
+        """The cost a repair of trial ``number`` aims under (the budget, or a spread target)."""
+        if self.policy != "spread":
+            return self.budget
+        import random
+
+        u = random.Random(self.seed * 1_000_003 + number).random()
+        return int(self.min_cost + u * (self.budget - self.min_cost))
+
+    def propose(self) -> tuple[optuna.Trial, Architecture, int]:
+        """The next candidate under the budget: ``(trial, architecture, cost)``.
+
+        The trial stays RUNNING; the caller trains it and calls :meth:`tell`.
+        """
+        import optuna
+
+        for _ in range(self.max_attempts):
+            trial = self.study.ask()
+            self.asked += 1
+            self._inherit_sampler_state(trial)
+            try:
+                arch = self.space.sample(trial, self.options)
+            except ValueError as e:  # jointly impossible at the proxy width
+                trial.set_user_attr("invalid", str(e))
+                trial.set_user_attr("trained", False)
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self.invalid += 1
+                continue
+            cost = int(self.cost_fn(arch))
+            trial.set_user_attr("flops", cost)
+            trial.set_user_attr("architecture", arch.to_json())
+            trial.set_user_attr("digest", arch.digest())
+            trial.set_constraint(CONSTRAINT, float(cost - self.budget))
+            if cost <= self.budget:
+                return trial, arch, cost
+            trial.set_user_attr("trained", False)
+            trial.set_user_attr("over_budget", True)
+            self.over_budget += 1
+            if self.policy in ("repair", "spread"):
+                fixed = repair(
+                    self.space,
+                    arch,
+                    self.target(trial.number),
+                    self.cost_fn,
+                    self.cheapest,
+                    savings_cache=self._savings,
+                )
+                trial.set_user_attr("repaired_to", fixed.digest())
+                self._sampler_state[trial.number] = {
+                    k: v
+                    for k, v in self.study._storage.get_trial_system_attrs(trial._trial_id).items()
+                    if k.endswith(":generation")
+                }
+                self.study.enqueue_trial(
+                    self.space.params(fixed, self.options),
+                    user_attrs={"repaired_from": trial.number},
+                )
+                self.repaired += 1
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        raise ProposalError(
+            f"no candidate under the budget in {self.max_attempts} samples; "
+            "raise the budget or narrow the space"
+        )
+
+    def tell(
+        self,
+        trial: optuna.Trial,
+        values: Sequence[float] | None = None,
+        state: optuna.trial.TrialState | None = None,
+    ) -> None:
+        """Record a trained candidate's ``[accuracy, cost]``, or a final ``state`` (no values)."""
+        import optuna
+
+        if values is not None:
+            trial.set_user_attr("trained", True)
+            self.study.tell(trial, [float(v) for v in values])
+        else:
+            self.study.tell(trial, state=state or optuna.trial.TrialState.FAIL)
+
+
+def make_sampler(name: str, seed: int, trials: int, concurrency: int = 1):
+    """The Optuna sampler for ``name``, sized to a run of ``trials`` trained trials.
+
+    * ``random`` — independent uniform sampling.
+    * ``nsga2`` — NSGA-II, population ``trials // 3`` clamped to 4..50.
+    * ``tpe`` — multivariate TPE with ``group=True`` (conditional hyperparameters are
+      modelled jointly with their type), ``constant_liar`` when trials run concurrently;
+      ``trials // 3`` (2..10) random start-up trials.
+    * ``tpe-mv`` — multivariate TPE without ``group``: conditional hyperparameters by
+      univariate TPE; about 6× cheaper per ask than ``tpe`` on the 16-slot space.
+    * ``gp`` — Optuna's GPSampler (categorical kernel); conditional hyperparameters outside
+      the intersection space are drawn at random.
+    """
+    import optuna
+
+    startup = max(2, min(10, trials // 3))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(
+            seed=seed, population_size=max(4, min(50, trials // 3))
+        )
+    if name == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=startup,
+            multivariate=True,
+            group=True,
+            constant_liar=concurrency > 1,
+        )
+    if name == "tpe-mv":
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=startup,
+            multivariate=True,
+            constant_liar=concurrency > 1,
+        )
+    if name == "gp":
+        try:
+            import scipy  # noqa: F401  (GPSampler's acquisition optimiser needs it)
+        except ImportError:
+            raise InputError("sampler 'gp' needs scipy, which is not installed") from None
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=startup, warn_independent_sampling=False
+        )
+    raise InputError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+
+
+def warm_start(
+    study: optuna.Study,
+    source: optuna.Study,
+    space: SearchSpace | None = None,
+    options: Options | None = None,
+) -> int:
+    """Copy ``source``'s finished trials into ``study``; returns how many were copied.
+
+    Both must search the same space: with ``space`` and ``options`` given, every copied
+    trial's parameters must be exactly what :meth:`SearchSpace.sample` asks for (same names,
+    values among the options); without them, only a distribution that differs for a shared
+    name is caught. Copied trials keep their state, values (real measurements only: trials
+    never trained were stored without values and are copied so), constraints and user
+    attributes, and record where they came from (``warm_start_from``).
+
+    Raises:
+        InputError: the source searched a different space.
+    """
+    import optuna
+
+    ours = {k: v for t in study.get_trials(deepcopy=False) for k, v in t.distributions.items()}
+    copied = []
+    for t in source.get_trials(deepcopy=False):
+        if not t.state.is_finished():
+            continue
+        for k, dist in t.distributions.items():
+            if k in ours and ours[k] != dist:
+                raise InputError(
+                    f"warm start: parameter {k!r} differs between the runs; both must use the "
+                    "same space and width"
+                )
+        if space is not None and t.params:
+            fixed = optuna.trial.FixedTrial(dict(t.params))
+            try:
+                space.sample(fixed, options)
+                same = fixed.params == t.params
+            except ValueError:
+                same = False
+            if not same:
+                raise InputError(
+                    f"warm start: trial {t.number} of {source.study_name!r} is not in space "
+                    f"{space.name!r} at this width; both runs must use the same space and width"
+                )
+        attrs = dict(t.user_attrs)
+        attrs["warm_start_from"] = f"{source.study_name}#{t.number}"
+        copied.append(
+            optuna.trial.create_trial(
+                state=t.state,
+                values=t.values if t.state == optuna.trial.TrialState.COMPLETE else None,
+                params=t.params,
+                distributions=t.distributions,
+                user_attrs=attrs,
+                system_attrs={
+                    k: v for k, v in t.system_attrs.items() if k.startswith("constraints")
+                },
+                intermediate_values=t.intermediate_values,
+            )
+        )
+    study.add_trials(copied)
+    return len(copied)
