@@ -27,6 +27,7 @@ earlier run's finished trials on the same space into a study).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -70,7 +71,7 @@ def _with_unit(space: SearchSpace, arch: Architecture, unit: int, choice: SlotCh
     slots = list(arch.slots)
     for s in space.unit_slots(unit):
         slots[s] = choice
-    return arch.with_slots(tuple(slots))
+    return dataclasses.replace(arch, slots=tuple(slots))
 
 
 def cheapest_choices(
@@ -146,7 +147,7 @@ def repair(
         cost += neg_saving
         if cost <= budget:
             break
-    fixed = arch.with_slots(tuple(slots))
+    fixed = dataclasses.replace(arch, slots=tuple(slots))
     if cost_fn(fixed) > budget:
         raise ProposalError(f"cannot repair {arch.summary()} under the budget {budget}")
     return fixed
