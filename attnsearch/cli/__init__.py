@@ -21,6 +21,7 @@ _COMMANDS = {
     "profile": "attnsearch.cli.profile",
     "modules": "attnsearch.cli.modules",
     "spaces": "attnsearch.cli.spaces",
+    "latency-table": "attnsearch.cli.latency_table",
 }
 
 
