@@ -17,7 +17,9 @@ sum. :func:`validate` reports both errors on other, seeded random architectures.
 
 Timing: ``torch.inference_mode``, eval mode, warm-up calls, then ``repeats`` samples; each
 sample runs the module enough times to last ``min_sample_ms`` (so tiny blocks are not
-lost in timer resolution) and the median per-call time is kept. On CUDA every sample ends
+lost in timer resolution) and the median per-call time is kept (``estimator="min"`` keeps
+the fastest sample instead: on a shared machine contention only ever adds time, so the
+minimum is the better estimate of the machine's own latency). On CUDA every sample ends
 with a synchronize, tensors are channels_last and the dtype is applied with ``.to(dtype)``.
 """
 
@@ -87,6 +89,7 @@ class Settings:
         warmup: untimed calls before timing.
         repeats: timed samples; the median is kept.
         min_sample_ms: each sample loops the module until it lasts at least this long.
+        estimator: ``"median"`` or ``"min"`` of the samples.
     """
 
     device: str = "cpu"  # the machine the search's winners will run on
@@ -97,10 +100,13 @@ class Settings:
     warmup: int = 3  # enough for the allocator and oneDNN/cuDNN to pick their kernels
     repeats: int = 7  # odd, so the median is one measured sample
     min_sample_ms: float = 2.0  # well above perf_counter's resolution and loop overhead
+    estimator: str = "median"  # "min" on a shared machine, where contention only adds time
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise LatencyError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.estimator not in ("median", "min"):
+            raise LatencyError(f"estimator must be median or min, got {self.estimator!r}")
         if self.dtype not in DTYPES:
             raise LatencyError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         for name in ("batch", "warmup", "repeats"):
@@ -230,6 +236,7 @@ class LatencyTable:
             "warmup": s.warmup,
             "repeats": s.repeats,
             "min_sample_ms": s.min_sample_ms,
+            "estimator": s.estimator,
             "scale": self.scale,
             "meta": self.meta,
             "stem_ms": self.stem_ms,
@@ -262,6 +269,7 @@ class LatencyTable:
                 warmup=data["warmup"],
                 repeats=data["repeats"],
                 min_sample_ms=float(data["min_sample_ms"]),
+                estimator=data.get("estimator", "median"),
             )
             raw_slots = data["slots"]
             if not isinstance(raw_slots, list) or len(raw_slots) != BACKBONES[backbone].num_slots:
@@ -443,7 +451,8 @@ class _Timer:
                     module(x)
                 self._sync()
                 samples.append((time.perf_counter() - t0) / inner)
-        return statistics.median(samples) * 1e3
+        pick = min if s.estimator == "min" else statistics.median
+        return pick(samples) * 1e3
 
 
 class _ThreadScope:

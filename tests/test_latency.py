@@ -247,6 +247,8 @@ def test_settings_are_validated():
         Settings(batch=0)
     with pytest.raises(LatencyError, match="threads"):
         Settings(threads=0)
+    with pytest.raises(LatencyError, match="estimator"):
+        Settings(estimator="mean")
 
 
 # --------------------------------------------------------------------------- CLI
@@ -260,12 +262,13 @@ def _run(capsys, *args):
 
 
 FAST = ["--space", "tiny", "--input", "3,32,32", "--threads", "1", "--repeats", "1"]
+FAST_MIN = [*FAST[:-1], "2", "--estimator", "min"]
 
 
 def test_cli_builds_validates_and_writes(capsys, tmp_path):
     out_path = tmp_path / "lt.json"
     code, out, err = _run(
-        capsys, "latency-table", *FAST, "--calibrate", "1", "--validate", "2",
+        capsys, "latency-table", *FAST_MIN, "--calibrate", "1", "--validate", "2",
         "-o", str(out_path), "--json",
     )  # fmt: skip
     assert code == 0, err
@@ -275,7 +278,7 @@ def test_cli_builds_validates_and_writes(capsys, tmp_path):
     assert info["build_seconds"] > 0 and info["plain_ms"] > 0
     table = LatencyTable.load(out_path, device="cpu", input=(3, 32, 32))
     assert table.meta["validation"]["networks"] == 2
-    assert table.settings.repeats == 1
+    assert table.settings.repeats == 2 and table.settings.estimator == "min"
 
 
 def test_cli_prints_the_validation_table(capsys, tmp_path):

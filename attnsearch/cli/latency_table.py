@@ -47,6 +47,13 @@ from attnsearch.cli.profile import _parse_input
 )
 @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True)
 @click.option(
+    "--estimator",
+    type=click.Choice(["median", "min"]),
+    default="median",
+    show_default=True,
+    help="Of the repeated samples (min: a shared machine, where contention only adds time).",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
@@ -65,6 +72,7 @@ def command(
     n_validate: int,
     calibrate: int,
     repeats: int,
+    estimator: str,
     output: str | None,
     force: bool,
     as_json: bool,
@@ -105,6 +113,7 @@ def command(
         input=tuple(input_shape) if input_shape else sp.input,
         threads=threads,
         repeats=repeats,
+        estimator=estimator,
     )
     started = time.perf_counter()
     with _progress(term, not as_json) as progress:
