@@ -11,9 +11,9 @@ architecture is then ``stem + Σ slots + head``: dict lookups, microseconds of P
 Isolated blocks do not add up exactly to the network (caches stay warm across repeats of
 one block, boundaries between blocks cost something, a framework adds per-call overhead),
 so :func:`build_table` times a few *calibration* networks end to end and fits one scale
-factor ``measured ≈ scale × Σ parts`` (least squares through the origin), stored in the
-table and applied by :meth:`LatencyTable.predict`; :meth:`LatencyTable.raw` is the plain
-sum. :func:`validate` reports both errors on other, seeded random architectures.
+factor ``measured ≈ scale × Σ parts`` (the median of the measured/summed ratios, robust
+to one disturbed network), stored in the table and applied by :meth:`LatencyTable.predict`;
+:meth:`LatencyTable.raw` is the plain sum. :func:`validate` reports both errors on other, seeded random architectures.
 
 Timing: ``torch.inference_mode``, eval mode, warm-up calls, then ``repeats`` samples; each
 sample runs the module enough times to last ``min_sample_ms`` (so tiny blocks are not
@@ -614,7 +614,7 @@ def build_table(
             step("calibration network")
     scale = 1.0
     if calib:
-        scale = sum(p * m for p, m in calib) / sum(p * p for p, _ in calib)
+        scale = statistics.median(m / p for p, m in calib)
     table.scale = scale
     table.meta = {
         **device_info(settings.device),
@@ -622,7 +622,7 @@ def build_table(
         "build_seconds": round(time.perf_counter() - started, 2),
         "measurements": len(jobs) + 2,
         "calibration": {
-            "method": "scale = Σ(pred·meas)/Σ(pred²) over the plain backbone + random networks",
+            "method": "scale = median(measured / raw sum) over the plain backbone + random networks",
             "seed": seed,
             "networks": len(calib),
             "predicted_raw_ms": [round(p, 4) for p, _ in calib],

@@ -109,6 +109,7 @@ def part_latency(out: Path, name: str, cfg: dict) -> None:
         {
             "part": name,
             "space": space.name,
+            "backbone": space.backbone,
             "settings": table.to_json() | {"slots": "see the _table.json"},
             "build_seconds": built,
             "measurements": table.meta["measurements"],
@@ -424,7 +425,7 @@ def _summary_lines(out: Path, name: str) -> list[str]:
         v = d["validation"]
         return [
             f"  build {d['build_seconds']:.0f} s ({d['measurements']} entries), scale {d['scale']:.3f}, "
-            f"plain resnet50 {d['plain_predicted_ms']:.3g} ms",
+            f"plain {d.get('backbone', '')} {d['plain_predicted_ms']:.3g} ms",
             f"  error on {v['networks']} networks: raw median {v['raw_median_error']:.1%} worst "
             f"{v['raw_worst_error']:.1%}; calibrated median {v['median_error']:.1%} worst {v['worst_error']:.1%}",
         ]

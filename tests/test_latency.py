@@ -80,6 +80,10 @@ def test_provenance_is_recorded(table, space):
     m = table.meta
     assert m["device_kind"] == "cpu" and m["device_name"] and m["torch"]
     assert m["build_seconds"] > 0 and m["measured_at"].endswith("Z")
+    cal = m["calibration"]
+    assert cal["networks"] == 2  # the plain backbone + 1 random network
+    ratios = [b / a for a, b in zip(cal["predicted_raw_ms"], cal["measured_ms"], strict=True)]
+    assert table.scale == pytest.approx(sum(ratios) / 2, rel=1e-3)  # median of two; rounding
     assert table.space["name"] == "tiny" and len(table.space["digest"]) == 16
     cal = m["calibration"]
     assert cal["networks"] == 2  # the plain backbone + 1 random network
