@@ -85,11 +85,6 @@ def test_provenance_is_recorded(table, space):
     ratios = [b / a for a, b in zip(cal["predicted_raw_ms"], cal["measured_ms"], strict=True)]
     assert table.scale == pytest.approx(sum(ratios) / 2, rel=1e-3)  # median of two; rounding
     assert table.space["name"] == "tiny" and len(table.space["digest"]) == 16
-    cal = m["calibration"]
-    assert cal["networks"] == 2  # the plain backbone + 1 random network
-    p, meas = cal["predicted_raw_ms"], cal["measured_ms"]
-    fitted = sum(a * b for a, b in zip(p, meas, strict=True)) / sum(a * a for a in p)
-    assert table.scale == pytest.approx(fitted, rel=1e-3)  # rounding of the stored figures
 
 
 # --------------------------------------------------------------------------- predicting
@@ -169,8 +164,10 @@ def test_validate_reports_raw_and_corrected_errors(space, table):
     s = v.summary()
     assert s["networks"] == 3 and s["seed"] == 11
     for key in ("raw_median_error", "raw_worst_error", "median_error", "worst_error"):
-        assert 0 <= s[key] < 10 and math.isfinite(s[key])
+        assert s[key] >= 0 and math.isfinite(s[key])  # no bound: this machine may be loaded
     assert s["raw_worst_error"] >= s["raw_median_error"]
+    errors = sorted(abs(r - m) / m for _, m, r, _ in v.rows)
+    assert s["raw_median_error"] == errors[1] and s["raw_worst_error"] == errors[2]
     for _, measured, raw, pred in v.rows:
         assert measured > 0 and pred == pytest.approx(table.scale * raw)
     with pytest.raises(LatencyError):
