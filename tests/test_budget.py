@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from attnsearch.budget import BudgetError, format_flops, parse_budget
+from attnsearch.budget import (
+    Budget,
+    BudgetError,
+    format_flops,
+    format_latency,
+    parse_budget,
+    parse_cost_budget,
+)
 from attnsearch.errors import InputError
 
 
@@ -46,3 +53,79 @@ def test_rejected_forms_name_the_forms(text):
 def test_format_flops():
     assert format_flops(4_139_261_952) == "4.14 GFLOPs"
     assert format_flops(350_000_000) == "350 MFLOPs"
+
+
+def test_huge_flops_budget_is_refused():
+    with pytest.raises(BudgetError, match="FLOPs"):
+        parse_budget("1e30")
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("25ms", 25.0),
+        ("25 ms", 25.0),
+        ("25MS", 25.0),
+        ("800us", 0.8),
+        ("800µs", 0.8),
+        ("0.02s", 20.0),
+        ("1.5s", 1500.0),
+        (".5ms", 0.5),
+        ("2e1ms", 20.0),
+        ("  3 ms ", 3.0),
+    ],
+)
+def test_latency_forms(text, ms):
+    b = parse_cost_budget(text)
+    assert b.kind == "latency"
+    assert b.value == pytest.approx(ms, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "flops"),
+    [("4GFLOPs", 4_000_000_000), ("350M", 350_000_000), ("4e9", 4_000_000_000), (1200, 1200)],
+)
+def test_cost_budget_keeps_flops(text, flops):
+    b = parse_cost_budget(text)
+    assert b == Budget("flops", flops)
+    assert isinstance(b.value, int)
+    assert b.value == parse_budget(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nan",
+        "inf",
+        "-25ms",
+        "0ms",
+        "0s",
+        "5parsecs",
+        "",
+        "   ",
+        "1e9s",
+        "25 m s",
+        "ms",
+        "25msec",
+        "nanms",
+        "infs",
+        "1e30",
+    ],
+)
+def test_bad_cost_budgets_show_the_forms(text):
+    with pytest.raises(BudgetError) as e:
+        parse_cost_budget(text)
+    assert isinstance(e.value, InputError)
+    msg = str(e.value)
+    assert "budget" in msg and "\n" not in msg
+    if text not in ("1e30",):
+        assert "25ms" in msg or "4GFLOPs" in msg  # shows the accepted forms
+    if text in ("", "5parsecs", "nan", "inf", "25msec"):
+        assert "25ms" in msg and "4GFLOPs" in msg  # both kinds when the kind is unclear
+
+
+def test_budget_str_and_format_latency():
+    assert str(parse_cost_budget("25ms")) == "25 ms"
+    assert str(parse_cost_budget("4G")) == "4 GFLOPs"
+    assert format_latency(0.8) == "800 µs"
+    assert format_latency(1500) == "1.5 s"

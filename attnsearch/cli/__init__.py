@@ -23,6 +23,7 @@ _COMMANDS = {
     "fidelity": "attnsearch.cli.fidelity",
     "modules": "attnsearch.cli.modules",
     "spaces": "attnsearch.cli.spaces",
+    "latency-table": "attnsearch.cli.latency_table",
 }
 
 

@@ -1,0 +1,341 @@
+"""Latency tables (issue 13): measuring, JSON round trip, refusing mismatches, the CLI.
+
+Everything runs on the ``tiny`` space (ResNet-18, stage granularity) at a 32×32 input with
+one timed sample per entry, so the numbers are noisy by design: the tests pin structure and
+arithmetic, never how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import pytest
+
+from attnsearch.architecture import Architecture, SlotChoice
+from attnsearch.cli import main
+from attnsearch.latency import (
+    LatencyError,
+    LatencyTable,
+    Settings,
+    build_table,
+    choice_key,
+    load_or_build,
+    random_architectures,
+    validate,
+)
+from attnsearch.spaces import load_space
+
+SMALL = Settings(input=(3, 32, 32), threads=1, warmup=1, repeats=1, min_sample_ms=0.2)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return load_space("tiny")
+
+
+@pytest.fixture(scope="module")
+def table(space):
+    calls = []
+    t = build_table(space, SMALL, calibrate=1, progress=lambda d, n, label: calls.append((d, n)))
+    t.meta["progress_calls"] = calls
+    return t
+
+
+def _written(table, tmp_path, **changes):
+    data = table.to_json()
+    data.update(changes)
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+# --------------------------------------------------------------------------- building
+
+
+def test_every_choice_of_the_space_is_in_every_slot(space, table):
+    assert table.backbone == "resnet18" and len(table.slots) == 8
+    options = space.options()
+    for unit, per_type in zip(space.units, options, strict=True):
+        wanted = {c for cs in per_type.values() for c in cs}
+        for s in space.unit_slots(unit):
+            assert set(table.slots[s]) == wanted
+    assert all(ms > 0 and math.isfinite(ms) for t in table.slots for ms in t.values())
+    assert table.stem_ms > 0 and table.head_ms > 0
+    calls = table.meta["progress_calls"]
+    assert calls[-1][0] == calls[-1][1] == len(calls)  # one call per measurement, ends at total
+
+
+def test_slots_sharing_a_context_share_measurements(table):
+    # resnet18's slots 0 and 1 both take 64 channels to 64 at stride 1 on the same map: one
+    # context, measured once. Every other slot has its own (stride, width or map size), so
+    # 7 contexts × 9 choices of tiny + stem + head.
+    assert table.slots[0] == table.slots[1] and table.slots[0] is not table.slots[1]
+    assert table.meta["measurements"] == 2 + 7 * 9
+
+
+def test_provenance_is_recorded(table, space):
+    m = table.meta
+    assert m["device_kind"] == "cpu" and m["device_name"] and m["torch"]
+    assert m["build_seconds"] > 0 and m["measured_at"].endswith("Z")
+    cal = m["calibration"]
+    assert cal["networks"] == 2  # the plain backbone + 1 random network
+    ratios = [b / a for a, b in zip(cal["predicted_raw_ms"], cal["measured_ms"], strict=True)]
+    assert table.scale == pytest.approx(sum(ratios) / 2, rel=1e-3)  # median of two; rounding
+    assert table.space["name"] == "tiny" and len(table.space["digest"]) == 16
+
+
+# --------------------------------------------------------------------------- predicting
+
+
+def test_predicted_sum_equals_the_parts_exactly(space, table):
+    for arch in random_architectures(space, 5, seed=3):
+        expected = table.stem_ms
+        for i, c in enumerate(arch.slots):
+            expected += table.slots[i][c]
+        expected += table.head_ms
+        assert table.raw(arch) == expected
+        assert sum(table.parts(arch)) == expected
+        assert table.predict(arch) == table.scale * expected
+
+
+def test_predict_is_cheap(space, table):
+    archs = random_architectures(space, 50, seed=4)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        for a in archs:
+            table.predict(a)
+    per_call = (time.perf_counter() - t0) / 1000
+    assert per_call < 1e-3  # microseconds in practice; a millisecond is a generous ceiling
+
+
+def test_a_choice_without_an_entry_is_named(table):
+    arch = Architecture.uniform("resnet18", "se", reduction=8)  # tiny lists 4 and 16 only
+    assert not table.covers(arch)
+    with pytest.raises(LatencyError, match=r"se\(reduction=8\) in slot 0"):
+        table.predict(arch)
+    with pytest.raises(LatencyError, match="resnet18"):
+        table.predict(Architecture.uniform("resnet50"))
+
+
+def test_cheapest_is_the_per_slot_minimum(space, table):
+    ms, arch = table.cheapest(space)
+    assert ms == table.predict(arch)
+    assert all(ms <= table.predict(a) for a in random_architectures(space, 30, seed=5))
+    for unit in space.units:
+        members = space.unit_slots(unit)
+        best = min(sum(table.slots[s][c] for s in members) for c in table.slots[members[0]])
+        assert sum(table.slots[s][arch.slots[s]] for s in members) == best
+    with pytest.raises(LatencyError, match="no entry"):
+        table.cheapest(load_space("resnet18"))  # lists hyperparameters tiny does not
+
+
+def test_load_or_build_reuses_checks_and_builds(space, table, tmp_path, monkeypatch):
+    import attnsearch.latency as lat
+
+    built = []
+    monkeypatch.setattr(lat, "build_table", lambda *a, **k: built.append(1) or table)
+    path = tmp_path / "t.json"
+    first = load_or_build(path, space, SMALL)
+    assert built == [1] and path.exists() and first is table
+    again = load_or_build(path, space, SMALL)
+    assert built == [1] and again.slots == table.slots
+    with pytest.raises(LatencyError, match="batch 1, not 4"):
+        load_or_build(path, space, Settings(input=(3, 32, 32), batch=4))
+    assert load_or_build(path, space, Settings(input=(3, 32, 32), batch=4), force=True)
+    with pytest.raises(LatencyError, match="no entry"):
+        load_or_build(path, load_space("resnet18"), SMALL)
+
+
+def test_random_architectures_are_seeded_and_valid(space):
+    a = random_architectures(space, 10, seed=7)
+    assert a == random_architectures(space, 10, seed=7)
+    assert a != random_architectures(space, 10, seed=8)
+    assert len({x.slots for x in a}) > 1
+    for arch in a:  # stage granularity: one choice per stage
+        for unit in space.units:
+            assert len({arch.slots[s] for s in space.unit_slots(unit)}) == 1
+
+
+def test_validate_reports_raw_and_corrected_errors(space, table):
+    v = validate(table, space, 3, seed=11)
+    s = v.summary()
+    assert s["networks"] == 3 and s["seed"] == 11
+    for key in ("raw_median_error", "raw_worst_error", "median_error", "worst_error"):
+        assert s[key] >= 0 and math.isfinite(s[key])  # no bound: this machine may be loaded
+    assert s["raw_worst_error"] >= s["raw_median_error"]
+    errors = sorted(abs(r - m) / m for _, m, r, _ in v.rows)
+    assert s["raw_median_error"] == errors[1] and s["raw_worst_error"] == errors[2]
+    for _, measured, raw, pred in v.rows:
+        assert measured > 0 and pred == pytest.approx(table.scale * raw)
+    with pytest.raises(LatencyError):
+        validate(table, space, 0)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def test_round_trip_through_a_file(table, tmp_path):
+    path = tmp_path / "t.json"
+    table.save(path)
+    back = LatencyTable.load(path, device="cpu", input=(3, 32, 32), batch=1, dtype="float32")
+    assert back.slots == table.slots
+    assert (back.stem_ms, back.head_ms, back.scale) == (table.stem_ms, table.head_ms, table.scale)
+    assert back.settings == table.settings
+    assert back.space == table.space and back.num_classes == table.num_classes
+    assert back.to_json() == json.loads(path.read_text())
+    keys = json.loads(path.read_text())["slots"][0]
+    assert choice_key(SlotChoice("none", ())) in keys and '{"type":"none"}' in keys
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "named"),
+    [
+        ({"device": "cuda"}, {"device": "cpu"}, "device kind cuda, not cpu"),
+        ({"input": [3, 64, 64]}, {"input": (3, 32, 32)}, "input shape 3,64,64, not 3,32,32"),
+        ({"batch": 8}, {"batch": 1}, "batch 8, not 1"),
+        ({"dtype": "bfloat16"}, {"dtype": "float32"}, "dtype bfloat16, not float32"),
+    ],
+)
+def test_refuses_a_table_measured_elsewhere_unless_forced(table, tmp_path, change, check, named):
+    path = _written(table, tmp_path, **change)
+    with pytest.raises(LatencyError, match=named) as e:
+        LatencyTable.load(path, **check)
+    assert "--force" in str(e.value) and "\n" not in str(e.value)
+    forced = LatencyTable.load(path, force=True, **check)
+    assert forced.slots == table.slots
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "not a latency table"),
+        ('{"format": 99}', "unknown format"),
+    ],
+)
+def test_malformed_files_are_input_errors(tmp_path, content, named):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(LatencyError, match=named):
+        LatencyTable.load(path)
+
+
+def test_bad_entries_are_named(table, tmp_path):
+    data = table.to_json()
+    data["slots"][2]['{"type":"none"}'] = -1
+    path = tmp_path / "neg.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(LatencyError, match=r"slots\[2\]"):
+        LatencyTable.load(path)
+    data["slots"][2]['{"type":"none"}'] = 1.0
+    del data["stem_ms"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(LatencyError, match="stem_ms"):
+        LatencyTable.load(path)
+    with pytest.raises(LatencyError, match="cannot read"):
+        LatencyTable.load(tmp_path / "missing.json")
+
+
+def test_settings_are_validated():
+    with pytest.raises(LatencyError, match="device"):
+        Settings(device="tpu")
+    with pytest.raises(LatencyError, match="dtype"):
+        Settings(dtype="float16")
+    with pytest.raises(LatencyError, match="batch"):
+        Settings(batch=0)
+    with pytest.raises(LatencyError, match="threads"):
+        Settings(threads=0)
+    with pytest.raises(LatencyError, match="estimator"):
+        Settings(estimator="mean")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _run(capsys, *args):
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return (info.value.code or 0), out, err
+
+
+FAST = ["--space", "tiny", "--input", "3,32,32", "--threads", "1", "--repeats", "1"]
+FAST_MIN = [*FAST[:-1], "2", "--estimator", "min"]
+
+
+def test_cli_builds_validates_and_writes(capsys, tmp_path):
+    out_path = tmp_path / "lt.json"
+    code, out, err = _run(
+        capsys, "latency-table", *FAST_MIN, "--calibrate", "1", "--validate", "2",
+        "-o", str(out_path), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["output"] == str(out_path) and info["threads"] == 1
+    assert info["validation"]["networks"] == 2
+    assert info["build_seconds"] > 0 and info["plain_ms"] > 0
+    table = LatencyTable.load(out_path, device="cpu", input=(3, 32, 32))
+    assert table.meta["validation"]["networks"] == 2
+    assert table.settings.repeats == 2 and table.settings.estimator == "min"
+
+
+def test_cli_prints_the_validation_table(capsys, tmp_path):
+    code, out, err = _run(
+        capsys, "latency-table", *FAST, "--calibrate", "0", "--validate", "2",
+        "-o", str(tmp_path / "t.json"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "median |error|" in out and "worst |error|" in out and "raw sum of parts" in out
+    assert " s; scale 1.000" in out  # the time taken; no calibration networks -> scale 1
+    assert "measuring:" in err  # plain progress lines when stderr is not a terminal
+
+
+def _bad(capsys, tmp_path, *args):
+    before = set(os.listdir(tmp_path))
+    code, out, err = _run(capsys, "latency-table", *args)
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert set(os.listdir(tmp_path)) == before  # nothing created
+    return err
+
+
+def test_cli_refuses_cuda_without_a_gpu(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    err = _bad(capsys, tmp_path, *FAST, "--device", "cuda", "-o", str(tmp_path / "t.json"))
+    assert "no CUDA device" in err
+
+
+def test_cli_refuses_bad_inputs(capsys, tmp_path):
+    o = ["-o", str(tmp_path / "t.json")]
+    too_many = str((os.cpu_count() or 1) + 1)
+    assert "between 1 and" in _bad(capsys, tmp_path, "--space", "tiny", "--threads", too_many, *o)
+    assert "between 1 and" in _bad(capsys, tmp_path, "--space", "tiny", "--threads", "0", *o)
+    assert "does not exist" in _bad(
+        capsys, tmp_path, "--space", "tiny", "-o", str(tmp_path / "no" / "t.json")
+    )
+    assert "unknown space" in _bad(capsys, tmp_path, "--space", "nope", *o)
+    assert "C,H,W" in _bad(capsys, tmp_path, "--space", "tiny", "--input", "3,32", *o)
+    _bad(capsys, tmp_path, "--space", "tiny", "--batch", "0", *o)
+    _bad(capsys, tmp_path, "--space", "tiny", "--dtype", "float16", *o)
+    (tmp_path / "t.json").write_text("{}")
+    assert "--force" in _bad(capsys, tmp_path, "--space", "tiny", *o)
+    (tmp_path / "t.json").unlink()
+    (tmp_path / "d").mkdir()
+    assert "directory" in _bad(capsys, tmp_path, "--space", "tiny", "-o", str(tmp_path / "d"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_cli_refuses_an_unwritable_folder(capsys, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        assert "not writable" in _bad(capsys, ro, "--space", "tiny", "-o", str(ro / "t.json"))
+    finally:
+        ro.chmod(0o700)
