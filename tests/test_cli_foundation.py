@@ -20,7 +20,17 @@ from attnsearch import modules
 from attnsearch.cli import _COMMANDS, cli, main
 
 # every command the CLI must have, in listing order (extend when a command is added)
-COMMANDS = ("run", "pareto", "export", "profile", "modules", "spaces")
+COMMANDS = (
+    "run",
+    "pareto",
+    "export",
+    "profile",
+    "evaluate",
+    "fidelity",
+    "latency-table",
+    "modules",
+    "spaces",
+)
 SMALL_ARCH = {"backbone": "resnet18", "all": {"type": "se", "reduction": 8}}
 
 

@@ -21,9 +21,9 @@ _COMMANDS = {
     "profile": "attnsearch.cli.profile",
     "evaluate": "attnsearch.cli.evaluate",
     "fidelity": "attnsearch.cli.fidelity",
+    "latency-table": "attnsearch.cli.latency_table",
     "modules": "attnsearch.cli.modules",
     "spaces": "attnsearch.cli.spaces",
-    "latency-table": "attnsearch.cli.latency_table",
 }
 
 
