@@ -549,8 +549,10 @@ def build_table(
     batch, (c, h, w) = settings.batch, settings.input
     per_slot = _slot_choices(space)
     infos = slot_infos(space.backbone)
-    with _ThreadScope(settings.threads), torch.inference_mode():
-        net, stem, head = _plain_parts(space.backbone, space.num_classes, c)
+    # built outside inference mode: parameters made inside it are inference tensors, which a
+    # later dtype/device copy (bf16, cuda) cannot use ("do not track version counter")
+    net, stem, head = _plain_parts(space.backbone, space.num_classes, c)
+    with _ThreadScope(settings.threads), torch.no_grad():
         net.eval()
         # shapes entering each block (independent of the choices: strides are fixed)
         x = torch.zeros(batch, c, h, w)

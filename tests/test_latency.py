@@ -339,3 +339,13 @@ def test_cli_refuses_an_unwritable_folder(capsys, tmp_path):
         assert "not writable" in _bad(capsys, ro, "--space", "tiny", "-o", str(ro / "t.json"))
     finally:
         ro.chmod(0o700)
+
+
+def test_bfloat16_table_builds(tmp_path) -> None:
+    """A dtype copy of the parts (bf16 here, like cuda) must not meet inference tensors."""
+    from attnsearch.latency import Settings, build_table
+    from attnsearch.spaces import load_space
+
+    settings = Settings(dtype="bfloat16", input=(3, 32, 32), warmup=1, repeats=1, min_sample_ms=0)
+    table = build_table(load_space("tiny"), settings, calibrate=0)
+    assert table.stem_ms > 0 and table.head_ms > 0
