@@ -28,6 +28,8 @@ _COMPARED = (
     "batch_size",
     "limit",
     "early_stop",
+    "repeats",
+    "references",
 )
 
 
@@ -174,9 +176,14 @@ def _narrowed(space, width: float) -> int:
 def _print_front(summary: dict[str, Any], run_dir) -> None:
     counts = summary["counts"]
     term.front(
-        f"Pareto front ({counts.get('complete', 0)} trained, "
-        f"{counts.get('infeasible', 0)} over budget, {counts.get('fail', 0)} failed, "
-        f"{summary.get('wall_seconds', 0):.0f}s)",
+        f"Pareto front on mean accuracy ({counts.get('complete', 0)} trained, "
+        f"{counts.get('infeasible', 0)} over budget, {counts.get('fail', 0)} failed; "
+        f"+{counts.get('references', 0)} reference and {counts.get('repeats', 0)} repeat "
+        f"trainings; {summary.get('wall_seconds', 0):.0f}s)",
         summary["members"],
+        summary.get("references"),
+        summary.get("verdict"),
     )
-    term.line(f"results: {run_dir}/ (pareto.json, pareto.png, trials.csv, study.journal)")
+    term.line(
+        f"results: {run_dir}/ (pareto.json, summary.json, pareto.png, trials.csv, study.journal)"
+    )

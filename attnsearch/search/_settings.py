@@ -37,6 +37,11 @@ class RunSettings:
     address: str | None = None  # existing Ray cluster; None starts a local one
     limit: int | None = None  # cap on training images (quick runs)
     early_stop: bool = False  # ASHA early stopping on accuracy
+    # seeds per reference, and per front (or within-noise) trial once the search is done;
+    # 2: the fewest that measure a seed sd (one architecture's seed sd is ~5 points on the
+    # digits proxy, issue 10), at +1 training per re-evaluated trial
+    repeats: int = 2
+    references: str = "fit"  # the papers' networks the space can express: fit | all | none
     proxy: ProxyConfig = field(default_factory=ProxyConfig)  # how each candidate trains
 
     # the proxy fields a user sets through `run` options (the proxy owns their defaults)
