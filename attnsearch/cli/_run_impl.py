@@ -60,6 +60,7 @@ def _resumed(opts: dict[str, Any], explicit: set[str], run):
 def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
     from attnsearch.rundir import RunDir, RunRecord, provenance
     from attnsearch.search import RunSettings, run_search
+    from attnsearch.search._settings import batch_size_for
     from attnsearch.spaces import load_space
 
     explicit = set(opts) if explicit is None else explicit
@@ -102,7 +103,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         settings = RunSettings.make(budget, **given)
         dataset = _load(settings)
         if opts["batch_size"] is None:  # small sets: smaller batches, more steps
-            settings = settings.replace(batch_size=32 if len(dataset.train_x) < 10_000 else 128)
+            settings = settings.replace(batch_size=batch_size_for(len(dataset.train_x)))
         record = RunRecord(
             settings=settings,
             study_name="",
@@ -154,15 +155,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
 
 def _load(settings):
     """The proxy dataset, loaded (and split) the same way for a new run and a resume."""
-    from attnsearch.datasets import load_dataset
-
-    return load_dataset(
-        settings.dataset,
-        data_dir=settings.data_dir,
-        resolution=settings.resolution,
-        seed=settings.seed,
-        limit=settings.limit,
-    )
+    return settings.load_dataset()
 
 
 def _narrowed(space, width: float) -> int:

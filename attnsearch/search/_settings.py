@@ -12,9 +12,18 @@ from typing import Any
 
 from attnsearch.proxy import ProxyConfig, config_from_dict
 
-__all__ = ["SAMPLERS", "RunSettings"]
+__all__ = ["SAMPLERS", "RunSettings", "batch_size_for"]
 
 SAMPLERS = ("nsga2", "tpe", "random")
+SMALL_DATASET = 10_000  # fewer training images than this: smaller batches, more steps
+
+
+def batch_size_for(train_size: int) -> int:
+    """The proxy batch size when none is given: 32 under 10,000 training images, else 128.
+
+    The one place for this rule (``run`` and ``evaluate`` apply it after loading the data).
+    """
+    return 32 if train_size < SMALL_DATASET else 128
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,18 @@ class RunSettings:
     def seed(self) -> int:
         """The sampler's seed, and the training base seed."""
         return self.proxy.seed
+
+    def load_dataset(self):
+        """The proxy dataset, loaded and split as every trial of this run sees it."""
+        from attnsearch.datasets import load_dataset
+
+        return load_dataset(
+            self.dataset,
+            data_dir=self.data_dir,
+            resolution=self.resolution,
+            seed=self.seed,
+            limit=self.limit,
+        )
 
     def replace(self, **changes: Any) -> RunSettings:
         """A copy with run-level and/or proxy-level (flat) fields changed."""
