@@ -207,3 +207,77 @@ def test_welch_and_verdict():
     close = verdict([member], [{**ref, "accuracy": 0.805, "accuracies": [0.78, 0.83]}])
     assert close["beyond_noise"] is False and "within noise" in close["text"]
     assert verdict([member], [over])["reference"] is None
+
+
+def _storage_trials(run_dir):
+    from attnsearch.results import open_study
+    from attnsearch.rundir import RunDir
+
+    try:
+        name = RunDir.open(run_dir.parent, run_dir.name).record.study_name
+        return open_study(run_dir, name).trials
+    except Exception:
+        return []
+
+
+@pytest.mark.slow
+def test_repeats_survive_sigkill_and_resume(tmp_path):
+    """The driver is killed while a repeat trains; the resumed run asks it again, and in the
+    end every reference and every re-evaluated trial has exactly K seeds: none lost, none
+    doubled, none counted towards --trials."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import cli
+
+    args = [
+        "--budget", "1.9G", "--space", "tiny", "--dataset", "synthetic", "--limit", "600",
+        "--resolution", "8", "--width", "0.25", "--epochs", "2", "--concurrency", "2",
+        "--sampler", "random", "--seed", "4", "--trials", "3", "--repeats", "2",
+        "--references", "fit", "--name", "kill",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attnsearch", "run", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    run_dir = tmp_path / "results" / "kill"
+    end = time.time() + 600
+    while True:
+        running = [
+            t
+            for t in _storage_trials(run_dir)
+            if t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get("role") == "repeat"
+        ]
+        if running:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"driver ended before a repeat ran ({proc.returncode}): {proc.stderr}")
+        if time.time() > end:
+            pytest.fail("timed out waiting for a repeat to run")
+        time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed = {t.number for t in running}
+    resumed = cli("run", "--name", "kill", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = _storage_trials(run_dir)
+    for n in killed:
+        assert trials[n].state == optuna.trial.TrialState.FAIL
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    search = [t for t in complete if t.user_attrs.get("trained") and "role" not in t.user_attrs]
+    assert len(search) == 3
+    refs = [t for t in complete if t.user_attrs.get("role") == ROLE_REFERENCE]
+    assert sorted(t.user_attrs["reference"] for t in refs) == ["ResNet-18"] * 2
+    per: dict[int, int] = {}
+    for t in complete:
+        if t.user_attrs.get("role") == ROLE_REPEAT:
+            per[t.user_attrs["repeat_of"]] = per.get(t.user_attrs["repeat_of"], 0) + 1
+    assert per and set(per.values()) == {1}, "exactly one repeat per trial at --repeats 2"
+    assert {m["trial"] for m in json.loads((run_dir / "pareto.json").read_text())} <= set(per)

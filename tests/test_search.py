@@ -215,7 +215,7 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
     proc = cli(
         "run",
         "--budget",
-        "2G",
+        "1.9G",
         "--space",
         "tiny",
         "--dataset",
@@ -232,6 +232,8 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
         "0.25",
         "--name",
         "cli",
+        "--references",
+        "fit",  # under 1.9G: ResNet-18 fits, RFA-ResNet-18 (1.94G) does not
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
