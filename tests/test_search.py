@@ -333,6 +333,8 @@ def test_trials_that_fail_by_themselves_are_recorded_and_the_search_goes_on(ray_
         width=0.25,
         batch_size=16,
         sampler="random",
+        repeats=1,  # failures only: no references, no repeats
+        references="none",
     )
     settings = run.settings
     summary = run_search(run, space=space, dataset=broken)
@@ -368,6 +370,8 @@ def test_early_stop_prunes_without_polluting_the_front(ray_local, tmp_path):
         sampler="random",
         seed=5,
         early_stop=True,
+        repeats=1,  # pruning only: no references, no repeats
+        references="none",
     )
     settings = run.settings
     summary = run_search(run, space=space, dataset=data)
