@@ -417,19 +417,13 @@ def verdict(members: list[dict], references: list[dict]) -> dict[str, Any]:
         head = "the search beat" if diff > 0 else "the search did not beat"
         tail = "noise not measured (fewer than 2 seeds each)"
     else:
-        tail = f"Welch t = {w[0]:.2f}, df {w[1]:.1f}, 95 %"
+        test = f"Welch t = {w[0]:.2f}, df {w[1]:.1f}, 95 %"
         if not beyond:
-            head, tail = "within noise of", f"not separated ({tail})"
-        elif diff > 0:
-            head, tail = "the search beat", f"beyond noise ({tail})"
+            head, tail = "the search's best is within noise of", f"not separated ({test})"
         else:
-            head, tail = "the search did not beat", f"beyond noise ({tail})"
-    if head == "within noise of":
-        out["text"] = (
-            f"verdict: the search's best is within noise of the best reference that fits: {pair}, {tail}"
-        )
-    else:
-        out["text"] = f"verdict: {head} the best reference that fits: {pair}, {tail}"
+            head = "the search beat" if diff > 0 else "the search did not beat"
+            tail = f"beyond noise ({test})"
+    out["text"] = f"verdict: {head} the best reference that fits: {pair}, {tail}"
     return out
 
 
