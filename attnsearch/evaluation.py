@@ -1,20 +1,21 @@
 """Train one architecture for several seeds exactly as a search trial trains it.
 
-A search trial (``attnsearch.search.trainable``) sets torch's thread count to the run's
-``cpus_per_trial``, builds a :class:`~attnsearch.training.ProxyConfig` from the run's
-settings and calls :func:`~attnsearch.training.train_candidate` with
-``trial_seed = trial number``. :func:`evaluate_architecture` does the same for each seed,
-so evaluating with a trial's number as the seed reproduces that trial's accuracy.
-:class:`ProxySettings` holds the proxy-relevant part of a run's settings: read from a
-run's ``run.yaml`` (:meth:`ProxySettings.from_run`) or ``run``'s defaults
-(:meth:`ProxySettings.defaults`).
+One code path: :func:`evaluate_architecture` calls
+:func:`attnsearch.search.run_trial` — the whole training of a Tune trial — with the run's
+:class:`~attnsearch.search.RunSettings` (its proxy, its ``cpus_per_trial`` threads) and a
+trial seed; a search trial's seed is its trial number, so evaluating with that number
+reproduces the trial's accuracy. The settings come from a run
+(``RunDir.open(...).settings``) or from ``run``'s defaults with some options changed
+(:func:`settings_from_options`, which applies ``run``'s batch-size rule,
+:func:`attnsearch.search._settings.batch_size_for`).
+:class:`ProxySettings` is the flat option set ``fidelity`` passes to its worker
+processes; it builds the same RunSettings.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +23,16 @@ from typing import Any
 from attnsearch import stats
 from attnsearch.errors import InputError
 
-__all__ = ["EvalResult", "ProxySettings", "evaluate_architecture", "run_defaults"]
+__all__ = [
+    "EvalResult",
+    "ProxySettings",
+    "evaluate_architecture",
+    "run_defaults",
+    "settings_from_options",
+]
 
-SMALL_DATASET = 10_000  # run's rule: batch 32 below this many training images, else 128
-SMALL_BATCH, LARGE_BATCH = 32, 128  # the two batch sizes of that rule (cli/_run_impl.py)
+# RunSettings needs a budget; evaluating one given architecture searches nothing
+_NO_BUDGET = 0
 
 
 def run_defaults() -> dict[str, Any]:
@@ -48,9 +55,36 @@ def run_defaults() -> dict[str, Any]:
     return out
 
 
+def settings_from_options(**given: Any):
+    """``run``'s settings for the given proxy options, and the dataset they load.
+
+    ``given`` holds the proxy options of ``evaluate``/``fidelity`` (``dataset``,
+    ``data_dir``, ``epochs``, ``width``, ``resolution``, ``batch_size``, ``limit``,
+    ``seed``, ``threads``); ``None`` means ``run``'s default. Without ``batch_size``,
+    ``run``'s rule picks it from the training-set size, as ``run`` does.
+
+    Returns:
+        ``(RunSettings, Dataset)``.
+    """
+    from attnsearch.search import RunSettings
+    from attnsearch.search._settings import batch_size_for
+
+    opts = {k: v for k, v in given.items() if v is not None}
+    batch = opts.pop("batch_size", None)
+    threads = opts.pop("threads", None)
+    if threads is not None:
+        opts["cpus_per_trial"] = float(threads)
+    settings = RunSettings.make(_NO_BUDGET, **opts)
+    dataset = settings.load_dataset()
+    settings = settings.replace(
+        batch_size=batch if batch is not None else batch_size_for(len(dataset.train_x))
+    )
+    return settings, dataset
+
+
 @dataclass(frozen=True)
 class ProxySettings:
-    """The settings that decide how a candidate trains (a subset of a run's settings).
+    """The proxy options as flat, picklable data (``fidelity``'s worker processes get it).
 
     Attributes:
         dataset: dataset spec (``digits``, ``clutter``, ``cifar10``, ...).
@@ -58,8 +92,7 @@ class ProxySettings:
         epochs: proxy epochs.
         width: proxy channel multiplier.
         resolution: proxy image size (``None``: the dataset's own).
-        batch_size: proxy batch size; ``None`` applies ``run``'s rule (32 under 10,000
-            training images, else 128).
+        batch_size: proxy batch size; ``None`` applies ``run``'s rule.
         limit: cap on training images.
         seed: the run's seed (splits the data; added to each trial seed).
         threads: torch threads per trial (the run's ``cpus_per_trial``).
@@ -79,69 +112,38 @@ class ProxySettings:
     def defaults(cls, **overrides: Any) -> ProxySettings:
         """``run``'s defaults, with ``overrides`` (``None`` values are ignored)."""
         d = run_defaults()
-        values = {
-            "dataset": d["dataset"],
-            "data_dir": d["data_dir"],
-            "epochs": d["epochs"],
-            "width": d["width"],
-            "resolution": d["resolution"],
-            "batch_size": None,  # run resolves it from the training-set size
-            "limit": d["limit"],
-            "seed": d["seed"],
-            "threads": max(1, int(d["cpus_per_trial"])),
-        }
+        values = {k: d[k] for k in ("dataset", "data_dir", "epochs", "width", "resolution")}
+        values.update(
+            batch_size=None,  # run resolves it from the training-set size
+            limit=d["limit"],
+            seed=d["seed"],
+            threads=max(1, int(d["cpus_per_trial"])),
+        )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    @classmethod
-    def from_run(cls, results_dir: str, name: str) -> ProxySettings:
-        """The proxy settings recorded in ``results_dir/name/run.yaml``."""
-        from attnsearch.rundir import RunDir
+    def run_settings(self, train_size: int | None = None):
+        """The :class:`~attnsearch.search.RunSettings` a run with these options has
+        (``train_size``: apply ``run``'s batch-size rule when ``batch_size`` is None)."""
+        from attnsearch.search import RunSettings
 
-        settings = RunDir.open(results_dir, name).settings
-        proxy = settings.proxy
-        return cls(
-            dataset=settings.dataset,
-            data_dir=settings.data_dir,
-            epochs=proxy.epochs,
-            width=proxy.width,
-            resolution=proxy.resolution,
-            batch_size=proxy.batch_size,
-            limit=settings.limit,
-            seed=proxy.seed,
-            threads=max(1, int(settings.cpus_per_trial)),
-        )
+        options = dataclasses.asdict(self)
+        options["cpus_per_trial"] = float(options.pop("threads"))
+        batch = options.pop("batch_size")
+        if batch is None and train_size is not None:
+            batch = self.resolved_batch_size(train_size)
+        if batch is not None:
+            options["batch_size"] = batch
+        return RunSettings.make(_NO_BUDGET, **options)
 
     def load_dataset(self):
         """The proxy dataset, loaded and split as a run loads it."""
-        from attnsearch.datasets import load_dataset
-
-        return load_dataset(
-            self.dataset,
-            data_dir=self.data_dir,
-            resolution=self.resolution,
-            seed=self.seed,
-            limit=self.limit,
-        )
+        return self.run_settings().load_dataset()
 
     def resolved_batch_size(self, train_size: int) -> int:
-        if self.batch_size is not None:
-            return self.batch_size
-        return SMALL_BATCH if train_size < SMALL_DATASET else LARGE_BATCH
+        from attnsearch.search._settings import batch_size_for
 
-    def proxy_config(self, dataset, **changes: Any):
-        """The :class:`ProxyConfig` a trial of this run gets (as ``run_search`` builds it)."""
-        from attnsearch.training import ProxyConfig
-
-        cfg = ProxyConfig(
-            epochs=self.epochs,
-            batch_size=self.resolved_batch_size(len(dataset.train_x)),
-            width=self.width,
-            resolution=None,  # the dataset was resized once at load time
-            flip=self.dataset.startswith(("cifar", "folder")),
-            seed=self.seed,
-        )
-        return dataclasses.replace(cfg, **changes) if changes else cfg
+        return self.batch_size if self.batch_size is not None else batch_size_for(train_size)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -200,52 +202,52 @@ class EvalResult:
 
 def evaluate_architecture(
     arch,
-    proxy_config,
+    settings,
     dataset,
     seeds: int | Iterable[int],
     *,
     report: Callable[[int, Any], None] | None = None,
-    threads: int | None = None,
     device=None,
 ) -> EvalResult:
-    """Train ``arch`` once per seed, each time exactly as a search trial with that seed.
+    """Train ``arch`` once per seed through :func:`attnsearch.search.run_trial`, each time
+    exactly as a search trial with that seed (trial number) trains.
 
     Args:
         arch: an :class:`~attnsearch.architecture.Architecture`.
-        proxy_config: the :class:`~attnsearch.training.ProxyConfig` (see
-            :meth:`ProxySettings.proxy_config`).
-        dataset: the loaded :class:`~attnsearch.datasets.Dataset`.
+        settings: the run's :class:`~attnsearch.search.RunSettings` (its ``proxy`` and
+            ``cpus_per_trial`` threads; torch's thread count is restored afterwards).
+        dataset: the loaded :class:`~attnsearch.datasets.Dataset` (``settings.load_dataset()``).
         seeds: the trial seeds, or a count K for seeds ``0..K-1``.
-        report: called after each seed with ``(seed, TrainResult)``.
-        threads: torch threads while training (a trial uses its ``cpus_per_trial``);
-            ``None`` leaves the current setting. Restored afterwards.
+        report: called after each seed with ``(seed, TrialOutcome)``.
         device: where to train (default: as a trial, CUDA if visible).
 
     Raises:
-        TrainingError: a seed's training diverged.
+        TrainingError: a seed's training failed (non-finite loss, ...).
     """
     import torch
 
-    from attnsearch.training import train_candidate
+    from attnsearch.search import run_trial
+    from attnsearch.training import TrainingError
 
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise InputError("evaluate needs at least one seed")
     before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(max(1, int(threads)))
     result = EvalResult(seeds=seed_list, accuracies=[], seconds=[])
     try:
         for seed in seed_list:
-            t0 = time.perf_counter()
-            r = train_candidate(arch, dataset, proxy_config, trial_seed=seed, device=device)
-            result.seconds.append(time.perf_counter() - t0)
-            result.accuracies.append(r.accuracy)
-            result.histories.append(list(r.history))
-            result.train_losses.append(list(r.train_losses))
-            result.val_losses.append(list(r.val_losses))
+            out = run_trial(
+                arch, settings.proxy, dataset, seed, threads=settings.cpus_per_trial, device=device
+            )
+            if out.failed is not None:
+                raise TrainingError(f"seed {seed}: {out.failed}")
+            result.seconds.append(out.train_seconds)
+            result.accuracies.append(out.accuracy)
+            result.histories.append(list(out.history))
+            result.train_losses.append(list(out.train_losses))
+            result.val_losses.append(list(out.val_losses))
             if report is not None:
-                report(seed, r)
+                report(seed, out)
     finally:
         torch.set_num_threads(before)
     return result

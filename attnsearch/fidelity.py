@@ -231,11 +231,14 @@ def _run_job(job: dict) -> dict:
     from attnsearch.evaluation import evaluate_architecture
 
     ps, dataset = _WORKER["settings"], _WORKER["dataset"]
-    cfg = ps.proxy_config(dataset, epochs=job["epochs"], bf16=False)
+    rs = ps.run_settings(len(dataset.train_x))
+    rs = dataclasses.replace(
+        rs, proxy=dataclasses.replace(rs.proxy, epochs=job["epochs"], bf16=False)
+    )
     device = torch.device(_WORKER["device"]) if _WORKER["device"] else None
     arch = Architecture.from_json(job["architecture"])
     try:
-        r = evaluate_architecture(arch, cfg, dataset, [job["seed"]], device=device)
+        r = evaluate_architecture(arch, rs, dataset, [job["seed"]], device=device)
     except Exception as e:  # a diverged run is data, not a crash
         return {**_job_key(job), "failed": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
     return {

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attnsearch import stats
 from attnsearch.rundir import JOURNAL, SQLITE, ResultsError, RunDir, TrialRecord
+
+ROLE_REFERENCE, ROLE_REPEAT = "reference", "repeat"  # TrialRecord.role of the extra trials
 
 __all__ = [
     "ResultsError",
     "open_study",
     "storage_for",
+    "measurements",
     "pareto_members",
+    "repeats_needed",
+    "verdict",
     "write_results",
     "trial_rows",
 ]
@@ -101,9 +109,18 @@ def trial_rows(study) -> list[dict[str, Any]]:
                 "digest": record.digest or "",
                 "reason": record.status_reason,
                 "architecture": _summary(record.architecture) if record.architecture else "",
+                "role": _role_text(record),
             }
         )
     return rows
+
+
+def _role_text(record: TrialRecord) -> str:
+    if record.role == ROLE_REFERENCE:
+        return f"reference {record.reference}"
+    if record.role == ROLE_REPEAT:
+        return f"repeat of {record.repeat_of}"
+    return "search"
 
 
 def _summary(arch_json: dict) -> str:
@@ -136,29 +153,278 @@ def _profiles(run_dir: Path, archs: dict[str, dict]) -> dict[str, dict]:
     return cache
 
 
-def pareto_members(run_dir: str | Path, study) -> list[dict[str, Any]]:
-    """The feasible Pareto front as the pareto.json contract (sorted by FLOPs)."""
+@dataclass
+class Measured:
+    """One architecture's accuracy over its seeds: a search trial with its repeats, or a
+    reference over its K trials."""
+
+    trial: int  # the search trial (or the reference's first trial)
+    record: TrialRecord
+    accuracies: list[float]
+    seeds: list[int]
+    trials: list[int]  # every stored trial measuring it
+
+    @property
+    def mean(self) -> float:
+        return stats.mean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        return stats.sd(self.accuracies)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The seed noise pooled over every architecture measured with ≥ 2 seeds."""
+
+    sd: float | None  # pooled within-architecture sample sd; None before any repeat
+    df: int  # its degrees of freedom (sum of n - 1)
+
+    def half_width(self, n: int) -> float | None:
+        """Half the 95 % t-interval of a mean over ``n`` seeds (pooled sd)."""
+        if self.sd is None or self.df < 1:
+            return None
+        return stats.t_quantile(self.df) * self.sd / math.sqrt(n)
+
+
+@dataclass
+class Measurements:
+    """A study read as measurements: search trials (with their repeats) and references."""
+
+    search: list[Measured]
+    references: dict[str, Measured]
+    noise: Noise
+    planned_repeats: dict[int, int]  # search trial -> repeats stored (any state but failed)
+    planned_references: dict[str, int]  # reference name -> trials stored (ditto)
+
+
+def _is_complete_trained(t, record: TrialRecord) -> bool:
+    import optuna
+
+    return t.state == optuna.trial.TrialState.COMPLETE and bool(record.trained) and bool(t.values)
+
+
+def _planned(t, record: TrialRecord) -> bool:
+    """Counts as asked for: done, waiting, running, or failed by itself (not re-asked)."""
+    import optuna
+
+    if t.state == optuna.trial.TrialState.FAIL:
+        return record.counts_as_failure
+    return True
+
+
+def measurements(study) -> Measurements:
+    """Group the study's trials by what they measure (trial numbers are the seeds)."""
+    search: dict[int, Measured] = {}
+    refs: dict[str, Measured] = {}
+    repeats: list[tuple[int, float, int]] = []
+    planned_repeats: dict[int, int] = {}
+    planned_refs: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        r = TrialRecord.of(t)
+        if r.role == ROLE_REPEAT and r.repeat_of is not None and _planned(t, r):
+            planned_repeats[r.repeat_of] = planned_repeats.get(r.repeat_of, 0) + 1
+        if r.role == ROLE_REFERENCE and r.reference and _planned(t, r):
+            planned_refs[r.reference] = planned_refs.get(r.reference, 0) + 1
+        if not _is_complete_trained(t, r):
+            continue
+        acc = float(t.values[0])
+        if r.role == ROLE_REPEAT:
+            repeats.append((int(r.repeat_of), acc, t.number))
+        elif r.role == ROLE_REFERENCE:
+            m = refs.setdefault(r.reference, Measured(t.number, r, [], [], []))
+            m.accuracies.append(acc)
+            m.seeds.append(t.number)
+            m.trials.append(t.number)
+        elif r.role is None:
+            search[t.number] = Measured(t.number, r, [acc], [t.number], [t.number])
+    for of, acc, number in sorted(repeats, key=lambda x: x[2]):
+        if of in search:
+            search[of].accuracies.append(acc)
+            search[of].seeds.append(number)
+            search[of].trials.append(number)
+    groups = [m for m in [*search.values(), *refs.values()] if len(m.accuracies) >= 2]
+    df = sum(len(m.accuracies) - 1 for m in groups)
+    pooled = None
+    if df > 0:
+        pooled = math.sqrt(math.fsum((len(m.accuracies) - 1) * m.std**2 for m in groups) / df)
+    return Measurements(
+        list(search.values()), refs, Noise(pooled, df), planned_repeats, planned_refs
+    )
+
+
+def front_on_means(search: list[Measured]) -> list[Measured]:
+    """The non-dominated search trials on (mean accuracy max, FLOPs min), by FLOPs."""
+    ordered = sorted(search, key=lambda m: (m.record.flops, -m.mean, m.trial))
+    front: list[Measured] = []
+    for m in ordered:  # by cost: on the front iff more accurate than everything cheaper
+        if not front or m.mean > front[-1].mean:  # a same-cost rival came first: higher mean
+            front.append(m)
+    return front
+
+
+def within_noise(ms: Measurements, front: list[Measured]) -> list[Measured]:
+    """Trials off the front whose upper 95 % bound reaches the front's accuracy at equal or
+    lower cost (pooled seed sd; none before the noise is measured)."""
+    on = {m.trial for m in front}
+    out = []
+    for m in ms.search:
+        half = ms.noise.half_width(len(m.accuracies))
+        if m.trial in on or half is None:
+            continue
+        cheaper = [f.mean for f in front if f.record.flops <= m.record.flops]
+        if cheaper and m.mean + half >= max(cheaper):
+            out.append(m)
+    return out
+
+
+def repeats_needed(study, repeats: int) -> dict[int, int]:
+    """Search trial -> repeats still to ask so that the front (on means) and the trials
+    within noise of it have ``repeats`` seeds each (counting repeats already stored)."""
+    ms = measurements(study)
+    front = front_on_means(ms.search)
+    need = {}
+    for m in [*front, *within_noise(ms, front)]:
+        missing = repeats - 1 - ms.planned_repeats.get(m.trial, 0)
+        if missing > 0:
+            need[m.trial] = missing
+    return need
+
+
+def _interval(m: Measured, noise: Noise) -> list[float] | None:
+    half = noise.half_width(len(m.accuracies))
+    return None if half is None else [m.mean - half, m.mean + half]
+
+
+def _keys(m: Measured, prof: dict, noise: Noise) -> dict[str, Any]:
+    """The pareto.json keys of one measured architecture."""
+    return {
+        "architecture": m.record.architecture,
+        "accuracy": m.mean,
+        "accuracies": list(m.accuracies),
+        "accuracy_std": m.std,
+        "seeds": list(m.seeds),
+        "interval95": _interval(m, noise),
+        "flops": int(m.record.flops),
+        "params": int(prof["params"]),
+        "macs_conv_linear": int(prof["macs_conv_linear"]),
+        "digest": m.record.digest,
+    }
+
+
+def _overlap(a: list[float] | None, b: list[float] | None) -> bool:
+    return a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]
+
+
+def pareto_members(
+    run_dir: str | Path, study, ms: Measurements | None = None
+) -> list[dict[str, Any]]:
+    """The feasible Pareto front on mean accuracy as the pareto.json contract (by FLOPs).
+
+    Search trials only (never references or repeats); each member's ``accuracies`` are its
+    own seed and its repeats'. ``unseparated`` names the neighbours (next member, best
+    fitting reference) whose 95 % interval overlaps the member's.
+    """
     run_dir = Path(run_dir)
-    front = [(t, TrialRecord.of(t)) for t in study.best_trials]
-    front = [(t, r) for t, r in front if r.trained]
-    profiles = _profiles(run_dir, {r.digest: r.architecture for _, r in front})
+    ms = ms or measurements(study)
+    front = front_on_means(ms.search)
+    refs = list(ms.references.values())
+    profiles = _profiles(run_dir, {m.record.digest: m.record.architecture for m in front + refs})
     members = []
-    for t, r in front:
-        prof = profiles[r.digest]
+    for m in front:
         members.append(
             {
-                "trial": t.number,
-                "architecture": r.architecture,
-                "accuracy": float(t.values[0]),
-                "flops": int(r.flops),
-                "params": int(prof["params"]),
-                "macs_conv_linear": int(prof["macs_conv_linear"]),
-                "digest": r.digest,
-                "tune_trial_id": r.tune_trial_id,
+                "trial": m.trial,
+                **_keys(m, profiles[m.record.digest], ms.noise),
+                "tune_trial_id": m.record.tune_trial_id,
             }
         )
-    members.sort(key=lambda m: (m["flops"], -m["accuracy"]))
+    fitting = [r for r in refs if r.record.fits]
+    best_ref = max(fitting, key=lambda r: r.mean, default=None)
+    ref_ci = _interval(best_ref, ms.noise) if best_ref is not None else None
+    for i, m in enumerate(members):
+        close = []
+        if i + 1 < len(members) and _overlap(m["interval95"], members[i + 1]["interval95"]):
+            close.append(f"trial {members[i + 1]['trial']}")
+        if best_ref is not None and _overlap(m["interval95"], ref_ci):
+            close.append(best_ref.record.reference)
+        m["unseparated"] = close
     return members
+
+
+def reference_entries(run_dir: str | Path, ms: Measurements) -> list[dict[str, Any]]:
+    """``summary.json``'s ``references``: the pareto.json keys plus name, paper, fits."""
+    refs = sorted(ms.references.values(), key=lambda r: (r.record.flops, r.record.reference))
+    profiles = _profiles(Path(run_dir), {r.record.digest: r.record.architecture for r in refs})
+    return [
+        {
+            "name": r.record.reference,
+            "paper": r.record.paper,
+            "fits": bool(r.record.fits),
+            "trial": r.trial,
+            "trials": list(r.trials),
+            **_keys(r, profiles[r.record.digest], ms.noise),
+        }
+        for r in refs
+    ]
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float] | None:
+    """Welch's t statistic and Welch-Satterthwaite df of mean(a) - mean(b); ``None`` when
+    either has fewer than two values or both have no spread."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = stats.sd(a) ** 2 / len(a), stats.sd(b) ** 2 / len(b)
+    if va + vb == 0:
+        return None
+    t = (stats.mean(a) - stats.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return t, df
+
+
+def verdict(members: list[dict], references: list[dict]) -> dict[str, Any]:
+    """Did the search beat the best reference that fits, by how much, beyond noise?
+
+    Beyond noise: Welch's two-sided t-test at 95 % on the per-seed accuracies of the most
+    accurate front member and the most accurate fitting reference (df rounded down).
+    """
+    fitting = [r for r in references if r["fits"]]
+    if not members or not fitting:
+        why = "no trained search trial" if not members else "no reference fits the budget"
+        return {"reference": None, "trial": None, "beat": None, "text": f"verdict: {why}"}
+    best = max(members, key=lambda m: m["accuracy"])
+    ref = max(fitting, key=lambda r: r["accuracy"])
+    diff = best["accuracy"] - ref["accuracy"]
+    w = welch(best["accuracies"], ref["accuracies"])
+    beyond = None if w is None else abs(w[0]) > stats.t_quantile(max(1, math.floor(w[1])))
+    out = {
+        "reference": ref["name"],
+        "reference_accuracy": ref["accuracy"],
+        "trial": best["trial"],
+        "accuracy": best["accuracy"],
+        "difference": diff,
+        "beat": diff > 0,
+        "test": "Welch t, two-sided, 95 %",
+        "t": None if w is None else w[0],
+        "df": None if w is None else w[1],
+        "beyond_noise": beyond,
+    }
+    pair = (
+        f"trial {best['trial']} ({best['accuracy']:.4f}) vs {ref['name']} "
+        f"({ref['accuracy']:.4f}), {100 * diff:+.2f} points"
+    )
+    if beyond is None:
+        head = "the search beat" if diff > 0 else "the search did not beat"
+        tail = "noise not measured (fewer than 2 seeds each)"
+    else:
+        test = f"Welch t = {w[0]:.2f}, df {w[1]:.1f}, 95 %"
+        if not beyond:
+            head, tail = "the search's best is within noise of", f"not separated ({test})"
+        else:
+            head = "the search beat" if diff > 0 else "the search did not beat"
+            tail = f"beyond noise ({test})"
+    out["text"] = f"verdict: {head} the best reference that fits: {pair}, {tail}"
+    return out
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -168,11 +434,18 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_results(run: RunDir, study) -> dict[str, Any]:
-    """Rewrite trials.csv, pareto.csv, pareto.json and pareto.png from the storage."""
+    """Rewrite trials.csv, pareto.*, summary.json from the storage; return the summary.
+
+    ``counts`` counts search trials by status; ``references`` and ``repeats`` count the
+    extra trials that trained.
+    """
     run_dir = run.path
     rows = trial_rows(study)
     _write_csv(run_dir / "trials.csv", rows)
-    members = pareto_members(run_dir, study)
+    ms = measurements(study)
+    members = pareto_members(run_dir, study, ms)
+    references = reference_entries(run_dir, ms)
+    judged = verdict(members, references)
     _atomic_write(run_dir / "pareto.json", json.dumps(members, indent=2) + "\n")
     _write_csv(
         run_dir / "pareto.csv",
@@ -180,6 +453,8 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
             {
                 "trial": m["trial"],
                 "accuracy": m["accuracy"],
+                "accuracy_std": m["accuracy_std"],
+                "seeds": len(m["accuracies"]),
                 "flops": m["flops"],
                 "params": m["params"],
                 "macs_conv_linear": m["macs_conv_linear"],
@@ -188,11 +463,22 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
             for m in members
         ],
     )
-    plot_pareto(run_dir / "pareto.png", rows, members, run.settings.budget)
+    plot_pareto(run_dir / "pareto.png", rows, members, run.settings.budget, references)
     counts: dict[str, int] = {}
     for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    return {"members": members, "counts": counts, "run_dir": str(run_dir)}
+        if r["role"] == "search":
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+    counts["references"] = sum(len(r["accuracies"]) for r in references)
+    counts["repeats"] = sum(len(m.accuracies) - 1 for m in ms.search)
+    summary = {
+        "members": members,
+        "references": references,
+        "verdict": judged,
+        "noise": {"pooled_sd": ms.noise.sd, "df": ms.noise.df},
+        "counts": counts,
+    }
+    _atomic_write(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return {**summary, "run_dir": str(run_dir)}
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -205,15 +491,22 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def plot_pareto(path: Path, rows: list[dict], members: list[dict], budget: int) -> None:
-    """Accuracy vs GFLOPs: trained trials, the front, infeasible candidates, the budget."""
+def plot_pareto(
+    path: Path,
+    rows: list[dict],
+    members: list[dict],
+    budget: int,
+    references: list[dict] | None = None,
+) -> None:
+    """Accuracy vs GFLOPs: trained search trials, the front on means with 95 % intervals
+    (hollow: not separated from a neighbour), references, infeasible candidates, budget."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    done = [r for r in rows if r["status"] == "complete"]
+    done = [r for r in rows if r["status"] == "complete" and r["role"] == "search"]
     infeasible = [r for r in rows if r["status"] == "infeasible" and r["flops"] != ""]
     failed = [r for r in rows if r["status"] == "fail" and r["flops"] != ""]
     if done:
@@ -223,17 +516,41 @@ def plot_pareto(path: Path, rows: list[dict], members: list[dict], budget: int) 
             s=18,
             c="tab:blue",
             alpha=0.6,
-            label=f"trained ({len(done)})",
+            label=f"trained, first seed ({len(done)})",
         )
     if members:
-        ax.plot(
-            [m["flops"] / 1e9 for m in members],
-            [m["accuracy"] for m in members],
-            "o-",
-            c="tab:red",
+        xs = [m["flops"] / 1e9 for m in members]
+        ys = [m["accuracy"] for m in members]
+        ax.plot(xs, ys, "-", c="tab:red", label=f"Pareto front, mean of seeds ({len(members)})")
+        for m, x, y in zip(members, xs, ys, strict=True):
+            ci = m.get("interval95")
+            err = None if ci is None else [[y - ci[0]], [ci[1] - y]]
+            ax.errorbar(
+                [x],
+                [y],
+                yerr=err,
+                fmt="o",
+                c="tab:red",
+                mfc="white" if m.get("unseparated") else "tab:red",
+                ms=6,
+                capsize=3,
+            )
+    for r in references or []:
+        ci = r.get("interval95")
+        y = r["accuracy"]
+        ax.errorbar(
+            [r["flops"] / 1e9],
+            [y],
+            yerr=None if ci is None else [[y - ci[0]], [ci[1] - y]],
+            fmt="D" if r["fits"] else "d",
+            c="tab:purple" if r["fits"] else "tab:grey",
             ms=6,
-            label=f"Pareto front ({len(members)})",
+            capsize=3,
         )
+        ax.annotate(r["name"], (r["flops"] / 1e9, y), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")  # fmt: skip
+    if references:
+        ax.plot([], [], "D", c="tab:purple", label="reference (papers' networks)")
     ymin = min([r["accuracy"] for r in done], default=0.0)
     if infeasible:
         ax.scatter(

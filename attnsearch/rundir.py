@@ -582,6 +582,12 @@ class TrialRecord:
     fail_reason: str | None = None  # one human line
     resumed_from: int | None = None  # the interrupted trial this one re-runs
     resume_checkpoint: str | None = None  # the checkpoint folder it continues from
+    role: str | None = None  # None: a search trial; "reference" or "repeat" (not counted)
+    reference: str | None = None  # role=reference: the network's name (e.g. ResNet-18)
+    paper: str | None = None  # role=reference: the paper's title
+    fits: bool | None = None  # role=reference: under the budget
+    repeat_of: int | None = None  # role=repeat: the search trial it re-evaluates
+    seed: int | None = None  # trial seed given to training (the trial number)
     extra: dict = field(default_factory=dict)  # attributes this version does not know
 
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -11,7 +10,13 @@ import torch
 from attnsearch.architecture import Architecture
 from attnsearch.cli import main
 from attnsearch.datasets import load_dataset
-from attnsearch.evaluation import ProxySettings, evaluate_architecture, run_defaults
+from attnsearch.evaluation import (
+    ProxySettings,
+    evaluate_architecture,
+    run_defaults,
+    settings_from_options,
+)
+from attnsearch.search._settings import batch_size_for
 from attnsearch.training import ProxyConfig, train_candidate
 
 ARCH = {"backbone": "resnet18", "all": {"type": "se", "reduction": 4}}
@@ -49,27 +54,33 @@ def test_evaluate_reproduces_a_trial_from_its_seed():
     proxy = {"epochs": 1, "batch_size": 16, "width": 0.5, "resolution": None, "flip": False,
              "seed": 3}  # fmt: skip
     trial = _as_trainable(arch, data, proxy, 1.0, number=5)
-    settings = ProxySettings.defaults(dataset="digits", epochs=1, batch_size=16, seed=3, limit=60)
-    cfg = settings.proxy_config(data)
-    got = evaluate_architecture(arch, cfg, data, [5], threads=settings.threads)
+    settings, loaded = settings_from_options(
+        dataset="digits", epochs=1, batch_size=16, seed=3, limit=60
+    )
+    assert loaded.train_x.equal(data.train_x)  # the run's split
+    got = evaluate_architecture(arch, settings, data, [5])
     assert got.accuracies == [trial.accuracy]
     assert got.histories == [trial.history]
     assert got.val_losses == [trial.val_losses] and len(trial.train_losses) == 1
-    other = evaluate_architecture(arch, cfg, data, [6], threads=1)
+    other = evaluate_architecture(arch, settings, data, [6])
     assert other.histories[0] != trial.history or other.val_losses != got.val_losses
 
 
 def test_defaults_are_runs():
     d = run_defaults()
-    s = ProxySettings.defaults()
-    assert (s.dataset, s.epochs, s.width, s.seed) == (
+    settings, data = settings_from_options()
+    assert (settings.dataset, settings.epochs, settings.width, settings.seed) == (
         d["dataset"],
         d["epochs"],
         d["width"],
         d["seed"],
     )
-    assert s.threads == max(1, int(d["cpus_per_trial"]))
-    assert s.resolved_batch_size(100) == 32 and s.resolved_batch_size(50_000) == 128
+    assert settings.cpus_per_trial == d["cpus_per_trial"]
+    assert settings.batch_size == batch_size_for(len(data.train_x))
+    assert batch_size_for(100) == 32 and batch_size_for(50_000) == 128
+    # fidelity's flat options build the same settings (one rule, one proxy)
+    flat = ProxySettings.defaults().run_settings(len(data.train_x))
+    assert flat == settings
 
 
 def test_evaluate_json_contract(capsys, arch_file):
@@ -108,7 +119,7 @@ def test_evaluate_with_run_uses_its_settings(capsys, arch_file, tmp_path):
         Architecture.from_json(ARCH), load_dataset("digits", seed=2, limit=60), proxy, 1.0, 4
     )
     assert data["accuracies"] == [trial.accuracy]
-    assert dataclasses.asdict(ProxySettings.from_run(str(tmp_path), "r"))["batch_size"] == 16
+    assert data["proxy"]["batch_size"] == 16 and data["proxy"]["seed"] == 2
 
 
 @pytest.mark.parametrize(

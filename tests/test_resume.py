@@ -41,6 +41,12 @@ ARGS = [
     "random",
     "--seed",
     "1",
+    # these tests count search trials and architectures trained once; references and
+    # repeats (extra trainings by design) have their own resume tests in test_repeats.py
+    "--repeats",
+    "1",
+    "--references",
+    "none",
 ]
 
 

@@ -12,7 +12,7 @@ from conftest import cli, make_run
 from attnsearch import Architecture, profile
 from attnsearch.datasets import load_dataset
 from attnsearch.flops.analytic import analytic_flops
-from attnsearch.results import open_study
+from attnsearch.results import measurements, open_study
 from attnsearch.rundir import FailKind, RunDir, TrialRecord
 from attnsearch.search import run_search
 from attnsearch.spaces import load_space
@@ -31,7 +31,8 @@ def _dominated(a, b):
 
 @pytest.fixture(scope="module")
 def finished_search(ray_local, tmp_path_factory):
-    """A 6-trial search of the tiny space whose budget excludes some candidates."""
+    """A 6-trial search of the tiny space whose budget excludes some candidates, with both
+    references (one over budget) and repeats."""
     results = tmp_path_factory.mktemp("results")
     space = load_space("tiny")
     data = load_dataset("synthetic", resolution=8, limit=160, seed=0)
@@ -49,6 +50,8 @@ def finished_search(ray_local, tmp_path_factory):
         batch_size=32,
         sampler="random",
         seed=3,
+        references="all",  # RFA-ResNet-18 is over budget: trained as context only
+        repeats=2,
     )
     summary = run_search(run, space=space, dataset=data)
     run_dir, settings = run.path, run.settings
@@ -75,19 +78,44 @@ def test_front_is_feasible_nondominated_and_reprofiles(finished_search):
         assert p["flops"] == m["flops"]
         assert p["params"] == m["params"] and p["macs_conv_linear"] == m["macs_conv_linear"]
         assert not any(_dominated(m, o) for o in front if o is not m)
-    # every trained trial is dominated by or on the front
+    # every search trial (mean over its seeds) is dominated by or on the front
     study = open_study(run_dir, RunDir.open(run_dir.parent, run_dir.name).record.study_name)
-    trained = [
-        {"accuracy": t.values[0], "flops": t.user_attrs["flops"]}
-        for t in study.trials
-        if t.user_attrs.get("trained")
-    ]
-    assert len(trained) == settings.trials
-    for t in trained:
+    ms = measurements(study)
+    assert len(ms.search) == settings.trials
+    for t in ms.search:
+        point = {"accuracy": t.mean, "flops": t.record.flops}
         assert any(
-            _dominated(t, m) or (t["accuracy"], t["flops"]) == (m["accuracy"], m["flops"])
+            _dominated(point, m) or (point["accuracy"], point["flops"]) == (
+                m["accuracy"], m["flops"])
             for m in front
+        )  # fmt: skip
+
+
+def test_extras_not_counted_present_once_and_never_on_the_front(finished_search):
+    """References (K seeds each, the over-budget one too) and repeats (K - 1 per front
+    member) are stored trials, not counted towards --trials, and never front members."""
+    run_dir, settings, summary = finished_search
+    study = open_study(run_dir, RunDir.open(run_dir.parent, run_dir.name).record.study_name)
+    records = {t.number: (t, TrialRecord.of(t)) for t in study.trials}
+    refs = [n for n, (t, r) in records.items() if r.role == "reference"]
+    reps = [n for n, (t, r) in records.items() if r.role == "repeat"]
+    names = sorted(records[n][1].reference for n in refs)
+    assert names == ["RFA-ResNet-18"] * 2 + ["ResNet-18"] * 2
+    over = [n for n in refs if records[n][1].flops > settings.budget]
+    assert len(over) == 2 and all(records[n][1].trained for n in over)
+    front = {m["trial"] for m in summary["members"]}
+    assert not front & (set(refs) | set(reps))
+    assert summary["done"] == settings.trials
+    repeated = sorted(records[n][1].repeat_of for n in reps)
+    assert len(repeated) == len(set(repeated)), "one repeat per trial at --repeats 2"
+    assert front <= set(repeated)
+    for m in summary["members"]:
+        assert len(m["accuracies"]) == 2 and m["accuracy"] == pytest.approx(
+            sum(m["accuracies"]) / 2
         )
+    fits = {r["name"]: r["fits"] for r in summary["references"]}
+    assert fits == {"ResNet-18": True, "RFA-ResNet-18": False}
+    assert summary["verdict"]["reference"] == "ResNet-18"
 
 
 def test_storage_opens_with_optuna_and_matches_pareto_json(finished_search):
@@ -98,9 +126,12 @@ def test_storage_opens_with_optuna_and_matches_pareto_json(finished_search):
     storage = JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
     study_name = RunDir.open(run_dir.parent, run_dir.name).record.study_name
     study = optuna.load_study(study_name=study_name, storage=storage)
-    best = sorted(t.number for t in study.best_trials)
     front = json.loads((run_dir / "pareto.json").read_text())
-    assert best == sorted(m["trial"] for m in front)
+    by_number = {t.number: t for t in study.trials}
+    for m in front:  # each member is a stored search trial; its first seed is its own value
+        t = by_number[m["trial"]]
+        assert t.state == optuna.trial.TrialState.COMPLETE and "role" not in t.user_attrs
+        assert m["accuracies"][0] == t.values[0]
     assert study.directions == [
         optuna.study.StudyDirection.MAXIMIZE,
         optuna.study.StudyDirection.MINIMIZE,
@@ -136,16 +167,18 @@ def test_results_folder_layout(finished_search):
         "pareto.csv",
         "pareto.json",
         "pareto.png",
+        "summary.json",
     ):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "tune").is_dir()
     rows = (run_dir / "trials.csv").read_text().splitlines()
     assert rows[0].startswith("trial,status,accuracy,flops")
-    assert sum(",complete," in r for r in rows) == settings.trials
+    assert sum(",complete," in r and r.endswith(",search") for r in rows) == settings.trials
     assert (run_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # checkpoints: every trained trial saved its final weights
+    # checkpoints: every trained trial (references and repeats too) saved its final weights
     ckpts = list((run_dir / "tune").glob("*/checkpoint_*/state.pt"))
-    assert len(ckpts) == settings.trials
+    assert len(ckpts) == sum(",complete," in r for r in rows)
+    assert (run_dir / "summary.json").is_file()
     assert RunDir.open(run_dir.parent, "e2e").settings == settings
 
 
@@ -182,7 +215,7 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
     proc = cli(
         "run",
         "--budget",
-        "2G",
+        "1.9G",
         "--space",
         "tiny",
         "--dataset",
@@ -199,15 +232,24 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
         "0.25",
         "--name",
         "cli",
+        "--references",
+        "fit",  # under 1.9G: ResNet-18 fits, RFA-ResNet-18 (1.94G) does not
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Pareto front" in proc.stdout
+    assert "References" in proc.stdout and "ResNet-18" in proc.stdout
+    assert "verdict:" in proc.stdout and " ± " in proc.stdout
     run_dir = tmp_path / "results" / "cli"
     front = json.loads((run_dir / "pareto.json").read_text())
     again = cli("pareto", "cli", "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout) == front
+    shown = json.loads(again.stdout)
+    assert shown["members"] == front
+    assert shown == json.loads((run_dir / "summary.json").read_text())
+    assert [r["name"] for r in shown["references"]] == ["ResNet-18"]
+    table = cli("pareto", "cli", cwd=tmp_path)
+    assert shown["verdict"]["text"].split(":")[0] in table.stdout and "References" in table.stdout
     dup = cli("run", "--budget", "2G", "--space", "tiny", "--name", "cli", cwd=tmp_path)
     assert dup.returncode == 2 and "already exists" in dup.stderr
     missing = cli("pareto", "nope", cwd=tmp_path)
@@ -247,7 +289,27 @@ def test_proxy_export_with_weights_reproduces_trial_accuracy(finished_search, tm
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
     acc = evaluate(model, data.val_x, data.val_y, mean, std)
-    assert acc == pytest.approx(best["accuracy"], abs=1e-9)
+    assert acc == pytest.approx(best["accuracies"][0], abs=1e-9)  # the trial's own seed
+
+
+def test_evaluate_reproduces_a_trial_from_its_seed(finished_search):
+    """`evaluate` with the run's settings (RunDir) and a trial's number as the seed trains
+    through run_trial exactly as the Tune trial did: same accuracy, same history."""
+    from attnsearch.evaluation import evaluate_architecture
+
+    run_dir, settings, summary = finished_search
+    member = summary["members"][0]
+    study = open_study(run_dir, RunDir.open(run_dir.parent, run_dir.name).record.study_name)
+    trial = study.trials[member["trial"]]
+    data = load_dataset("synthetic", resolution=8, limit=160, seed=0)  # as the fixture
+    again = evaluate_architecture(
+        Architecture.from_json(member["architecture"]),
+        RunDir.open(run_dir.parent, run_dir.name).settings,
+        data,
+        [member["trial"]],
+    )
+    assert again.accuracies == [trial.values[0]]
+    assert again.histories == [trial.user_attrs["history"]]
 
 
 def test_trials_that_fail_by_themselves_are_recorded_and_the_search_goes_on(ray_local, tmp_path):
@@ -271,6 +333,8 @@ def test_trials_that_fail_by_themselves_are_recorded_and_the_search_goes_on(ray_
         width=0.25,
         batch_size=16,
         sampler="random",
+        repeats=1,  # failures only: no references, no repeats
+        references="none",
     )
     settings = run.settings
     summary = run_search(run, space=space, dataset=broken)
@@ -306,6 +370,8 @@ def test_early_stop_prunes_without_polluting_the_front(ray_local, tmp_path):
         sampler="random",
         seed=5,
         early_stop=True,
+        repeats=1,  # pruning only: no references, no repeats
+        references="none",
     )
     settings = run.settings
     summary = run_search(run, space=space, dataset=data)

@@ -28,6 +28,8 @@ _COMPARED = (
     "batch_size",
     "limit",
     "early_stop",
+    "repeats",
+    "references",
 )
 
 
@@ -58,6 +60,7 @@ def _resumed(opts: dict[str, Any], explicit: set[str], run):
 def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
     from attnsearch.rundir import RunDir, RunRecord, provenance
     from attnsearch.search import RunSettings, run_search
+    from attnsearch.search._settings import batch_size_for
     from attnsearch.spaces import load_space
 
     explicit = set(opts) if explicit is None else explicit
@@ -100,7 +103,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         settings = RunSettings.make(budget, **given)
         dataset = _load(settings)
         if opts["batch_size"] is None:  # small sets: smaller batches, more steps
-            settings = settings.replace(batch_size=32 if len(dataset.train_x) < 10_000 else 128)
+            settings = settings.replace(batch_size=batch_size_for(len(dataset.train_x)))
         record = RunRecord(
             settings=settings,
             study_name="",
@@ -152,15 +155,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
 
 def _load(settings):
     """The proxy dataset, loaded (and split) the same way for a new run and a resume."""
-    from attnsearch.datasets import load_dataset
-
-    return load_dataset(
-        settings.dataset,
-        data_dir=settings.data_dir,
-        resolution=settings.resolution,
-        seed=settings.seed,
-        limit=settings.limit,
-    )
+    return settings.load_dataset()
 
 
 def _narrowed(space, width: float) -> int:
@@ -174,9 +169,14 @@ def _narrowed(space, width: float) -> int:
 def _print_front(summary: dict[str, Any], run_dir) -> None:
     counts = summary["counts"]
     term.front(
-        f"Pareto front ({counts.get('complete', 0)} trained, "
-        f"{counts.get('infeasible', 0)} over budget, {counts.get('fail', 0)} failed, "
-        f"{summary.get('wall_seconds', 0):.0f}s)",
+        f"Pareto front on mean accuracy ({counts.get('complete', 0)} trained, "
+        f"{counts.get('infeasible', 0)} over budget, {counts.get('fail', 0)} failed; "
+        f"+{counts.get('references', 0)} reference and {counts.get('repeats', 0)} repeat "
+        f"trainings; {summary.get('wall_seconds', 0):.0f}s)",
         summary["members"],
+        summary.get("references"),
+        summary.get("verdict"),
     )
-    term.line(f"results: {run_dir}/ (pareto.json, pareto.png, trials.csv, study.journal)")
+    term.line(
+        f"results: {run_dir}/ (pareto.json, summary.json, pareto.png, trials.csv, study.journal)"
+    )

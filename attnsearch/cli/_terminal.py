@@ -40,22 +40,62 @@ class Terminal:
             table.add_row(*(Text(str(v)) for v in r))
         self.out.print(table)
 
-    def front(self, title: str, members: list[dict[str, Any]]) -> None:
-        """The Pareto front (pareto.json members) as a table."""
+    def front(
+        self,
+        title: str,
+        members: list[dict[str, Any]],
+        references: list[dict[str, Any]] | None = None,
+        verdict: dict[str, Any] | None = None,
+    ) -> None:
+        """The Pareto front (pareto.json members) with 95 % intervals, then the references
+        (summary.json) and the verdict line. ``≈`` marks a member whose interval overlaps
+        the next member's or the best fitting reference's (no measurement separates them).
+        """
         from attnsearch.architecture import Architecture
         from attnsearch.budget import format_flops
 
+        def acc(m: dict[str, Any]) -> str:
+            ci = m.get("interval95")
+            half = "" if ci is None else f" ± {(ci[1] - ci[0]) / 2:.4f}"
+            return f"{m['accuracy']:.4f}{half}"
+
+        columns = ["trial", "accuracy (95 %)", "seeds", "FLOPs", "params", "architecture"]
         rows = [
             [
-                m["trial"],
-                f"{m['accuracy']:.4f}",
+                f"{m['trial']}{' ≈' if m.get('unseparated') else ''}",
+                acc(m),
+                len(m.get("accuracies") or [m["accuracy"]]),
                 format_flops(m["flops"]),
                 f"{m['params'] / 1e6:.2f} M",
                 Architecture.from_json(m["architecture"]).summary(),
             ]
             for m in members
         ]
-        self.table(title, ["trial", "accuracy", "FLOPs", "params", "architecture"], rows)
+        self.table(title, columns, rows)
+        close = [m for m in members if m.get("unseparated")]
+        if close:
+            self.line(
+                "≈ not separated by the measurements (95 % intervals overlap): "
+                + "; ".join(f"{m['trial']} ~ {', '.join(m['unseparated'])}" for m in close)
+            )
+        if references:
+            self.table(
+                "References (the papers' networks, same proxy and seeds; never on the front)",
+                ["name", "accuracy (95 %)", "seeds", "FLOPs", "params", "fits"],
+                [
+                    [
+                        r["name"],
+                        acc(r),
+                        len(r["accuracies"]),
+                        format_flops(r["flops"]),
+                        f"{r['params'] / 1e6:.2f} M",
+                        "yes" if r["fits"] else "no (context)",
+                    ]
+                    for r in references
+                ],
+            )
+        if verdict is not None:
+            self.line(verdict["text"])
 
     def line(self, text: str = "", **kwargs: Any) -> None:
         self.out.print(text, **kwargs)

@@ -29,12 +29,13 @@ def command(arch_file: str, run_name, results_dir, seeds, first_seed, as_json, *
     The same code path as a search trial: with --run NAME and --first-seed N --seeds 1
     it reproduces trial N's accuracy. Prints per-seed accuracies, mean and a 95 % interval.
     """
+    import dataclasses
     from pathlib import Path
 
     from attnsearch.architecture import Architecture, ArchitectureError
     from attnsearch.cli._terminal import term
     from attnsearch.errors import InputError
-    from attnsearch.evaluation import ProxySettings, evaluate_architecture
+    from attnsearch.evaluation import evaluate_architecture, settings_from_options
 
     if seeds < 1:
         raise InputError(f"--seeds must be at least 1, got {seeds}")
@@ -52,30 +53,37 @@ def command(arch_file: str, run_name, results_dir, seeds, first_seed, as_json, *
         if overrides:
             flags = ", ".join("--" + k.replace("_", "-") for k in overrides)
             raise InputError(f"--run takes the proxy settings from the run; drop {flags}")
-        settings = ProxySettings.from_run(results_dir, run_name)
+        from attnsearch.rundir import RunDir
+
+        settings = RunDir.open(results_dir, run_name).settings
+        dataset = settings.load_dataset()
     else:
-        settings = ProxySettings.defaults(**overrides)
-    dataset = settings.load_dataset()
-    cfg = settings.proxy_config(dataset)
+        settings, dataset = settings_from_options(**overrides)
+    proxy = settings.proxy
     seed_list = list(range(first_seed, first_seed + seeds))
     if not as_json:
         term.note(
             f"evaluating {arch.summary()} on {dataset.name} {tuple(dataset.input_shape)} "
-            f"x{len(dataset.train_x)}: {cfg.epochs} epochs, batch {cfg.batch_size}, width "
-            f"{cfg.width}, {settings.threads} thread(s), seeds {seed_list[0]}..{seed_list[-1]}"
+            f"x{len(dataset.train_x)}: {proxy.epochs} epochs, batch {proxy.batch_size}, width "
+            f"{proxy.width}, {settings.cpus_per_trial:g} thread(s), "
+            f"seeds {seed_list[0]}..{seed_list[-1]}"
         )
 
     def progress(seed: int, r) -> None:
         if not as_json:
             term.note(f"seed {seed}: accuracy {r.accuracy:.4f} ({r.train_seconds:.1f}s)")
 
-    result = evaluate_architecture(
-        arch, cfg, dataset, seed_list, threads=settings.threads, report=progress
-    )
+    result = evaluate_architecture(arch, settings, dataset, seed_list, report=progress)
     if as_json:
         data = result.to_json()
         data["architecture"] = arch.to_json()
-        data["proxy"] = {**settings.to_dict(), "batch_size": cfg.batch_size}
+        data["proxy"] = {
+            **dataclasses.asdict(proxy),
+            "dataset": settings.dataset,
+            "data_dir": settings.data_dir,
+            "limit": settings.limit,
+            "threads": settings.cpus_per_trial,
+        }
         data["run"] = run_name
         term.json(data)
         return

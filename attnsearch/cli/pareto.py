@@ -10,9 +10,15 @@ from attnsearch.rundir import RESULTS_DIR
 @click.command("pareto")
 @click.argument("name")
 @click.option("--results-dir", default=RESULTS_DIR, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print pareto.json to stdout.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print summary.json to stdout (members as in pareto.json, references, verdict).",
+)
 def command(name: str, results_dir: str, as_json: bool) -> None:
-    """Rewrite pareto.json/.csv/.png and trials.csv from the storage and show the front."""
+    """Rewrite pareto.json/.csv/.png, summary.json and trials.csv from the storage; show the
+    front (mean accuracy, 95 % intervals), the references and the verdict."""
     from attnsearch.budget import format_flops
     from attnsearch.cli._terminal import term
     from attnsearch.results import open_study, write_results
@@ -22,13 +28,17 @@ def command(name: str, results_dir: str, as_json: bool) -> None:
     study = open_study(run.path, run.record.study_name)
     summary = write_results(run, study)
     if as_json:
-        term.json(summary["members"])
+        term.json({k: v for k, v in summary.items() if k != "run_dir"})
         return
     counts = summary["counts"]
     term.front(
         f"{name}: Pareto front under {format_flops(run.settings.budget)} "
         f"({counts.get('complete', 0)} trained, {counts.get('infeasible', 0)} over budget, "
-        f"{counts.get('running', 0)} running, {counts.get('fail', 0)} failed)",
+        f"{counts.get('running', 0)} running, {counts.get('fail', 0)} failed; "
+        f"+{counts.get('references', 0)} reference and {counts.get('repeats', 0)} repeat "
+        "trainings)",
         summary["members"],
+        summary["references"],
+        summary["verdict"],
     )
-    term.line(f"written: {run.path}/pareto.json, pareto.png")
+    term.line(f"written: {run.path}/pareto.json, summary.json, pareto.png")

@@ -133,6 +133,23 @@ def _positive(ctx, param, value):
     callback=_positive,
     help="Use at most this many training images.",
 )
+@click.option(
+    "--repeats",
+    default=_run("repeats"),
+    show_default=True,
+    type=int,
+    callback=_positive,
+    help="Seeds per reference, and per front (or within-noise) trial before the run ends; "
+    "the front is ranked on mean accuracy. Extra trials, not counted in --trials.",
+)
+@click.option(
+    "--references",
+    default=_run("references"),
+    show_default=True,
+    type=click.Choice(("fit", "all", "none")),
+    help="Train the papers' networks the space expresses: those under the budget (fit), "
+    "also over-budget ones as context (all), or none. Never on the front.",
+)
 @click.option("--early-stop", is_flag=True, help="ASHA early stopping of poor trials on accuracy.")
 @click.option("--resume", is_flag=True, help="Continue the search --name NAME.")
 @click.pass_context

@@ -72,7 +72,9 @@ class BudgetedSearch:
                 ot_trial, flops=flops, architecture=arch.to_json(), digest=arch.digest()
             )
             ot_trial.set_constraint(CONSTRAINT, float(flops - self.budget))
-            if flops > self.budget:
+            # a reference enqueued by the driver trains even over budget (--references all:
+            # context, never on the front); its constraint still tells the sampler
+            if flops > self.budget and not TrialRecord.of(ot_trial).role:
                 TrialRecord.set(ot_trial, trained=False)
                 self.tell(ot_trial, [0.0, float(flops)])
                 self.infeasible += 1

@@ -27,14 +27,58 @@ class _InterruptStopper(tune.Stopper):
         return _INTERRUPT.is_set()
 
 
-def done_count(study) -> int:
-    """Trials whose training finished: complete (trained) or stopped early by ASHA."""
+def done_count(study, *, extras: bool = False) -> int:
+    """Search trials whose training finished: complete (trained) or stopped early by ASHA.
+
+    References and repeats never count towards ``--trials``; ``extras=True`` counts them
+    too (progress of any kind).
+    """
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
         if t.user_attrs.get("trained")
+        and (extras or not t.user_attrs.get("role"))
         and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     )
+
+
+def _enqueue(study, params: dict, **attrs: Any) -> None:
+    """Store one extra trial (a reference or a repeat) as WAITING: the searcher's next ask
+    pops it, so it trains like any trial; ``seed`` records its trial seed (its number)."""
+    study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    newest = max(waiting, key=lambda t: t.number)
+    TrialRecord.set_stored(study, newest, seed=newest.number)
+
+
+def enqueue_extras(study, settings: RunSettings, space, references, *, search_done: bool) -> int:
+    """Enqueue the references (``settings.repeats`` seeds each) and, once the search's own
+    trials are done, the repeats of the front and of the trials within noise of it.
+
+    Idempotent: what to ask is derived from the storage (trials done, waiting, running, or
+    failed by themselves count as asked), so a resumed run never asks twice.
+    Returns how many trials were enqueued.
+    """
+    from attnsearch.results import ROLE_REFERENCE, ROLE_REPEAT, measurements, repeats_needed
+
+    options = space.options(settings.width)
+    ms = measurements(study)
+    n = 0
+    for ref in references:
+        for _ in range(settings.repeats - ms.planned_references.get(ref.name, 0)):
+            params = space.params(ref.architecture, options)
+            _enqueue(
+                study, params, role=ROLE_REFERENCE, reference=ref.name, paper=ref.paper,
+                fits=ref.fits,
+            )  # fmt: skip
+            n += 1
+    if search_done:
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        for number, missing in repeats_needed(study, settings.repeats).items():
+            for _ in range(missing):
+                _enqueue(study, dict(trials[number].params), role=ROLE_REPEAT, repeat_of=number)
+                n += 1
+    return n
 
 
 def fail_count(study) -> int:
@@ -62,7 +106,8 @@ def _scheduler(settings: RunSettings):
 
 
 def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str, Any]:
-    """Run or continue the search in ``run`` until its settings' ``trials`` have trained.
+    """Run or continue the search in ``run`` until its settings' ``trials`` have trained,
+    with the references before them and the repeats after them (:func:`enqueue_extras`).
 
     The Optuna storage is the source of truth: before anything runs,
     :func:`attnsearch.search.reconcile` settles trials left RUNNING by a stopped driver.
@@ -73,6 +118,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     import ray
 
     from attnsearch.flops.analytic import cost_table
+    from attnsearch.references import references_for
     from attnsearch.results import storage_for, write_results
     from attnsearch.search._ray import kill_stray_ray, record_ray_session, start_ray
     from attnsearch.search._resume import reconcile
@@ -102,7 +148,13 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         storage=storage,
     )
     study = optuna.load_study(study_name=study_name, storage=storage)
-    searcher.core.reruns = reconcile(run, study)
+    # a reference or repeat interrupted while it trained is asked again by enqueue_extras
+    # (with its role), not re-run as a search trial
+    roles = {t.number: t.user_attrs.get("role") for t in study.get_trials(deepcopy=False)}
+    searcher.core.reruns = [r for r in reconcile(run, study) if not roles.get(r.trial)]
+    references = references_for(
+        space, width=settings.width, budget=settings.budget, mode=settings.references
+    )
     kill_stray_ray(run)
     _INTERRUPT.clear()
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
@@ -145,9 +197,16 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         callbacks = [view.tune_callback(searcher)] if view is not None else []
         failures_before = fail_count(study)
         while not _INTERRUPT.is_set():
+            # stages: references (first, they warm-start the sampler), the search's own
+            # trials, then repeats of the front and of the trials within noise of it
             done = done_count(study)
-            remaining = settings.trials - done
-            if remaining <= 0:
+            progress = done_count(study, extras=True)
+            remaining = max(0, settings.trials - done)
+            enqueue_extras(study, settings, space, references, search_done=remaining == 0)
+            waiting = len(
+                study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            )
+            if remaining + waiting <= 0:
                 break
             if fail_count(study) - failures_before > max(3, settings.trials):
                 break  # candidates keep failing by themselves: stop, exit 1 if none done
@@ -155,7 +214,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
                 fn,
                 tune_config=tune.TuneConfig(
                     search_alg=searcher,
-                    num_samples=remaining,
+                    num_samples=remaining + waiting,
                     max_concurrent_trials=settings.concurrency,
                     reuse_actors=True,
                     scheduler=_scheduler(settings),
@@ -171,7 +230,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
                 ),
             )
             tuner.fit()
-            no_progress = done_count(study) == done and not _INTERRUPT.is_set()
+            no_progress = done_count(study, extras=True) == progress and not _INTERRUPT.is_set()
             if no_progress and fail_count(study) - failures_before == 0:
                 break  # no progress and no failure: nothing more Tune can do
     finally:

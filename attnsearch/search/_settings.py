@@ -12,9 +12,18 @@ from typing import Any
 
 from attnsearch.proxy import ProxyConfig, config_from_dict
 
-__all__ = ["SAMPLERS", "RunSettings"]
+__all__ = ["SAMPLERS", "RunSettings", "batch_size_for"]
 
 SAMPLERS = ("nsga2", "tpe", "random")
+SMALL_DATASET = 10_000  # fewer training images than this: smaller batches, more steps
+
+
+def batch_size_for(train_size: int) -> int:
+    """The proxy batch size when none is given: 32 under 10,000 training images, else 128.
+
+    The one place for this rule (``run`` and ``evaluate`` apply it after loading the data).
+    """
+    return 32 if train_size < SMALL_DATASET else 128
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,11 @@ class RunSettings:
     address: str | None = None  # existing Ray cluster; None starts a local one
     limit: int | None = None  # cap on training images (quick runs)
     early_stop: bool = False  # ASHA early stopping on accuracy
+    # seeds per reference, and per front (or within-noise) trial once the search is done;
+    # 2: the fewest that measure a seed sd (one architecture's seed sd is ~5 points on the
+    # digits proxy, issue 10), at +1 training per re-evaluated trial
+    repeats: int = 2
+    references: str = "fit"  # the papers' networks the space can express: fit | all | none
     proxy: ProxyConfig = field(default_factory=ProxyConfig)  # how each candidate trains
 
     # the proxy fields a user sets through `run` options (the proxy owns their defaults)
@@ -77,6 +91,18 @@ class RunSettings:
     def seed(self) -> int:
         """The sampler's seed, and the training base seed."""
         return self.proxy.seed
+
+    def load_dataset(self):
+        """The proxy dataset, loaded and split as every trial of this run sees it."""
+        from attnsearch.datasets import load_dataset
+
+        return load_dataset(
+            self.dataset,
+            data_dir=self.data_dir,
+            resolution=self.resolution,
+            seed=self.seed,
+            limit=self.limit,
+        )
 
     def replace(self, **changes: Any) -> RunSettings:
         """A copy with run-level and/or proxy-level (flat) fields changed."""

@@ -29,6 +29,8 @@ class TrialOutcome:
     epoch: int = 0  # last epoch reached
     train_seconds: float = 0.0
     failed: str | None = None  # the candidate's own failure, one line
+    train_losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+    val_losses: list[float] = field(default_factory=list)  # validation cross-entropy per epoch
 
 
 # report(metrics, state): metrics = {"accuracy", "epoch", "history", "train_seconds"},
@@ -46,6 +48,7 @@ def run_trial(
     checkpoint: str | Path | dict | None = None,
     on_start: Callable[[int], None] | None = None,
     threads: int | None = None,
+    device=None,
 ) -> TrialOutcome:
     """Train ``arch`` on ``dataset`` as a search trial does; report after each epoch.
 
@@ -59,6 +62,7 @@ def run_trial(
             :func:`attnsearch.rundir.load_checkpoint` read from it.
         on_start: called with the epoch training starts from, before it starts.
         threads: torch CPU threads.
+        device: where to train (default: CUDA if visible, as a trial).
 
     Returns:
         The outcome; a candidate that fails by itself (non-finite loss, ...) is an outcome
@@ -104,6 +108,7 @@ def run_trial(
             report=each_epoch,
             start_epoch=start_epoch,
             start_state=start_state,
+            device=device,
         )
     except Exception as e:  # the candidate failed by itself: record why, keep searching
         if _is_worker_death(e):
@@ -115,7 +120,14 @@ def run_trial(
             train_seconds=time.perf_counter() - t0,
             failed=f"{type(e).__name__}: {e}".splitlines()[0][:300],
         )
-    return TrialOutcome(result.accuracy, history, cfg.epochs, time.perf_counter() - t0)
+    return TrialOutcome(
+        result.accuracy,
+        history,
+        cfg.epochs,
+        time.perf_counter() - t0,
+        train_losses=list(result.train_losses),
+        val_losses=list(result.val_losses),
+    )
 
 
 def _is_worker_death(e: BaseException) -> bool:
