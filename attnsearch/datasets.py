@@ -127,10 +127,22 @@ class Dataset:
         std = torch.tensor(self.std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
         return (x.to(dtype) / 255 - mean) / std
 
+    def digest(self) -> str:
+        """A hash of the images, labels and split: the same digest means the same data."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        for t in (self.train_x, self.train_y, self.val_x, self.val_y):
+            h.update(repr((tuple(t.shape), str(t.dtype))).encode())
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()
+
     def summary(self) -> dict[str, Any]:
-        """The dataset's provenance as JSON-ready data (no tensors)."""
+        """The dataset's provenance as JSON-ready data (no tensors); ``digest`` identifies
+        the data itself (a resume refuses a dataset whose digest changed)."""
         return {
             "name": self.name,
+            "digest": self.digest(),
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "train_size": int(self.train_y.numel()),

@@ -438,13 +438,19 @@ class Execution:
     start_epoch: int  # > 0 when it continued from a checkpoint
     digest: str | None  # the architecture's digest
     time: float  # when it started (Unix time)
+    resume_error: str | None = None  # its checkpoint was unreadable: it started from scratch
 
 
 def record_execution(
-    log: str | Path, trial: int, node_id: str, start_epoch: int, digest: str | None
+    log: str | Path,
+    trial: int,
+    node_id: str,
+    start_epoch: int,
+    digest: str | None,
+    resume_error: str | None = None,
 ) -> None:
     """Append one line to the execution log (best effort: a worker never fails on it)."""
-    line = Execution(trial, node_id, os.getpid(), start_epoch, digest, time.time())
+    line = Execution(trial, node_id, os.getpid(), start_epoch, digest, time.time(), resume_error)
     try:
         with open(log, "a") as f:
             f.write(json.dumps(dataclasses.asdict(line)) + "\n")
@@ -469,6 +475,7 @@ def read_executions(log: str | Path) -> list[Execution]:
                     start_epoch=int(d.get("start_epoch", 0)),
                     digest=d.get("digest"),
                     time=float(d.get("time", 0.0)),
+                    resume_error=d.get("resume_error"),
                 )
             )
         except (ValueError, KeyError, TypeError):
@@ -582,6 +589,7 @@ class TrialRecord:
     fail_reason: str | None = None  # one human line
     resumed_from: int | None = None  # the interrupted trial this one re-runs
     resume_checkpoint: str | None = None  # the checkpoint folder it continues from
+    resume_error: str | None = None  # that checkpoint was unreadable: trained from scratch
     extra: dict = field(default_factory=dict)  # attributes this version does not know
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -75,7 +76,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     from attnsearch.flops.analytic import cost_table
     from attnsearch.results import storage_for, write_results
     from attnsearch.search._ray import kill_stray_ray, record_ray_session, start_ray
-    from attnsearch.search._resume import reconcile
+    from attnsearch.search._resume import pending_reruns, reconcile
     from attnsearch.search._samplers import make_sampler
     from attnsearch.search._searcher import BudgetedOptunaSearch
     from attnsearch.search._worker import trainable
@@ -102,7 +103,8 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         storage=storage,
     )
     study = optuna.load_study(study_name=study_name, storage=storage)
-    searcher.core.reruns = reconcile(run, study)
+    reconcile(run, study)  # marks the interrupted trials; their re-runs come from the storage
+    searcher.core.pending_reruns = functools.partial(pending_reruns, run, searcher.core.study)
     kill_stray_ray(run)
     _INTERRUPT.clear()
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}

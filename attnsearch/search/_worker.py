@@ -17,7 +17,13 @@ from typing import Any
 
 from attnsearch.architecture import Architecture
 from attnsearch.proxy import ProxyConfig
-from attnsearch.rundir import CHECKPOINT_FILE, load_checkpoint, record_execution, save_checkpoint
+from attnsearch.rundir import (
+    CHECKPOINT_FILE,
+    ResultsError,
+    load_checkpoint,
+    record_execution,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -29,6 +35,7 @@ class TrialOutcome:
     epoch: int = 0  # last epoch reached
     train_seconds: float = 0.0
     failed: str | None = None  # the candidate's own failure, one line
+    resume_error: str | None = None  # the checkpoint could not be read: trained from scratch
 
 
 # report(metrics, state): metrics = {"accuracy", "epoch", "history", "train_seconds"},
@@ -44,7 +51,7 @@ def run_trial(
     report: Report | None = None,
     *,
     checkpoint: str | Path | dict | None = None,
-    on_start: Callable[[int], None] | None = None,
+    on_start: Callable[[int, str | None], None] | None = None,
     threads: int | None = None,
 ) -> TrialOutcome:
     """Train ``arch`` on ``dataset`` as a search trial does; report after each epoch.
@@ -57,7 +64,9 @@ def run_trial(
         report: called after each epoch (see :data:`Report`).
         checkpoint: a checkpoint to continue from: ``state.pt``, its folder, or what
             :func:`attnsearch.rundir.load_checkpoint` read from it.
-        on_start: called with the epoch training starts from, before it starts.
+        on_start: called with the epoch training starts from and, when the checkpoint
+            could not be read (truncated, corrupted), why; training then starts from
+            scratch, once, instead of failing.
         threads: torch CPU threads.
 
     Returns:
@@ -71,12 +80,18 @@ def run_trial(
     if threads is not None:
         torch.set_num_threads(max(1, int(threads)))
     cfg = dataclasses.replace(proxy, resolution=None)  # resized once, at load time
-    start_epoch, start_state = 0, None
-    if checkpoint is not None:
-        start_state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    start_epoch, start_state, resume_error = 0, None, None
+    if isinstance(checkpoint, dict):
+        start_state = checkpoint
+    elif checkpoint is not None:
+        try:
+            start_state = load_checkpoint(checkpoint)
+        except ResultsError as e:  # a truncated or corrupted file: train from scratch
+            resume_error = str(e)
+    if start_state is not None:
         start_epoch = int(start_state.get("epoch", 0))
     if on_start is not None:
-        on_start(start_epoch)
+        on_start(start_epoch, resume_error)
     t0 = time.perf_counter()
     history: list[float] = []
 
@@ -114,8 +129,11 @@ def run_trial(
             epoch=start_epoch + len(history),
             train_seconds=time.perf_counter() - t0,
             failed=f"{type(e).__name__}: {e}".splitlines()[0][:300],
+            resume_error=resume_error,
         )
-    return TrialOutcome(result.accuracy, history, cfg.epochs, time.perf_counter() - t0)
+    return TrialOutcome(
+        result.accuracy, history, cfg.epochs, time.perf_counter() - t0, None, resume_error
+    )
 
 
 def _is_worker_death(e: BaseException) -> bool:
@@ -133,35 +151,44 @@ def trainable(config: dict, dataset=None, settings=None, executions_log: str = "
     arch = Architecture.from_json(config["architecture"])
     number = int(config["trial_number"])
     node_id = ray.get_runtime_context().get_node_id()
-    checkpoint = None
     ckpt = tune.get_checkpoint()
     if ckpt is None and config.get("resume_checkpoint"):
         ckpt = tune.Checkpoint.from_directory(config["resume_checkpoint"])
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            if (Path(d) / CHECKPOINT_FILE).exists():
-                checkpoint = load_checkpoint(d)
+    resume_error: list[str] = []
 
-    def on_start(start_epoch: int) -> None:
+    def on_start(start_epoch: int, error: str | None) -> None:
+        if error:
+            resume_error.append(error)
         if executions_log:
-            record_execution(executions_log, number, node_id, start_epoch, config.get("digest"))
+            record_execution(
+                executions_log, number, node_id, start_epoch, config.get("digest"), error
+            )
 
     def report(metrics: dict, payload: dict) -> None:
         metrics = {**metrics, "flops": config["flops"], "trial_number": number, "node_id": node_id}
+        if resume_error:  # recorded with the trial: it trained from scratch
+            metrics["resume_error"] = resume_error[0]
         with tempfile.TemporaryDirectory() as out:
             save_checkpoint(out, payload["epoch"], payload["model"], payload.get("optimizer"))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(out))
 
-    outcome = run_trial(
-        arch,
-        settings.proxy,
-        dataset,
-        number,
-        report,
-        checkpoint=checkpoint,
-        on_start=on_start,
-        threads=settings.cpus_per_trial,
-    )
+    def train(checkpoint) -> TrialOutcome:
+        return run_trial(
+            arch,
+            settings.proxy,
+            dataset,
+            number,
+            report,
+            checkpoint=checkpoint,
+            on_start=on_start,
+            threads=settings.cpus_per_trial,
+        )
+
+    if ckpt is None:
+        outcome = train(None)
+    else:
+        with ckpt.as_directory() as d:  # a missing file reads as a corrupted checkpoint
+            outcome = train(Path(d) / CHECKPOINT_FILE)
     if outcome.failed is not None:
         tune.report(
             {
@@ -170,5 +197,6 @@ def trainable(config: dict, dataset=None, settings=None, executions_log: str = "
                 "failed": outcome.failed,
                 "trial_number": number,
                 "node_id": node_id,
+                **({"resume_error": resume_error[0]} if resume_error else {}),
             }
         )
