@@ -398,15 +398,16 @@ def test_interrupted_trials_to_rerun_survive_a_second_crash(tmp_path):
     reruns = reconcile(run, study)
     assert [r.trial for r in reruns] == [0, 1, 2], "a re-run that never started is pending"
     assert reruns[0].checkpoint == str(next(run.tune_dir.glob("*/checkpoint_*")))
+    checkpoint0 = reruns[0].checkpoint
     got, config = search.ask()
     assert got.user_attrs["resumed_from"] == 0
-    assert config["resume_checkpoint"] == reruns[0].checkpoint
+    assert config["resume_checkpoint"] == checkpoint0
     got.set_user_attr("tune_trial_id", "r0")
     record_execution(run.executions_log, got.number, "node", 1, config["digest"])
     study, search = core()  # a third driver: the started re-run was interrupted in turn
     reruns = reconcile(run, study)
     assert [r.trial for r in reruns] == [1, 2, got.number]
-    assert reruns[-1].checkpoint == reruns[0].checkpoint, "falls back to trial 0's checkpoint"
+    assert reruns[-1].checkpoint == checkpoint0, "falls back to trial 0's checkpoint"
 
 
 def test_a_truncated_resume_checkpoint_trains_from_scratch_once(tmp_path):
