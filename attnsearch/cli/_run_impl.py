@@ -61,8 +61,6 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
     from attnsearch.spaces import load_space
 
     explicit = set(opts) if explicit is None else explicit
-    if opts["gpus_per_trial"] < 0:
-        raise InputError(f"--gpus-per-trial must be >= 0, got {opts['gpus_per_trial']}")
     fresh = not opts["resume"]
     if not fresh:
         if not opts["name"]:

@@ -51,7 +51,7 @@ def run_trial(
     report: Report | None = None,
     *,
     checkpoint: str | Path | dict | None = None,
-    on_start: Callable[[int, str | None], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
     threads: int | None = None,
 ) -> TrialOutcome:
     """Train ``arch`` on ``dataset`` as a search trial does; report after each epoch.
@@ -64,9 +64,9 @@ def run_trial(
         report: called after each epoch (see :data:`Report`).
         checkpoint: a checkpoint to continue from: ``state.pt``, its folder, or what
             :func:`attnsearch.rundir.load_checkpoint` read from it.
-        on_start: called with the epoch training starts from and, when the checkpoint
-            could not be read (truncated, corrupted), why; training then starts from
-            scratch, once, instead of failing.
+        on_start: called with the epoch training starts from, before it starts. When
+            ``checkpoint`` cannot be read (truncated, corrupted), training starts from
+            scratch instead of failing, and the outcome's ``resume_error`` says why.
         threads: torch CPU threads.
 
     Returns:
@@ -80,18 +80,10 @@ def run_trial(
     if threads is not None:
         torch.set_num_threads(max(1, int(threads)))
     cfg = dataclasses.replace(proxy, resolution=None)  # resized once, at load time
-    start_epoch, start_state, resume_error = 0, None, None
-    if isinstance(checkpoint, dict):
-        start_state = checkpoint
-    elif checkpoint is not None:
-        try:
-            start_state = load_checkpoint(checkpoint)
-        except ResultsError as e:  # a truncated or corrupted file: train from scratch
-            resume_error = str(e)
-    if start_state is not None:
-        start_epoch = int(start_state.get("epoch", 0))
+    start_state, resume_error = read_start_state(checkpoint)
+    start_epoch = int(start_state.get("epoch", 0)) if start_state is not None else 0
     if on_start is not None:
-        on_start(start_epoch, resume_error)
+        on_start(start_epoch)
     t0 = time.perf_counter()
     history: list[float] = []
 
@@ -136,6 +128,18 @@ def run_trial(
     )
 
 
+def read_start_state(checkpoint: str | Path | dict | None) -> tuple[dict | None, str | None]:
+    """``(state, None)`` for a readable checkpoint (or a state already read), ``(None, why)``
+    for a truncated or corrupted one: the trial then trains from scratch, once, instead of
+    failing on every retry; ``(None, None)`` without one."""
+    if checkpoint is None or isinstance(checkpoint, dict):
+        return checkpoint, None
+    try:
+        return load_checkpoint(checkpoint), None
+    except ResultsError as e:
+        return None, str(e)
+
+
 def _is_worker_death(e: BaseException) -> bool:
     return type(e).__name__ in ("RayActorError", "WorkerCrashedError", "NodeDiedError")
 
@@ -154,41 +158,35 @@ def trainable(config: dict, dataset=None, settings=None, executions_log: str = "
     ckpt = tune.get_checkpoint()
     if ckpt is None and config.get("resume_checkpoint"):
         ckpt = tune.Checkpoint.from_directory(config["resume_checkpoint"])
-    resume_error: list[str] = []
+    checkpoint, resume_error = None, None
+    if ckpt is not None:
+        with ckpt.as_directory() as d:  # a missing file reads as a corrupted checkpoint
+            checkpoint, resume_error = read_start_state(Path(d) / CHECKPOINT_FILE)
 
-    def on_start(start_epoch: int, error: str | None) -> None:
-        if error:
-            resume_error.append(error)
+    def on_start(start_epoch: int) -> None:
         if executions_log:
             record_execution(
-                executions_log, number, node_id, start_epoch, config.get("digest"), error
+                executions_log, number, node_id, start_epoch, config.get("digest"), resume_error
             )
 
     def report(metrics: dict, payload: dict) -> None:
         metrics = {**metrics, "flops": config["flops"], "trial_number": number, "node_id": node_id}
         if resume_error:  # recorded with the trial: it trained from scratch
-            metrics["resume_error"] = resume_error[0]
+            metrics["resume_error"] = resume_error
         with tempfile.TemporaryDirectory() as out:
             save_checkpoint(out, payload["epoch"], payload["model"], payload.get("optimizer"))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(out))
 
-    def train(checkpoint) -> TrialOutcome:
-        return run_trial(
-            arch,
-            settings.proxy,
-            dataset,
-            number,
-            report,
-            checkpoint=checkpoint,
-            on_start=on_start,
-            threads=settings.cpus_per_trial,
-        )
-
-    if ckpt is None:
-        outcome = train(None)
-    else:
-        with ckpt.as_directory() as d:  # a missing file reads as a corrupted checkpoint
-            outcome = train(Path(d) / CHECKPOINT_FILE)
+    outcome = run_trial(
+        arch,
+        settings.proxy,
+        dataset,
+        number,
+        report,
+        checkpoint=checkpoint,
+        on_start=on_start,
+        threads=settings.cpus_per_trial,
+    )
     if outcome.failed is not None:
         tune.report(
             {
@@ -197,6 +195,6 @@ def trainable(config: dict, dataset=None, settings=None, executions_log: str = "
                 "failed": outcome.failed,
                 "trial_number": number,
                 "node_id": node_id,
-                **({"resume_error": resume_error[0]} if resume_error else {}),
+                **({"resume_error": resume_error} if resume_error else {}),
             }
         )
