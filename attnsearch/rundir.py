@@ -108,7 +108,8 @@ class RunRecord:
             settings = RunSettings.from_dict(settings, where)
             return config_from_dict(cls, {**record, "settings": settings}, where)
         except ConfigError as e:
-            raise ResultsError(f"{e} (corrupted or from another version)") from None
+            text = str(e) if where in str(e) else f"{where}: {e}"
+            raise ResultsError(f"{text} (corrupted or from another version)") from None
 
     def with_settings(self, settings: Any) -> RunRecord:
         return dataclasses.replace(self, settings=settings)
@@ -296,6 +297,11 @@ class RunDir:
     def open(cls, results_dir: str | Path, name: str) -> RunDir:
         """The existing run ``results_dir/name``, its ``run.yaml`` read and checked."""
         results_dir = Path(results_dir)
+        if not NAME.match(name or ""):
+            raise ResultsError(
+                f"invalid search name {name!r}: a run name is one folder inside the results "
+                "folder (letters, digits, '.', '_', '-')"
+            )
         run = cls(results_dir / name)
         if not run.path.exists():
             raise ResultsError(f"no search named {name!r} in {results_dir}/")
@@ -313,7 +319,7 @@ class RunDir:
             )
         try:
             data = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        except (yaml.YAMLError, OSError, ValueError):  # ValueError: not UTF-8, huge integers
             raise ResultsError(f"{path} is corrupted (not readable YAML)") from None
         if not isinstance(data, dict) or "study_name" not in data or "budget" not in data:
             raise ResultsError(f"{path} is corrupted (missing study_name/budget)")

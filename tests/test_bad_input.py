@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
+from conftest import cli, one_line_exit_2
 
 HUGE = "9" * 5000  # an integer of thousands of digits
 RUN = ["run", "--budget", "2G", "--space", "tiny", "--dataset", "synthetic", "--limit", "64"]
@@ -132,3 +134,179 @@ def test_numeric_options_refuse_non_numbers(main, prefix, option, value):
 )
 def test_profile_input_refuses_non_shapes(main, shape):
     _refused(main("profile", "arch.json", "--input", shape), "--input")
+
+
+# ---- files: empty, not UTF-8, the wrong shape, numbers that are not numbers -------------
+TINY = (Path(__file__).parents[1] / "attnsearch" / "search_spaces" / "tiny.yaml").read_text()
+SPACES = {
+    "empty": b"",
+    "not_utf8": b"\xff\xfe\x00garbage\x80",
+    "a_list": b"- backbone\n- resnet18\n",
+    "input_nan": TINY.replace("[3, 224, 224]", "[3, .nan, 224]").encode(),
+    "input_huge": TINY.replace("[3, 224, 224]", f"[3, {HUGE}, 224]").encode(),
+    "input_big": TINY.replace("[3, 224, 224]", "[3, 100000000, 224]").encode(),
+    "input_negative": TINY.replace("[3, 224, 224]", "[3, -224, 224]").encode(),
+    "classes_inf": TINY.replace("num_classes: 1000", "num_classes: .inf").encode(),
+    "classes_zero": TINY.replace("num_classes: 1000", "num_classes: 0").encode(),
+    "classes_huge": TINY.replace("num_classes: 1000", f"num_classes: {HUGE}").encode(),
+    "classes_big": TINY.replace("num_classes: 1000", "num_classes: 1000000000000").encode(),
+    "hparam_nan": TINY.replace("reduction: [4, 16]", "reduction: [.nan]").encode(),
+    "hparam_inf": TINY.replace("reduction: [4, 16]", "reduction: [.inf]").encode(),
+    "hparam_negative": TINY.replace("reduction: [4, 16]", "reduction: [-4]").encode(),
+    "hparam_zero": TINY.replace("reduction: [4, 16]", "reduction: [0]").encode(),
+    "hparam_huge": TINY.replace("reduction: [4, 16]", f"reduction: [{HUGE}]").encode(),
+    "hparam_big": TINY.replace("reduction: [4, 16]", "reduction: [1.0e+30]").encode(),
+    "slot_huge": TINY.replace("slots: all", f"slots: [{HUGE}]").encode(),
+}
+
+
+@pytest.mark.parametrize("case", SPACES)
+def test_space_files(main, case):
+    (main.work / "bad.yaml").write_bytes(SPACES[case])
+    _refused(main("run", *RUN[1:3], "--space", "bad.yaml", *RUN[5:]), "bad.yaml")
+
+
+def test_space_with_no_buildable_choice_at_the_proxy_width(main):
+    """A slot whose every choice needs more channels than the proxy width leaves: refused
+    before anything runs (not 10,000 invalid samples)."""
+    space = TINY.split("choices:")[0] + "choices:\n  sa: {groups: [32]}\n"
+    (main.work / "narrow.yaml").write_text(space)
+    _refused(main(*RUN, "--space", "narrow.yaml", "--width", "0.0625"), "--width 0.0625")
+
+
+ARCHS = {
+    "empty": b"",
+    "not_utf8": b"\xff\xfe\x00{}",
+    "a_list": b"[1, 2]",
+    "classes_nan": b'{"backbone": "resnet18", "all": "se", "num_classes": NaN}',
+    "classes_inf": b'{"backbone": "resnet18", "all": "se", "num_classes": Infinity}',
+    "classes_negative": b'{"backbone": "resnet18", "all": "se", "num_classes": -1}',
+    "classes_huge": b'{"backbone": "resnet18", "all": "se", "num_classes": %s}' % HUGE.encode(),
+    "classes_big": b'{"backbone": "resnet18", "all": "se", "num_classes": 1e30}',
+    "input_nan": b'{"backbone": "resnet18", "all": "se", "input": [3, NaN, 8]}',
+    "input_huge": b'{"backbone": "resnet18", "all": "se", "input": [3, %s, 8]}' % HUGE.encode(),
+    "hparam_nan": b'{"backbone": "resnet18", "all": {"type": "se", "reduction": NaN}}',
+    "hparam_inf": b'{"backbone": "resnet18", "all": {"type": "se", "reduction": Infinity}}',
+    "hparam_zero": b'{"backbone": "resnet18", "all": {"type": "se", "reduction": 0}}',
+    "hparam_huge": b'{"backbone": "resnet18", "all": {"type": "se", "reduction": %s}}'
+    % HUGE.encode(),
+}
+
+
+@pytest.mark.parametrize("command", ["profile", "evaluate", "export"])
+@pytest.mark.parametrize("case", ARCHS)
+def test_architecture_files(main, case, command):
+    (main.work / "bad.json").write_bytes(ARCHS[case])
+    args = {
+        "profile": ["profile", "bad.json"],
+        "evaluate": ["evaluate", "bad.json"],
+        "export": ["export", "--arch", "bad.json", "-o", "m.py"],
+    }[command]
+    _refused(main(*args), "bad.json")
+
+
+RUN_YAML_EDITS = {
+    "epochs_nan": ("epochs: 1", "epochs: .nan"),
+    "trials_negative": ("trials: 2", "trials: -2"),
+    "width_inf": ("width: 0.25", "width: .inf"),
+    "cpus_zero": ("cpus_per_trial: 1.0", "cpus_per_trial: 0"),
+    "budget_huge": ("budget: 2000000000", f"budget: {HUGE}"),
+    "seed_negative": ("seed: 0", "seed: -5"),
+    "lr_nan": ("lr: 0.2", "lr: .nan"),
+    "empty": None,
+    "not_utf8": None,
+}
+
+
+@pytest.mark.parametrize("command", ["resume", "pareto"])
+@pytest.mark.parametrize("case", RUN_YAML_EDITS)
+def test_run_yaml_fields(main, case, command):
+    from conftest import make_run
+
+    run = make_run(main.work / "results", "r", 2 * 10**9, trials=2, epochs=1, width=0.25)
+    text = run.run_yaml.read_text()
+    if case == "empty":
+        run.run_yaml.write_text("")
+    elif case == "not_utf8":
+        run.run_yaml.write_bytes(b"\xff\xfe" + text.encode())
+    else:
+        old, new = RUN_YAML_EDITS[case]
+        assert old in text, text
+        run.run_yaml.write_text(text.replace(old, new))
+    args = ["run", "--name", "r", "--resume"] if command == "resume" else ["pareto", "r"]
+    _refused(main(*args), "run.yaml")
+
+
+# ---- names and paths that leave the results folder ----------------------------------------
+ESCAPES = ["../x", "..", "/tmp", "a/b", ".", ""]
+
+
+@pytest.mark.parametrize("name", ESCAPES)
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(lambda n: [*RUN, "--name", n], id="run"),
+        pytest.param(lambda n: ["run", "--name", n, "--resume"], id="resume"),
+        pytest.param(lambda n: ["pareto", n], id="pareto"),
+        pytest.param(lambda n: ["export", n, "--best", "-o", "m.py"], id="export"),
+        pytest.param(lambda n: ["evaluate", "arch.json", "--run", n], id="evaluate"),
+    ],
+)
+def test_names_that_leave_the_results_folder(main, name, command):
+    # a results folder one level up that a '../x' could reach
+    (main.work / "results").mkdir()
+    _refused(main(*command(name)), "name")
+
+
+# ---- output places that are not writable folders ---------------------------------------------
+def test_results_dir_that_is_a_file(main):
+    (main.work / "afile").write_text("x")
+    _refused(main(*RUN, "--results-dir", "afile"), "afile")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["export", "--arch", "arch.json", "-o", "missing/m.py"], id="export"),
+        pytest.param(["export", "--arch", "arch.json", "-o", "/proc/m.py"], id="export-proc"),
+        pytest.param(["fidelity", "--space", "tiny", "-o", "missing/r.json"], id="fidelity"),
+        pytest.param(["fidelity", "--space", "tiny", "-o", "/proc/r.json"], id="fidelity-proc"),
+    ],
+)
+def test_output_into_a_missing_or_unwritable_folder(main, args):
+    _refused(main(*args), "/")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_results_dir(main):
+    ro = main.work / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        _refused(main(*RUN, "--results-dir", "ro"), "ro")
+        _refused(main("export", "--arch", "arch.json", "-o", "ro/m.py"), "ro")
+    finally:
+        ro.chmod(0o755)
+
+
+# ---- image folders with symlink loops ------------------------------------------------------
+def test_image_folder_with_a_symlink_loop(main):
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (main.work / "imgs" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8)).save(main.work / "imgs" / c / f"{i}.png")
+    (main.work / "imgs" / "a" / "loop").symlink_to(main.work / "imgs")
+    (main.work / "imgs" / "b" / "self").symlink_to(main.work / "imgs" / "b")
+    args = ["run", "--budget", "2G", "--space", "tiny", "--dataset", "folder:imgs"]
+    _refused(main(*args), "symlink")
+
+
+# ---- the real process: exit 2 and one line, also outside pytest's process ---------------------
+def test_a_few_cases_in_a_real_process(tmp_path):
+    one_line_exit_2(cli(*RUN, "--trials", "nan", cwd=tmp_path), "--trials")
+    one_line_exit_2(cli("pareto", "../x", cwd=tmp_path), "name")
+    (tmp_path / "bad.yaml").write_bytes(b"\xff\xfe")
+    one_line_exit_2(cli(*RUN[:3], "--space", "bad.yaml", cwd=tmp_path), "bad.yaml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]

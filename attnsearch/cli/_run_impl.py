@@ -85,6 +85,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
             raise InputError("--budget is required (e.g. --budget 4GFLOPs)")
         budget = parse_budget(opts["budget"])
         space = load_space(opts["space"])
+        space.check_width(opts["width"])
         cheapest, _ = space.cheapest(opts["width"])
         if cheapest > budget:
             raise InputError(

@@ -100,6 +100,9 @@ def command(
         raise ExportError("give exactly one of --trial N or --best")
     if max_flops is not None and not best:
         raise ExportError("--max-flops goes with --best")
+    from attnsearch.cli._places import check_output_file
+
+    check_output_file("-o", output)
 
     from attnsearch.architecture import Architecture, ArchitectureError
     from attnsearch.budget import format_flops, parse_budget

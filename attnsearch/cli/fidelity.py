@@ -99,8 +99,13 @@ def command(
     from attnsearch.fidelity import jsonable, run_fidelity
     from attnsearch.spaces import load_space
 
+    if output:
+        from attnsearch.cli._places import check_output_file
+
+        check_output_file("-o", output)  # before hours of training, not after
     sp = load_space(space)
     settings = ProxySettings.defaults(**given(opts))
+    sp.check_width(settings.width)
     limit = parse_budget(budget) if budget is not None else None
     if device == "cuda":
         import torch
