@@ -47,8 +47,7 @@ def main(tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     (work / "arch.json").write_text(json.dumps(ARCH))
 
-    def run(*args: str) -> tuple[int, str]:
-        before = _tree(work)
+    def invoke(*args: str) -> tuple[int, str]:
         err = io.StringIO()
         code = 0
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
@@ -56,10 +55,16 @@ def main(tmp_path, monkeypatch):
                 cli_main(list(args))
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
-        assert _tree(work) == before, f"{args}: something was created"
         return code, err.getvalue()
 
+    def run(*args: str) -> tuple[int, str]:
+        before = _tree(work)
+        result = invoke(*args)
+        assert _tree(work) == before, f"{args}: something was created"
+        return result
+
     run.work = work
+    run.invoke = invoke  # without the nothing-created check
     return run
 
 
@@ -310,3 +315,59 @@ def test_a_few_cases_in_a_real_process(tmp_path):
     (tmp_path / "bad.yaml").write_bytes(b"\xff\xfe")
     one_line_exit_2(cli(*RUN[:3], "--space", "bad.yaml", cwd=tmp_path), "bad.yaml")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+# ---- a crafted results folder cannot make an exported model.py run code -------------------
+CODE = '"""\nopen("PWNED", "w").close()\n"""'
+
+
+@pytest.mark.parametrize("mode", ["best", "proxy"])
+def test_a_crafted_results_folder_cannot_put_code_into_model_py(main, mode):
+    """Strings with ``\"\"\"`` and code planted in the study's user attributes and in the
+    checkpoint are refused or land in model.py as data: importing it runs nothing."""
+    import importlib.util
+
+    import optuna
+    import torch
+    from conftest import make_run
+
+    from attnsearch import Architecture
+    from attnsearch.backbones import build_network
+    from attnsearch.results import storage_for
+
+    arch = Architecture.uniform("resnet18", "se")
+    run = make_run(main.work / "results", "r", 10**12, width=0.25, dataset="digits")
+    study = optuna.create_study(
+        study_name=run.record.study_name,
+        storage=storage_for(run.path),
+        directions=["maximize", "minimize"],
+    )
+    attrs = {
+        "architecture": arch.to_json(),
+        "digest": CODE,
+        "flops": 1000,
+        "trained": True,
+        "tune_trial_id": "abc",
+        "node_id": CODE,
+        "fail_reason": CODE,
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, values=[0.5, 1000.0], user_attrs=attrs
+        )
+    )
+    folder = run.tune_dir / "trainable_abc_0" / "checkpoint_000000"
+    folder.mkdir(parents=True)
+    net = build_network(arch, stem="proxy", width=0.25, num_classes=10, in_channels=1)
+    torch.save({"epoch": CODE, "model": net.state_dict()}, folder / "state.pt")
+    args = ["export", "r", "-o", "m.py"]
+    args += ["--best"] if mode == "best" else ["--trial", "0", "--proxy", "--weights"]
+    code, err = main.invoke(*args)
+    assert code == 0, err  # planted text is data: the export goes ahead
+    spec = importlib.util.spec_from_file_location("crafted", main.work / "m.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.PROVENANCE["search"] == "r" and module.PROVENANCE["trial"] == 0
+    if mode == "proxy":
+        module.build_model()  # loads m.pt beside it
+    assert not (main.work / "PWNED").exists(), "the exported file ran planted code"
