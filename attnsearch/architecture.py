@@ -33,6 +33,21 @@ class ArchitectureError(InputError):
     """An architecture that cannot be built; the message names the key and the reason."""
 
 
+MAX_CHANNELS, MAX_SIDE = 4096, 16384  # input shapes beyond these are typos, not images
+MAX_CLASSES = 1_000_000
+
+
+def input_problem(shape: Any) -> str | None:
+    """What is wrong with ``shape`` as an input ``[C, H, W]``, or None."""
+    if not isinstance(shape, list | tuple) or len(shape) != 3:
+        return f"must be three positive integers [C, H, W], got {shape!r}"
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        return f"must be three positive integers [C, H, W], got {list(shape)!r}"
+    if shape[0] > MAX_CHANNELS or max(shape[1:]) > MAX_SIDE:
+        return f"at most {MAX_CHANNELS} channels and {MAX_SIDE} pixels a side, got {list(shape)}"
+    return None
+
+
 @dataclass(frozen=True)
 class SlotChoice:
     """One slot's attention type and its resolved hyperparameters (defaults filled in)."""
@@ -115,14 +130,13 @@ class Architecture:
             )
         if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool):
             raise ArchitectureError(f"num_classes: must be an integer, got {self.num_classes!r}")
-        if self.num_classes < 1:
-            raise ArchitectureError(f"num_classes: must be at least 1, got {self.num_classes}")
-        if len(self.input) != 3 or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in self.input
-        ):
+        if not 1 <= self.num_classes <= MAX_CLASSES:
             raise ArchitectureError(
-                f"input: must be three positive integers [C, H, W], got {list(self.input)}"
+                f"num_classes: must be 1..{MAX_CLASSES}, got {self.num_classes}"
             )
+        problem = input_problem(self.input)
+        if problem:
+            raise ArchitectureError(f"input: {problem}")
         for info, choice in zip(slot_infos(self.backbone), self.slots, strict=True):
             try:
                 check_choice(choice, info)
@@ -151,6 +165,8 @@ class Architecture:
                 text = path.read_text()
             except OSError as e:
                 raise ArchitectureError(f"{path}: cannot read ({e.strerror or e})") from None
+            except UnicodeDecodeError:
+                raise ArchitectureError(f"{path}: not UTF-8 text") from None
             data = text
         if isinstance(data, str):
             try:
@@ -159,6 +175,8 @@ class Architecture:
                 raise ArchitectureError(
                     f"not valid JSON ({e.msg} at line {e.lineno} col {e.colno})"
                 ) from None
+            except ValueError:  # an integer of thousands of digits
+                raise ArchitectureError("not valid JSON (a number too long)") from None
         if not isinstance(data, Mapping):
             raise ArchitectureError(f"must be a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - set(_TOP_KEYS))

@@ -127,10 +127,22 @@ class Dataset:
         std = torch.tensor(self.std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
         return (x.to(dtype) / 255 - mean) / std
 
+    def digest(self) -> str:
+        """A hash of the images, labels and split: the same digest means the same data."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        for t in (self.train_x, self.train_y, self.val_x, self.val_y):
+            h.update(repr((tuple(t.shape), str(t.dtype))).encode())
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()
+
     def summary(self) -> dict[str, Any]:
-        """The dataset's provenance as JSON-ready data (no tensors)."""
+        """The dataset's provenance as JSON-ready data (no tensors); ``digest`` identifies
+        the data itself (a resume refuses a dataset whose digest changed)."""
         return {
             "name": self.name,
+            "digest": self.digest(),
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "train_size": int(self.train_y.numel()),
@@ -867,10 +879,8 @@ def _folder_source(root: Path) -> _Source:
     for c, d in enumerate(class_dirs):
         found = sorted(
             p
-            for p in d.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(d).parts)
+            for p in _walk_images(d)
+            if not any(part.startswith(".") for part in p.relative_to(d).parts)
         )
         if not found:
             raise DatasetError(f"class folder {d} has no images ({', '.join(IMAGE_SUFFIXES)})")
@@ -890,6 +900,37 @@ def _folder_source(root: Path) -> _Source:
         classes=tuple(d.name for d in class_dirs),
         fetch=fetch,
     )
+
+
+def _walk_images(top: Path) -> list[Path]:
+    """Image files under ``top``, following folder symlinks; a symlink that leads back into
+    a folder above it (a loop) is refused, once, instead of walking it forever."""
+    import os
+
+    found: list[Path] = []
+    stack = [(top, (os.path.realpath(top),))]
+    while stack:
+        folder, above = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            raise DatasetError(f"cannot read image folder {folder}: {e.strerror}") from None
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue
+            if is_dir:
+                real = os.path.realpath(path)
+                if real in above:
+                    raise DatasetError(
+                        f"image folder {path} is a symlink loop (it leads back to {real})"
+                    )
+                stack.append((path, (*above, real)))
+            elif path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                found.append(path)
+    return found
 
 
 def _read_image(path: Path) -> torch.Tensor:

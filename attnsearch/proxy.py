@@ -14,33 +14,110 @@ from typing import Any, TypeVar
 
 from attnsearch.errors import InputError
 
-__all__ = ["ConfigError", "ProxyConfig", "config_from_dict", "field_default"]
+__all__ = [
+    "ConfigError",
+    "ProxyConfig",
+    "bounded",
+    "check_bounds",
+    "config_from_dict",
+    "field_bounds",
+    "field_default",
+    "number_problem",
+]
 
 T = TypeVar("T")
+
+MAX_SEED = 2**31 - 1  # numpy and torch take it; larger ones are not seeds
 
 
 class ConfigError(InputError):
     """A stored or given config with an unknown key, a missing key or a wrong type."""
 
 
+# ---- numeric bounds: declared once on the dataclass field, checked where values enter ----
+def bounded(default: Any, lo: float, hi: float, *, lo_open: bool = False) -> Any:
+    """A dataclass field whose value (when not None) must lie in ``[lo, hi]`` (``(lo, hi]``
+    with ``lo_open``). The click option types read the same bounds
+    (:func:`attnsearch.cli._numbers.Number.of`), ``__post_init__`` checks them."""
+    return dataclasses.field(default=default, metadata={"bounds": (lo, hi, lo_open)})
+
+
+def field_bounds(cls: type, name: str) -> tuple[float, float, bool, bool]:
+    """``(lo, hi, lo_open, integer)`` of a :func:`bounded` field of dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            lo, hi, lo_open = f.metadata["bounds"]
+            tp = hints[name]
+            integer = tp is int or (
+                typing.get_origin(tp) in (typing.Union, types.UnionType)
+                and int in typing.get_args(tp)
+            )
+            return lo, hi, lo_open, integer
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def number_problem(
+    value: Any, lo: float, hi: float, *, lo_open: bool = False, integer: bool = False
+) -> str | None:
+    """What is wrong with ``value`` as a number in the given range, or None."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number, got {type(value).__name__}"
+    if integer and not isinstance(value, int):
+        return f"must be an integer, got {value!r}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    shown = value if abs(value) < 10**30 else f"a number of {len(str(int(value)))} digits"
+    if value < lo or (lo_open and value == lo):
+        return f"must be {'above' if lo_open else 'at least'} {lo:g}, got {shown}"
+    if value > hi:
+        return f"must be at most {hi:g}, got {shown}"
+    return None
+
+
+def check_bounds(obj: Any, where: str | None = None) -> None:
+    """Check every :func:`bounded` field of dataclass instance ``obj`` (``__post_init__``).
+
+    Raises:
+        ConfigError: a value out of its bounds, naming the field.
+    """
+    cls = type(obj)
+    for f in dataclasses.fields(obj):
+        if "bounds" not in f.metadata:
+            continue
+        value = getattr(obj, f.name)
+        if value is None:
+            continue
+        lo, hi, lo_open, integer = field_bounds(cls, f.name)
+        problem = number_problem(value, lo, hi, lo_open=lo_open, integer=integer)
+        if problem:
+            prefix = f"{where}: " if where else ""
+            raise ConfigError(f"{prefix}{f.name} {problem}")
+
+
 @dataclass(frozen=True)
 class ProxyConfig:
     """How a candidate is trained. Recorded in run.yaml (as ``proxy:``)."""
 
-    epochs: int = 2  # enough to rank candidates on the proxy, not to converge
-    batch_size: int = 128  # fits a small proxy on a laptop CPU and fills a GPU slice
-    lr: float = 0.2  # peak SGD learning rate for batch 128 (scaled linearly with batch size)
-    momentum: float = 0.9  # Nesterov momentum
-    weight_decay: float = 5e-4  # the usual ResNet value
-    warmup: float = 0.2  # fraction of steps spent warming the learning rate up
-    label_smoothing: float = 0.1  # steadier ranking with very short schedules
-    width: float = 0.5  # channel multiplier of the proxy network
-    resolution: int | None = None  # proxy image size; None keeps the dataset's own
+    epochs: int = bounded(2, 1, 10_000)  # enough to rank candidates on the proxy
+    batch_size: int = bounded(128, 1, 65_536)  # fits a laptop CPU and fills a GPU slice
+    lr: float = bounded(0.2, 0, 100, lo_open=True)  # peak SGD lr for batch 128 (scaled)
+    momentum: float = bounded(0.9, 0, 1)  # Nesterov momentum
+    weight_decay: float = bounded(5e-4, 0, 1)  # the usual ResNet value
+    warmup: float = bounded(0.2, 0, 1)  # fraction of steps spent warming the lr up
+    label_smoothing: float = bounded(0.1, 0, 0.99)  # steadier ranking, short schedules
+    width: float = bounded(0.5, 0, 16, lo_open=True)  # channel multiplier of the proxy
+    resolution: int | None = bounded(None, 4, 4096)  # proxy image size; None: the dataset's
     augment: bool = True  # random translation by up to 1/8 of the image, on the device
     flip: bool = False  # horizontal flips (natural images only; set from the dataset)
-    seed: int = 0  # base seed; each trial adds its trial number
+    seed: int = bounded(0, 0, MAX_SEED)  # base seed; each trial adds its trial number
     zero_init_residual: bool = True  # last BN of each block starts at 0: deep nets train fast
     bf16: bool = True  # bf16 autocast on CUDA (CPU is always float32); False: numbers as on CPU
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "proxy")
 
     def to_dict(self) -> dict:
         return asdict(self)

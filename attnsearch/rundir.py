@@ -108,7 +108,8 @@ class RunRecord:
             settings = RunSettings.from_dict(settings, where)
             return config_from_dict(cls, {**record, "settings": settings}, where)
         except ConfigError as e:
-            raise ResultsError(f"{e} (corrupted or from another version)") from None
+            text = str(e) if where in str(e) else f"{where}: {e}"
+            raise ResultsError(f"{text} (corrupted or from another version)") from None
 
     def with_settings(self, settings: Any) -> RunRecord:
         return dataclasses.replace(self, settings=settings)
@@ -296,6 +297,11 @@ class RunDir:
     def open(cls, results_dir: str | Path, name: str) -> RunDir:
         """The existing run ``results_dir/name``, its ``run.yaml`` read and checked."""
         results_dir = Path(results_dir)
+        if not NAME.match(name or ""):
+            raise ResultsError(
+                f"invalid search name {name!r}: a run name is one folder inside the results "
+                "folder (letters, digits, '.', '_', '-')"
+            )
         run = cls(results_dir / name)
         if not run.path.exists():
             raise ResultsError(f"no search named {name!r} in {results_dir}/")
@@ -313,7 +319,7 @@ class RunDir:
             )
         try:
             data = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        except (yaml.YAMLError, OSError, ValueError):  # ValueError: not UTF-8, huge integers
             raise ResultsError(f"{path} is corrupted (not readable YAML)") from None
         if not isinstance(data, dict) or "study_name" not in data or "budget" not in data:
             raise ResultsError(f"{path} is corrupted (missing study_name/budget)")
@@ -438,13 +444,19 @@ class Execution:
     start_epoch: int  # > 0 when it continued from a checkpoint
     digest: str | None  # the architecture's digest
     time: float  # when it started (Unix time)
+    resume_error: str | None = None  # its checkpoint was unreadable: it started from scratch
 
 
 def record_execution(
-    log: str | Path, trial: int, node_id: str, start_epoch: int, digest: str | None
+    log: str | Path,
+    trial: int,
+    node_id: str,
+    start_epoch: int,
+    digest: str | None,
+    resume_error: str | None = None,
 ) -> None:
     """Append one line to the execution log (best effort: a worker never fails on it)."""
-    line = Execution(trial, node_id, os.getpid(), start_epoch, digest, time.time())
+    line = Execution(trial, node_id, os.getpid(), start_epoch, digest, time.time(), resume_error)
     try:
         with open(log, "a") as f:
             f.write(json.dumps(dataclasses.asdict(line)) + "\n")
@@ -469,6 +481,7 @@ def read_executions(log: str | Path) -> list[Execution]:
                     start_epoch=int(d.get("start_epoch", 0)),
                     digest=d.get("digest"),
                     time=float(d.get("time", 0.0)),
+                    resume_error=d.get("resume_error"),
                 )
             )
         except (ValueError, KeyError, TypeError):
@@ -588,6 +601,7 @@ class TrialRecord:
     fits: bool | None = None  # role=reference: under the budget
     repeat_of: int | None = None  # role=repeat: the search trial it re-evaluates
     seed: int | None = None  # trial seed given to training (the trial number)
+    resume_error: str | None = None  # that checkpoint was unreadable: trained from scratch
     extra: dict = field(default_factory=dict)  # attributes this version does not know
 
     @classmethod

@@ -33,7 +33,13 @@ from typing import Any
 import yaml
 
 from attnsearch import modules
-from attnsearch.architecture import Architecture, SlotChoice, check_choice
+from attnsearch.architecture import (
+    MAX_CLASSES,
+    Architecture,
+    SlotChoice,
+    check_choice,
+    input_problem,
+)
 from attnsearch.backbones import BACKBONES, slot_infos
 from attnsearch.errors import InputError
 
@@ -119,6 +125,22 @@ class SearchSpace:
                     per_type[type_name] = valid
             out.append(per_type)
         return out
+
+    def check_width(self, width: float, option: str = "--width") -> Options:
+        """The options at ``width``; a unit left with no buildable choice is refused.
+
+        Raises:
+            SpaceError: naming the first such unit.
+        """
+        options = self.options(width)
+        for unit, per_type in zip(self.units, options, strict=True):
+            if not per_type:
+                raise SpaceError(
+                    f"{option} {width:g}: no choice of space {self.name!r} can be built in "
+                    f"{self.unit_name(unit)} at that width (its channels are too few); "
+                    "raise the width or add choices such as 'none'"
+                )
+        return options
 
     def size(self, width: float = 1.0) -> int:
         """Number of distinct architectures."""
@@ -257,6 +279,8 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
             text = path.read_text()
         except OSError as e:
             raise SpaceError(f"{path}: cannot read ({e.strerror or e})") from None
+        except UnicodeDecodeError:
+            raise SpaceError(f"{path}: not UTF-8 text") from None
         return parse_space(text, path.stem, str(path))
     res = _builtin_dir() / f"{text_path}.yaml"
     if not res.is_file():
@@ -279,6 +303,8 @@ def parse_space(text: str, name: str, source: str) -> SearchSpace:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise SpaceError(f"{source}: not valid YAML{where}") from None
+    except ValueError:  # an integer of thousands of digits
+        raise SpaceError(f"{source}: not valid YAML (a number too long)") from None
     if not isinstance(data, dict):
         raise SpaceError(f"{source}: must be a mapping of keys, got {type(data).__name__}")
     for key in data:
@@ -288,15 +314,16 @@ def parse_space(text: str, name: str, source: str) -> SearchSpace:
     if backbone not in BACKBONES:
         raise fail("backbone", f"unknown {backbone!r}; valid: {', '.join(BACKBONES)}")
     shape = data.get("input", [3, 224, 224])
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 3
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
-    ):
-        raise fail("input", f"must be three positive integers [C, H, W], got {shape!r}")
+    problem = input_problem(shape) if isinstance(shape, list) else "must be a list [C, H, W]"
+    if problem:
+        raise fail("input", problem)
     num_classes = data.get("num_classes", 1000)
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise fail("num_classes", f"must be a positive integer, got {num_classes!r}")
+    if (
+        not isinstance(num_classes, int)
+        or isinstance(num_classes, bool)
+        or not 1 <= num_classes <= MAX_CLASSES
+    ):
+        raise fail("num_classes", f"must be an integer 1..{MAX_CLASSES}, got {num_classes!r}")
     granularity = data.get("granularity", "block")
     if granularity not in ("block", "stage"):
         raise fail("granularity", f"must be 'block' or 'stage', got {granularity!r}")

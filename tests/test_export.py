@@ -456,6 +456,7 @@ def _cli(*args: str) -> tuple[int, str, str]:
 
 def test_export_trial_proxy_with_weights(tmp_path: Path, results: dict) -> None:
     out = tmp_path / "pkg" / "model.py"
+    out.parent.mkdir()  # -o into a missing folder is refused (test_bad_input)
     code, stdout, stderr = _cli(
         "demo",
         "--trial",

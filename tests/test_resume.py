@@ -317,3 +317,160 @@ def test_resume_with_more_trials_continues(small_run, tmp_path):
     study = _study(run_dir)
     assert sum(bool(t.user_attrs.get("trained")) for t in study.trials) == 3
     assert RunDir.open(run_dir.parent, "ok").settings.trials == 3
+
+
+# ---- moved folders, persisted re-runs, changed inputs, broken checkpoints -----------------
+def test_a_moved_run_folder_resumes_in_its_new_place(small_run, tmp_path):
+    """--resume works in the folder named on the command line; the old place is untouched."""
+    old = _copy(small_run, tmp_path / "old")
+    before = _snapshot(old)
+    new = tmp_path / "elsewhere" / "moved"
+    shutil.copytree(old, new)
+    proc = cli(
+        "run", "--name", "moved", "--resume", "--trials", "3", "--results-dir", "elsewhere",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _snapshot(old) == before, "the folder it was copied from is untouched"
+    study = _study(new)
+    assert sum(bool(t.user_attrs.get("trained")) for t in study.trials) == 3
+    assert len(_executions(new)) == len(_executions(old)) + 1
+    assert RunDir.open(new.parent, "moved").settings.trials == 3
+
+
+def _stopped_run(tmp_path, interrupted: int):
+    """A run folder whose driver 'died' with ``interrupted`` trials training (one with a
+    checkpoint) and one trial asked but never started; no Ray."""
+    from conftest import make_run
+
+    from attnsearch import Architecture
+    from attnsearch.flops.analytic import analytic_flops, cost_table
+    from attnsearch.results import storage_for
+    from attnsearch.rundir import record_execution, save_checkpoint
+    from attnsearch.search import BudgetedSearch, make_sampler
+    from attnsearch.search._resume import pending_reruns
+    from attnsearch.spaces import load_space
+
+    budget = 10 * analytic_flops(Architecture.uniform("resnet18"))
+    run = make_run(tmp_path / "results", "stopped", budget, space="tiny", width=0.25)
+    space = load_space("tiny")
+    table = cost_table(space.backbone, space.input, space.num_classes)
+
+    def core():
+        study = optuna.create_study(
+            study_name=run.record.study_name,
+            storage=storage_for(run.path),
+            directions=["maximize", "minimize"],
+            sampler=make_sampler("random", 0, 8),
+            load_if_exists=True,
+        )
+        search = BudgetedSearch(study, space, space.options(0.25), budget, table)
+        search.pending_reruns = lambda: pending_reruns(run, study)
+        return study, search
+
+    study, search = core()
+    for i in range(interrupted):
+        trial, config = search.ask()
+        TrialRecord.set(trial, tune_trial_id=f"t{i:03d}")
+        record_execution(run.executions_log, trial.number, "node", 0, config["digest"])
+        if i == 0:
+            folder = run.tune_dir / f"trainable_t{i:03d}_1" / "checkpoint_000000"
+            folder.mkdir(parents=True)
+            save_checkpoint(folder, 1, {"w": torch_zeros()}, None)
+    search.ask()  # asked, never started
+    return run, core
+
+
+def torch_zeros():
+    import torch
+
+    return torch.zeros(2)
+
+
+def test_interrupted_trials_to_rerun_survive_a_second_crash(tmp_path):
+    """Re-runs are derived from the storage: a crash before they start, or more re-runs than
+    one driver asks for, loses none of them (nor their checkpoints)."""
+    from attnsearch.rundir import record_execution
+    from attnsearch.search._resume import reconcile
+
+    run, core = _stopped_run(tmp_path, interrupted=3)
+    study, search = core()
+    reruns = reconcile(run, study)
+    assert [r.trial for r in reruns] == [0, 1, 2]
+    assert reruns[0].checkpoint and Path(reruns[0].checkpoint).is_dir()
+    first, config = search.ask()  # the re-run of trial 0 is asked, then the driver dies
+    assert first.user_attrs["resumed_from"] == 0 and config["resume_checkpoint"]
+    study, search = core()  # the second driver
+    reruns = reconcile(run, study)
+    assert [r.trial for r in reruns] == [0, 1, 2], "a re-run that never started is pending"
+    assert reruns[0].checkpoint == str(next(run.tune_dir.glob("*/checkpoint_*")))
+    checkpoint0 = reruns[0].checkpoint
+    got, config = search.ask()
+    assert got.user_attrs["resumed_from"] == 0
+    assert config["resume_checkpoint"] == checkpoint0
+    got.set_user_attr("tune_trial_id", "r0")
+    record_execution(run.executions_log, got.number, "node", 1, config["digest"])
+    study, search = core()  # a third driver: the started re-run was interrupted in turn
+    reruns = reconcile(run, study)
+    assert [r.trial for r in reruns] == [1, 2, got.number]
+    assert reruns[-1].checkpoint == checkpoint0, "falls back to trial 0's checkpoint"
+
+
+def test_a_truncated_resume_checkpoint_trains_from_scratch_once(tmp_path):
+    from attnsearch import Architecture
+    from attnsearch.datasets import load_dataset
+    from attnsearch.proxy import ProxyConfig
+    from attnsearch.rundir import save_checkpoint
+    from attnsearch.search import run_trial
+
+    data = load_dataset("synthetic", resolution=8, limit=32, seed=0)
+    arch = Architecture.uniform("resnet18")
+    proxy = ProxyConfig(epochs=1, width=0.25, batch_size=16)
+    good = run_trial(arch, proxy, data, 0)
+    assert good.resume_error is None
+    state = save_checkpoint(tmp_path, 1, {"w": torch_zeros()}, None)
+    state.write_bytes(state.read_bytes()[:40])  # truncated
+    starts = []
+    out = run_trial(arch, proxy, data, 0, checkpoint=state, on_start=starts.append)
+    assert out.accuracy is not None and out.failed is None and starts == [0]
+    assert out.resume_error and "not a readable checkpoint" in out.resume_error
+
+
+def test_resume_refuses_a_changed_space_or_dataset(tmp_path):
+    """The space file's content and the dataset's digest must match run.yaml's record."""
+    from attnsearch.datasets import load_dataset
+    from attnsearch.results import storage_for
+    from attnsearch.rundir import RunRecord
+    from attnsearch.search import RunSettings
+    from attnsearch.spaces import load_space
+
+    space_file = tmp_path / "my.yaml"
+    tiny = Path(__file__).parents[1] / "attnsearch" / "search_spaces" / "tiny.yaml"
+    space_file.write_text(tiny.read_text())
+    settings = RunSettings.make(
+        2 * 10**9, space=str(space_file), dataset="synthetic", limit=64, resolution=8
+    )
+    data = load_dataset("synthetic", resolution=8, limit=64, seed=0)
+    record = RunRecord(
+        settings=settings,
+        study_name="s",
+        space_file=load_space(str(space_file)).to_json(),
+        dataset_info=data.summary(),
+    )
+    run = RunDir.create(tmp_path / "results", "r", record, lock=False)
+    optuna.create_study(study_name="s", storage=storage_for(run.path), directions=["maximize"])
+    del run
+    space_file.write_text(tiny.read_text().replace("reduction: [4, 16]", "reduction: [4, 8]"))
+    one_line_exit_2(cli("run", "--name", "r", "--resume", cwd=tmp_path), "changed since search 'r'")
+    space_file.write_text(tiny.read_text())
+    run = RunDir.open(tmp_path / "results", "r")
+    info = dict(run.record.dataset_info, digest="0" * 32)
+    run.save_record(dataclasses.replace(run.record, dataset_info=info))
+    before = _snapshot(tmp_path / "results")
+    one_line_exit_2(
+        cli("run", "--name", "r", "--resume", cwd=tmp_path), "dataset 'synthetic' changed"
+    )
+    after = _snapshot(tmp_path / "results")
+    assert {k: v for k, v in after.items() if k != "r/lock"} == {
+        k: v for k, v in before.items() if k != "r/lock"
+    }, "nothing written but the lock's pid"

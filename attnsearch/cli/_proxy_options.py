@@ -7,6 +7,9 @@ from typing import Any
 
 import click
 
+from attnsearch.cli._numbers import Number
+from attnsearch.proxy import ProxyConfig
+
 PROXY_OPTIONS = (
     "dataset",
     "data_dir",
@@ -20,40 +23,48 @@ PROXY_OPTIONS = (
 )
 
 
-def _positive(ctx: click.Context, param: click.Parameter, value):
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be positive, got {value}")
-    return value
-
-
 def proxy_options(fn: Callable) -> Callable:
     """Add the proxy options; each defaults to ``None``, meaning ``run``'s default."""
     options = [
         click.option("--dataset", default=None, help="Dataset spec (default: run's)."),
         click.option("--data-dir", default=None, help="Where datasets are (default: run's)."),
-        click.option("--epochs", type=int, default=None, callback=_positive, help="Proxy epochs."),
         click.option(
-            "--width", type=float, default=None, callback=_positive, help="Channel multiplier."
+            "--epochs", type=Number.of(ProxyConfig, "epochs"), default=None, help="Proxy epochs."
         ),
         click.option(
-            "--resolution", type=int, default=None, callback=_positive, help="Proxy image size."
+            "--width",
+            type=Number.of(ProxyConfig, "width"),
+            default=None,
+            help="Channel multiplier.",
+        ),
+        click.option(
+            "--resolution",
+            type=Number.of(ProxyConfig, "resolution"),
+            default=None,
+            help="Proxy image size.",
         ),
         click.option(
             "--batch-size",
-            type=int,
+            type=Number.of(ProxyConfig, "batch_size"),
             default=None,
-            callback=_positive,
             help="Proxy batch size (default: run's rule from the training-set size).",
         ),
         click.option(
-            "--limit", type=int, default=None, callback=_positive, help="Cap on training images."
+            "--limit",
+            type=Number(1, 10**9, integer=True),
+            default=None,
+            help="Cap on training images.",
         ),
-        click.option("--seed", type=int, default=None, help="The run seed (data split)."),
+        click.option(
+            "--seed",
+            type=Number.of(ProxyConfig, "seed"),
+            default=None,
+            help="The run seed (data split).",
+        ),
         click.option(
             "--threads",
-            type=int,
+            type=Number(1, 4096, integer=True),
             default=None,
-            callback=_positive,
             help="Torch threads per evaluation (a run's --cpus-per-trial).",
         ),
     ]

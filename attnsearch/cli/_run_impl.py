@@ -64,8 +64,6 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
     from attnsearch.spaces import load_space
 
     explicit = set(opts) if explicit is None else explicit
-    if opts["gpus_per_trial"] < 0:
-        raise InputError(f"--gpus-per-trial must be >= 0, got {opts['gpus_per_trial']}")
     fresh = not opts["resume"]
     if not fresh:
         if not opts["name"]:
@@ -76,7 +74,9 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         record = _resumed(opts, explicit, rundir)  # again, under the lock
         settings = record.settings
         space = load_space(settings.space)
+        _same_space(record, space, rundir)
         dataset = _load(settings)
+        _same_dataset(record, dataset, rundir)
         if settings.trials != rundir.settings.trials:  # extended: run.yaml says so
             stored = rundir.record
             rundir.save_record(
@@ -88,6 +88,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
             raise InputError("--budget is required (e.g. --budget 4GFLOPs)")
         budget = parse_budget(opts["budget"])
         space = load_space(opts["space"])
+        space.check_width(opts["width"])
         cheapest, _ = space.cheapest(opts["width"])
         if cheapest > budget:
             raise InputError(
@@ -151,6 +152,45 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
             "(see trials.csv for the reasons)"
         )
         raise SystemExit(1)
+
+
+def _digest(data: Any) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _same_space(record, space, rundir) -> None:
+    """Refuse a resume whose space file no longer resolves to the recorded space."""
+    import json
+
+    if record.space_file is None:
+        return  # a folder made before spaces were recorded
+    now = json.loads(json.dumps(space.to_json()))
+    if _digest(now) != _digest(record.space_file):
+        raise InputError(
+            f"space {record.settings.space!r} changed since search {rundir.name!r} was "
+            f"created (it differs from the space recorded in {rundir.run_yaml}); restore it "
+            "or start a new --name"
+        )
+
+
+def _same_dataset(record, dataset, rundir) -> None:
+    """Refuse a resume whose dataset is not the one recorded (its digest, else its summary)."""
+    stored = record.dataset_info
+    if not isinstance(stored, dict):
+        return  # a folder made before datasets were recorded
+    now = dataset.summary()
+    keys = ["digest"] if "digest" in stored else [k for k in stored if k in now]
+    changed = [k for k in keys if _digest(stored[k]) != _digest(now[k])]
+    if changed:
+        raise InputError(
+            f"dataset {record.settings.dataset!r} changed since search {rundir.name!r} was "
+            f"created ({', '.join(changed)} differ from {rundir.run_yaml}); restore it or "
+            "start a new --name"
+        )
 
 
 def _load(settings):

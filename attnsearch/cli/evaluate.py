@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from attnsearch.cli._numbers import Number
 from attnsearch.cli._proxy_options import given, proxy_options
+from attnsearch.proxy import MAX_SEED
 
 
 @click.command("evaluate")
@@ -14,10 +16,16 @@ from attnsearch.cli._proxy_options import given, proxy_options
     "--results-dir", default="results", show_default=True, help="Parent folder of run folders."
 )
 @proxy_options
-@click.option("--seeds", type=int, default=3, show_default=True, help="Number of seeds K.")
+@click.option(
+    "--seeds",
+    type=Number(1, 10_000, integer=True),
+    default=3,
+    show_default=True,
+    help="Number of seeds K.",
+)
 @click.option(
     "--first-seed",
-    type=int,
+    type=Number(0, MAX_SEED, integer=True),
     default=0,
     show_default=True,
     help="Trial seeds are FIRST..FIRST+K-1 (a trial's seed is its trial number).",
@@ -37,10 +45,6 @@ def command(arch_file: str, run_name, results_dir, seeds, first_seed, as_json, *
     from attnsearch.errors import InputError
     from attnsearch.evaluation import evaluate_architecture, settings_from_options
 
-    if seeds < 1:
-        raise InputError(f"--seeds must be at least 1, got {seeds}")
-    if first_seed < 0:
-        raise InputError(f"--first-seed must be >= 0, got {first_seed}")
     path = Path(arch_file)
     if not path.exists():
         raise ArchitectureError(f"{path}: no such file")

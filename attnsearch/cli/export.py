@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import click
 
+from attnsearch.cli._numbers import Number, budget_option
+from attnsearch.proxy import MAX_SEED
+
 
 @click.command("export")
 @click.argument("name", required=False)
-@click.option("--trial", type=int, metavar="N", help="Export this trial (Optuna trial number).")
+@click.option(
+    "--trial",
+    type=Number(0, MAX_SEED, integer=True),
+    metavar="N",
+    help="Export this trial (Optuna trial number).",
+)
 @click.option("--best", is_flag=True, help="Export the most accurate Pareto-front member.")
 @click.option(
     "--max-flops",
     metavar="FLOPS",
+    callback=budget_option,
     help="With --best: only front members with at most this many FLOPs (e.g. 2GFLOPs).",
 )
 @click.option(
@@ -91,6 +100,9 @@ def command(
         raise ExportError("give exactly one of --trial N or --best")
     if max_flops is not None and not best:
         raise ExportError("--max-flops goes with --best")
+    from attnsearch.cli._places import check_output_file
+
+    check_output_file("-o", output)
 
     from attnsearch.architecture import Architecture, ArchitectureError
     from attnsearch.budget import format_flops, parse_budget

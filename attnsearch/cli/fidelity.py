@@ -4,27 +4,62 @@ from __future__ import annotations
 
 import click
 
+from attnsearch.cli._numbers import Number, budget_option
 from attnsearch.cli._proxy_options import given, proxy_options
+from attnsearch.proxy import MAX_SEED
 
 
 @click.command("fidelity")
 @click.option("--space", default="resnet50", show_default=True, help="Space name or .yaml file.")
 @proxy_options
-@click.option("--panel", type=int, default=24, show_default=True, help="Architectures (>= 3).")
-@click.option("--panel-seed", type=int, default=0, show_default=True, help="Fixes the panel.")
-@click.option("--budget", default=None, help="Leave out architectures above this (e.g. 4G).")
-@click.option("--proxy-seeds", type=int, default=3, show_default=True, help="Seeds per proxy.")
+@click.option(
+    "--panel",
+    type=Number(3, 100_000, integer=True),
+    default=24,
+    show_default=True,
+    help="Architectures (>= 3).",
+)
+@click.option(
+    "--panel-seed",
+    type=Number(0, MAX_SEED, integer=True),
+    default=0,
+    show_default=True,
+    help="Fixes the panel.",
+)
+@click.option(
+    "--budget",
+    default=None,
+    callback=budget_option,
+    help="Leave out architectures above this (e.g. 4G).",
+)
+@click.option(
+    "--proxy-seeds",
+    type=Number(1, 1000, integer=True),
+    default=3,
+    show_default=True,
+    help="Seeds per proxy.",
+)
 @click.option(
     "--reference-factor",
-    type=int,
+    type=Number(1, 1000, integer=True),
     default=10,
     show_default=True,
     help="The reference trains this many times the proxy's epochs (and optimizer steps).",
 )
 @click.option(
-    "--reference-seeds", type=int, default=2, show_default=True, help="Seeds per reference."
+    "--reference-seeds",
+    type=Number(1, 1000, integer=True),
+    default=2,
+    show_default=True,
+    help="Seeds per reference.",
 )
-@click.option("--workers", type=int, default=1, show_default=True, help="Training processes.")
+@click.option(
+    "--workers",
+    type=Number(1, 1024, integer=True),
+    default=1,
+    show_default=True,
+    help="Training processes.",
+)
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
@@ -64,8 +99,13 @@ def command(
     from attnsearch.fidelity import jsonable, run_fidelity
     from attnsearch.spaces import load_space
 
+    if output:
+        from attnsearch.cli._places import check_output_file
+
+        check_output_file("-o", output)  # before hours of training, not after
     sp = load_space(space)
     settings = ProxySettings.defaults(**given(opts))
+    sp.check_width(settings.width)
     limit = parse_budget(budget) if budget is not None else None
     if device == "cuda":
         import torch

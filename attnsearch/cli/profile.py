@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import click
 
+_MAX_CHANNELS, _MAX_SIDE = 4096, 16384  # larger inputs are typos, not images
+
 
 def _parse_input(ctx: click.Context, param: click.Parameter, value: str | None):
     if value is None:
         return None
+    shown = value if len(value) <= 40 else f"{value[:12]}... ({len(value)} characters)"
     try:
+        if len(value) > 40:
+            raise ValueError
         shape = tuple(int(v) for v in value.replace("x", ",").split(","))
     except ValueError:
-        raise click.BadParameter(f"expected C,H,W such as 3,224,224, got {value!r}") from None
+        raise click.BadParameter(f"expected C,H,W such as 3,224,224, got {shown!r}") from None
     if len(shape) != 3 or min(shape) < 1:
         raise click.BadParameter(f"expected three positive integers C,H,W, got {value!r}")
+    if shape[0] > _MAX_CHANNELS or max(shape[1:]) > _MAX_SIDE:
+        raise click.BadParameter(
+            f"at most {_MAX_CHANNELS} channels and {_MAX_SIDE} pixels a side, got {value!r}"
+        )
     return shape
 
 

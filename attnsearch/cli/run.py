@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from attnsearch.cli._numbers import Number, budget_option
 from attnsearch.proxy import ProxyConfig, field_default
 from attnsearch.rundir import RESULTS_DIR
-from attnsearch.search._settings import SAMPLERS, RunSettings
+from attnsearch.search._settings import REFERENCE_MODES, SAMPLERS, RunSettings
 
 
 def _run(name: str):
@@ -17,16 +18,11 @@ def _proxy(name: str):
     return field_default(ProxyConfig, name)
 
 
-def _positive(ctx, param, value):
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be positive, got {value}")
-    return value
-
-
 @click.command("run")
 @click.option(
     "--budget",
     default=None,
+    callback=budget_option,
     help="Hard FLOPs limit of the deploy network, e.g. 4GFLOPs, 350M, 4e9 "
     "(required unless --resume).",
 )
@@ -52,16 +48,14 @@ def _positive(ctx, param, value):
     "--trials",
     default=_run("trials"),
     show_default=True,
-    type=int,
-    callback=_positive,
+    type=Number.of(RunSettings, "trials"),
     help="Trained trials to complete (over-budget candidates are extra and free).",
 )
 @click.option(
     "--epochs",
     default=_proxy("epochs"),
     show_default=True,
-    type=int,
-    callback=_positive,
+    type=Number.of(ProxyConfig, "epochs"),
     help="Proxy training epochs per candidate.",
 )
 @click.option("--sampler", default=_run("sampler"), show_default=True, type=click.Choice(SAMPLERS))
@@ -69,23 +63,21 @@ def _positive(ctx, param, value):
     "--concurrency",
     default=_run("concurrency"),
     show_default=True,
-    type=int,
-    callback=_positive,
+    type=Number.of(RunSettings, "concurrency"),
     help="Trials running at once.",
 )
 @click.option(
     "--gpus-per-trial",
     default=_run("gpus_per_trial"),
     show_default=True,
-    type=float,
+    type=Number.of(RunSettings, "gpus_per_trial"),
     help="GPUs per trial; fractions pack several proxies on one GPU.",
 )
 @click.option(
     "--cpus-per-trial",
     default=_run("cpus_per_trial"),
     show_default=True,
-    type=float,
-    callback=_positive,
+    type=Number.of(RunSettings, "cpus_per_trial"),
     help="CPU threads per trial.",
 )
 @click.option(
@@ -102,43 +94,42 @@ def _positive(ctx, param, value):
     "--results-dir", default=RESULTS_DIR, show_default=True, help="Parent folder of run folders."
 )
 @click.option(
-    "--seed", default=_proxy("seed"), show_default=True, type=int, help="Sampler and training seed."
+    "--seed",
+    default=_proxy("seed"),
+    show_default=True,
+    type=Number.of(ProxyConfig, "seed"),
+    help="Sampler and training seed.",
 )
 @click.option(
     "--width",
     default=_proxy("width"),
     show_default=True,
-    type=float,
-    callback=_positive,
+    type=Number.of(ProxyConfig, "width"),
     help="Proxy channel multiplier.",
 )
 @click.option(
     "--resolution",
     default=_proxy("resolution"),
-    type=int,
-    callback=_positive,
+    type=Number.of(ProxyConfig, "resolution"),
     help="Proxy image size (default: the dataset's own).",
 )
 @click.option(
     "--batch-size",
     default=None,
-    type=int,
-    callback=_positive,
+    type=Number.of(ProxyConfig, "batch_size"),
     help="Proxy batch size (default: 32 under 10,000 training images, else 128).",
 )
 @click.option(
     "--limit",
     default=_run("limit"),
-    type=int,
-    callback=_positive,
+    type=Number.of(RunSettings, "limit"),
     help="Use at most this many training images.",
 )
 @click.option(
     "--repeats",
     default=_run("repeats"),
     show_default=True,
-    type=int,
-    callback=_positive,
+    type=Number.of(RunSettings, "repeats"),
     help="Seeds per reference, and per front (or within-noise) trial before the run ends; "
     "the front is ranked on mean accuracy. Extra trials, not counted in --trials.",
 )
@@ -146,7 +137,7 @@ def _positive(ctx, param, value):
     "--references",
     default=_run("references"),
     show_default=True,
-    type=click.Choice(("fit", "all", "none")),
+    type=click.Choice(REFERENCE_MODES),
     help="Train the papers' networks the space expresses: those under the budget (fit), "
     "also over-budget ones as context (all), or none. Never on the front.",
 )

@@ -87,6 +87,8 @@ class HParam:
             if not isinstance(value, (int, float)):
                 raise ValueError(f"{module}: {self.name} must be a number, got {value!r}")
             value = float(value)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(f"{module}: {self.name} must be a finite number, got {value!r}")
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(str(c) for c in self.choices)
             raise ValueError(f"{module}: {self.name}={value!r} is not one of {allowed}")

@@ -9,6 +9,7 @@ analytically (microseconds) and tells Optuna at once when it is over budget
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -42,14 +43,17 @@ class BudgetedSearch:
         self.epochs = epochs
         self.max_attempts = max_attempts
         self.interrupted = False  # set on Ctrl-C: stopped trials stay RUNNING, resumable
-        self.reruns: list[Any] = []  # attnsearch.search._resume.Rerun, oldest first
+        # the interrupted trials to run again, oldest first (attnsearch.search._resume.Rerun),
+        # read from the storage at each ask (the driver sets it; never kept only in memory)
+        self.pending_reruns: Callable[[], list[Any]] = list
         self.infeasible = 0
         self.invalid = 0
 
     def ask(self) -> tuple[optuna.trial.Trial, dict]:
         """The next feasible candidate: its Optuna trial and the config to train it."""
-        if self.reruns:  # a trial that was running when the driver stopped: same params
-            rerun = self.reruns.pop(0)
+        reruns = self.pending_reruns()
+        if reruns:  # a trial that was running when the driver stopped: same params
+            rerun = reruns[0]
             self.study.enqueue_trial(
                 rerun.params,
                 user_attrs={
@@ -119,7 +123,7 @@ class BudgetedSearch:
             ot_trial,
             **{
                 k: result[k]
-                for k in ("history", "train_seconds", "node_id", "epoch")
+                for k in ("history", "train_seconds", "node_id", "epoch", "resume_error")
                 if k in result
             },
         )

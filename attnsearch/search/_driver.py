@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
@@ -121,7 +122,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     from attnsearch.references import references_for
     from attnsearch.results import storage_for, write_results
     from attnsearch.search._ray import kill_stray_ray, record_ray_session, start_ray
-    from attnsearch.search._resume import reconcile
+    from attnsearch.search._resume import pending_reruns, reconcile
     from attnsearch.search._samplers import make_sampler
     from attnsearch.search._searcher import BudgetedOptunaSearch
     from attnsearch.search._worker import trainable
@@ -148,10 +149,8 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         storage=storage,
     )
     study = optuna.load_study(study_name=study_name, storage=storage)
-    # a reference or repeat interrupted while it trained is asked again by enqueue_extras
-    # (with its role), not re-run as a search trial
-    roles = {t.number: t.user_attrs.get("role") for t in study.get_trials(deepcopy=False)}
-    searcher.core.reruns = [r for r in reconcile(run, study) if not roles.get(r.trial)]
+    reconcile(run, study)  # marks the interrupted trials; their re-runs come from the storage
+    searcher.core.pending_reruns = functools.partial(pending_reruns, run, searcher.core.study)
     references = references_for(
         space, width=settings.width, budget=settings.budget, mode=settings.references
     )

@@ -10,10 +10,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from attnsearch.proxy import ProxyConfig, config_from_dict
+from attnsearch.proxy import ConfigError, ProxyConfig, bounded, check_bounds, config_from_dict
 
 __all__ = ["SAMPLERS", "RunSettings", "batch_size_for"]
 
+REFERENCE_MODES = ("fit", "all", "none")
 SAMPLERS = ("nsga2", "tpe", "random")
 SMALL_DATASET = 10_000  # fewer training images than this: smaller batches, more steps
 
@@ -34,24 +35,33 @@ class RunSettings:
     :class:`attnsearch.rundir.RunDir` owns them.
     """
 
-    budget: int  # hard FLOPs limit on the deploy network
+    budget: int = bounded(dataclasses.MISSING, 1, 10**30)  # hard FLOPs limit (deploy network)
     space: str = "resnet50"  # shipped space name or path to a .yaml file
     dataset: str = "digits"  # digits | synthetic | cifar10 | cifar100 | folder:PATH
     data_dir: str = "data"  # where CIFAR archives live (downloaded there when absent)
-    trials: int = 24  # trained (feasible) trials to complete
+    trials: int = bounded(24, 1, 1_000_000)  # trained (feasible) trials to complete
     sampler: str = "nsga2"  # nsga2 | tpe | random
-    concurrency: int = 2  # trials running at once
-    gpus_per_trial: float = 0.0  # fractional GPUs pack several small proxies on one device
-    cpus_per_trial: float = 1.0  # CPU threads per trial
+    concurrency: int = bounded(2, 1, 4096)  # trials running at once
+    gpus_per_trial: float = bounded(0.0, 0, 1024)  # fractions pack several proxies on a GPU
+    cpus_per_trial: float = bounded(1.0, 0, 4096, lo_open=True)  # CPU threads per trial
     address: str | None = None  # existing Ray cluster; None starts a local one
-    limit: int | None = None  # cap on training images (quick runs)
+    limit: int | None = bounded(None, 1, 10**9)  # cap on training images (quick runs)
     early_stop: bool = False  # ASHA early stopping on accuracy
     # seeds per reference, and per front (or within-noise) trial once the search is done;
     # 2: the fewest that measure a seed sd (one architecture's seed sd is ~5 points on the
     # digits proxy, issue 10), at +1 training per re-evaluated trial
-    repeats: int = 2
+    repeats: int = bounded(2, 1, 100)
     references: str = "fit"  # the papers' networks the space can express: fit | all | none
     proxy: ProxyConfig = field(default_factory=ProxyConfig)  # how each candidate trains
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "settings")
+        for name, allowed in (("sampler", SAMPLERS), ("references", REFERENCE_MODES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"settings: {name} must be one of {', '.join(allowed)}, "
+                    f"got {getattr(self, name)!r}"
+                )
 
     # the proxy fields a user sets through `run` options (the proxy owns their defaults)
     PROXY_OPTIONS = ("epochs", "batch_size", "width", "resolution", "seed")

@@ -17,7 +17,13 @@ from typing import Any
 
 from attnsearch.architecture import Architecture
 from attnsearch.proxy import ProxyConfig
-from attnsearch.rundir import CHECKPOINT_FILE, load_checkpoint, record_execution, save_checkpoint
+from attnsearch.rundir import (
+    CHECKPOINT_FILE,
+    ResultsError,
+    load_checkpoint,
+    record_execution,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -31,6 +37,7 @@ class TrialOutcome:
     failed: str | None = None  # the candidate's own failure, one line
     train_losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     val_losses: list[float] = field(default_factory=list)  # validation cross-entropy per epoch
+    resume_error: str | None = None  # the checkpoint could not be read: trained from scratch
 
 
 # report(metrics, state): metrics = {"accuracy", "epoch", "history", "train_seconds"},
@@ -60,7 +67,9 @@ def run_trial(
         report: called after each epoch (see :data:`Report`).
         checkpoint: a checkpoint to continue from: ``state.pt``, its folder, or what
             :func:`attnsearch.rundir.load_checkpoint` read from it.
-        on_start: called with the epoch training starts from, before it starts.
+        on_start: called with the epoch training starts from, before it starts. When
+            ``checkpoint`` cannot be read (truncated, corrupted), training starts from
+            scratch instead of failing, and the outcome's ``resume_error`` says why.
         threads: torch CPU threads.
         device: where to train (default: CUDA if visible, as a trial).
 
@@ -75,10 +84,8 @@ def run_trial(
     if threads is not None:
         torch.set_num_threads(max(1, int(threads)))
     cfg = dataclasses.replace(proxy, resolution=None)  # resized once, at load time
-    start_epoch, start_state = 0, None
-    if checkpoint is not None:
-        start_state = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
-        start_epoch = int(start_state.get("epoch", 0))
+    start_state, resume_error = read_start_state(checkpoint)
+    start_epoch = int(start_state.get("epoch", 0)) if start_state is not None else 0
     if on_start is not None:
         on_start(start_epoch)
     t0 = time.perf_counter()
@@ -119,15 +126,29 @@ def run_trial(
             epoch=start_epoch + len(history),
             train_seconds=time.perf_counter() - t0,
             failed=f"{type(e).__name__}: {e}".splitlines()[0][:300],
+            resume_error=resume_error,
         )
     return TrialOutcome(
         result.accuracy,
         history,
         cfg.epochs,
         time.perf_counter() - t0,
+        resume_error=resume_error,
         train_losses=list(result.train_losses),
         val_losses=list(result.val_losses),
     )
+
+
+def read_start_state(checkpoint: str | Path | dict | None) -> tuple[dict | None, str | None]:
+    """``(state, None)`` for a readable checkpoint (or a state already read), ``(None, why)``
+    for a truncated or corrupted one: the trial then trains from scratch, once, instead of
+    failing on every retry; ``(None, None)`` without one."""
+    if checkpoint is None or isinstance(checkpoint, dict):
+        return checkpoint, None
+    try:
+        return load_checkpoint(checkpoint), None
+    except ResultsError as e:
+        return None, str(e)
 
 
 def _is_worker_death(e: BaseException) -> bool:
@@ -145,21 +166,24 @@ def trainable(config: dict, dataset=None, settings=None, executions_log: str = "
     arch = Architecture.from_json(config["architecture"])
     number = int(config["trial_number"])
     node_id = ray.get_runtime_context().get_node_id()
-    checkpoint = None
     ckpt = tune.get_checkpoint()
     if ckpt is None and config.get("resume_checkpoint"):
         ckpt = tune.Checkpoint.from_directory(config["resume_checkpoint"])
+    checkpoint, resume_error = None, None
     if ckpt is not None:
-        with ckpt.as_directory() as d:
-            if (Path(d) / CHECKPOINT_FILE).exists():
-                checkpoint = load_checkpoint(d)
+        with ckpt.as_directory() as d:  # a missing file reads as a corrupted checkpoint
+            checkpoint, resume_error = read_start_state(Path(d) / CHECKPOINT_FILE)
 
     def on_start(start_epoch: int) -> None:
         if executions_log:
-            record_execution(executions_log, number, node_id, start_epoch, config.get("digest"))
+            record_execution(
+                executions_log, number, node_id, start_epoch, config.get("digest"), resume_error
+            )
 
     def report(metrics: dict, payload: dict) -> None:
         metrics = {**metrics, "flops": config["flops"], "trial_number": number, "node_id": node_id}
+        if resume_error:  # recorded with the trial: it trained from scratch
+            metrics["resume_error"] = resume_error
         with tempfile.TemporaryDirectory() as out:
             save_checkpoint(out, payload["epoch"], payload["model"], payload.get("optimizer"))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(out))
@@ -182,5 +206,6 @@ def trainable(config: dict, dataset=None, settings=None, executions_log: str = "
                 "failed": outcome.failed,
                 "trial_number": number,
                 "node_id": node_id,
+                **({"resume_error": resume_error} if resume_error else {}),
             }
         )
