@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # RunSettings needs a budget; evaluating one given architecture searches nothing
-_NO_BUDGET = 0
+_NO_BUDGET = 10**30  # evaluating one architecture applies no budget: the largest allowed
 
 
 def run_defaults() -> dict[str, Any]:
