@@ -23,6 +23,14 @@ def _positive(ctx, param, value):
     return value
 
 
+def _timeout(ctx, param, value):
+    import math
+
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise click.BadParameter(f"must be 0 (no limit) or a positive number, got {value}")
+    return value
+
+
 @click.command("run")
 @click.option(
     "--budget",
@@ -94,6 +102,15 @@ def _positive(ctx, param, value):
     help="Existing Ray cluster (else RAY_ADDRESS, else a local Ray is started).",
 )
 @click.option(
+    "--trial-timeout",
+    default=_run("trial_timeout"),
+    type=float,
+    callback=_timeout,
+    help="Seconds a trial may run before it is stopped and recorded as failed; 0: no "
+    "limit (default: 10x the longest finished trial, at least 300s; none before one "
+    "finished).",
+)
+@click.option(
     "--name",
     default=None,
     help="Run name: results go to RESULTS_DIR/NAME (default: SPACE-DATE-TIME).",
@@ -140,8 +157,8 @@ def command(ctx: click.Context, **opts) -> None:
     """Search attention choices per slot: accuracy up, FLOPs down, under --budget.
 
     Resume an interrupted search with --name NAME --resume (its settings come from
-    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial and --address
-    may change).
+    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial, --address and
+    --trial-timeout may change).
     """
     from click.core import ParameterSource
 
