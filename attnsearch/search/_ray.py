@@ -37,8 +37,8 @@ def start_ray(address: str | None) -> bool:
     """Connect to ``address`` (or ``RAY_ADDRESS``), or start a quiet local Ray of this
     process's own (never one found running on the machine); True if started here.
 
-    The local Ray advertises 127.0.0.1 and runs with token authentication (forced on, even
-    where ``RAY_AUTH_MODE`` says otherwise).
+    The local Ray runs with token authentication, forced on even where ``RAY_AUTH_MODE``
+    says otherwise (Ray 2.60 cannot keep its ports on loopback: see the README).
     """
     import ray
 
@@ -55,8 +55,9 @@ def start_ray(address: str | None) -> bool:
     _token_auth_on()
     ray.init(
         address="local",  # a new Ray of our own, never ray_current_cluster's
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
+        include_dashboard=False,  # Ray 2.60 rewrites a 127.0.0.1 node address to the
+        # machine's reachable one and its gRPC servers listen on all interfaces: the token
+        # is what keeps other machines out
         logging_level=logging.ERROR,
         log_to_driver=False,
         configure_logging=True,
@@ -227,8 +228,9 @@ def stray_ray_pids(record: dict[str, Any] | None, table=None) -> set[int]:
         if owned:
             needle = str(folder).encode()
             proven |= {p for p in table if needle in _cmdline(p)}
-    found = proven | _descendants(proven, table)
-    return found - _ancestors(os.getpid(), table)
+    mine = _ancestors(os.getpid(), table)  # never this process, its parents, its children
+    proven -= mine
+    return (proven | _descendants(proven, table)) - mine
 
 
 def kill_stray_ray(run: RunDir, wait: float = 5.0) -> int:
