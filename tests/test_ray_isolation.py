@@ -321,3 +321,101 @@ def test_trial_timeout_option_refuses_bad_numbers(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and "--trial-timeout" in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+# ---- a user's own Ray on the same machine ---------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tree_with(text: bytes) -> dict[int, int]:
+    """Processes whose command line holds ``text``, and their descendants: pid -> start."""
+    from attnsearch.search._ray import _cmdline, _descendants, _table
+
+    table = _table()
+    roots = {p for p in table if text in _cmdline(p)}
+    return {p: table[p][1] for p in roots | _descendants(roots, table)}
+
+
+_SEARCH = [
+    "run",
+    "--budget",
+    "2G",
+    "--space",
+    "tiny",
+    "--dataset",
+    "synthetic",
+    "--resolution",
+    "8",
+    "--width",
+    "0.25",
+    "--limit",
+    "600",
+    "--epochs",
+    "3",
+    "--concurrency",
+    "1",
+    "--trials",
+    "2",
+    "--name",
+    "k",
+]
+
+
+@pytest.mark.slow
+def test_users_own_ray_survives_a_killed_and_resumed_search(tmp_path):
+    """A `ray start --head` of the user's, in the very temp dir the search's Ray uses by
+    default (so its ``ray_current_cluster`` is the one a search would find), survives a
+    search that is SIGKILLed mid-trial and resumed; the resume finishes."""
+    temp = Path(tempfile.mkdtemp(prefix="rtu", dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(temp), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    subprocess.run(
+        [
+            ray_bin,
+            "start",
+            "--head",
+            f"--port={_free_port()}",
+            f"--temp-dir={temp / 'ray'}",
+            "--num-cpus=1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    user = _tree_with(f"{temp}/ray/session_".encode())
+    try:
+        assert len(user) >= 3, "found the user's Ray processes"
+        assert (temp / "ray" / "ray_current_cluster").exists()
+        run_dir = tmp_path / "results" / "k"
+        search = subprocess.Popen(
+            [sys.executable, "-m", "attnsearch", *_SEARCH],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        end = time.time() + 300
+        log = run_dir / "executions.jsonl"
+        while not (log.exists() and log.read_text().strip()):  # a trial trains
+            assert search.poll() is None, "the search ended before it could be killed"
+            assert time.time() < end, "no trial started"
+            time.sleep(0.3)
+        search.kill()
+        search.wait()
+        resumed = cli("run", "--name", "k", "--resume", cwd=tmp_path, env=env, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        dead = [p for p, start in user.items() if not _running(p, start)]
+        assert not dead, f"processes of the user's own Ray were killed: {dead}"
+    finally:
+        for p, start in _tree_with(f"{temp}/ray/session_".encode()).items():
+            if _running(p, start):
+                os.kill(p, signal.SIGKILL)
