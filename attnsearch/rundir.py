@@ -434,7 +434,18 @@ class RunDir:
 
     # ---- checkpoints ----
     def find_checkpoint(self, trial: int, tune_trial_id: str | None) -> Path:
-        return find_checkpoint(self.path, trial, tune_trial_id)
+        return find_checkpoint(self.tune_storage, trial, tune_trial_id)
+
+    @property
+    def tune_storage(self) -> str:
+        """Tune's ``storage_path`` for this run (its experiment is ``tune/`` under it): the
+        run folder, or ``--storage``/NAME, a path or URI every node of the cluster reaches.
+        Checkpoints are looked up there on a resume (a URI: not found, the trial restarts
+        from epoch 0)."""
+        storage = getattr(self.settings, "storage", None)
+        if not storage:
+            return str(self.path)
+        return f"{storage.rstrip('/')}/{self.name}"
 
 
 # ---- the execution log ------------------------------------------------------------------

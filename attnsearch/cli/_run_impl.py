@@ -35,6 +35,7 @@ _COMPARED = (
     "batch_size",
     "limit",
     "early_stop",
+    "storage",
 )
 
 

@@ -23,6 +23,16 @@ def _positive(ctx, param, value):
     return value
 
 
+def _storage(ctx, param, value):
+    from pathlib import Path
+
+    if value is None or "://" in value:
+        return value
+    if not value.strip():
+        raise click.BadParameter("must be a path or a URI, got an empty string")
+    return str(Path(value).expanduser().resolve())  # workers run in other folders
+
+
 def _timeout(ctx, param, value):
     import math
 
@@ -100,6 +110,14 @@ def _timeout(ctx, param, value):
     "--address",
     default=_run("address"),
     help="Existing Ray cluster (else RAY_ADDRESS, else a local Ray is started).",
+)
+@click.option(
+    "--storage",
+    default=_run("storage"),
+    callback=_storage,
+    help="Where Tune keeps checkpoints: a path every node of the cluster sees (shared "
+    "filesystem) or a URI (s3://, gs://); the run goes under NAME there (default: the run "
+    "folder). The study and logs stay in the run folder on the driver.",
 )
 @click.option(
     "--trial-timeout",

@@ -174,7 +174,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
                 ),
                 run_config=tune.RunConfig(
                     name=run.tune_dir.name,
-                    storage_path=str(run.path),
+                    storage_path=run.tune_storage,  # the run folder, or --storage/NAME
                     verbose=0,
                     callbacks=callbacks,
                     stop=_InterruptStopper(),

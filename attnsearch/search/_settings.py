@@ -35,6 +35,7 @@ class RunSettings:
     gpus_per_trial: float = 0.0  # fractional GPUs pack several small proxies on one device
     cpus_per_trial: float = 1.0  # CPU threads per trial
     address: str | None = None  # existing Ray cluster; None starts a local one
+    storage: str | None = None  # Tune's checkpoints: path/URI every node sees; None: run folder
     trial_timeout: float | None = None  # seconds a trial may run; 0: no limit; None: automatic
     limit: int | None = None  # cap on training images (quick runs)
     early_stop: bool = False  # ASHA early stopping on accuracy
