@@ -419,3 +419,74 @@ def test_users_own_ray_survives_a_killed_and_resumed_search(tmp_path):
         for p, start in _tree_with(f"{temp}/ray/session_".encode()).items():
             if _running(p, start):
                 os.kill(p, signal.SIGKILL)
+
+
+# ---- the live view --------------------------------------------------------------------------
+class _Term:
+    def __init__(self, width: int = 120):
+        import io
+
+        from rich.console import Console
+
+        self.buf = io.StringIO()
+        self.out = Console(file=self.buf, width=width, highlight=False, markup=False)
+        self.lines: list[str] = []
+
+    def line(self, text: str = "", **kwargs) -> None:
+        self.lines.append(text)
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def test_live_view_shows_progress_elapsed_eta_and_running_epochs(monkeypatch):
+    from attnsearch.cli import _live
+
+    clock = [1000.0]
+    monkeypatch.setattr(_live.time, "time", lambda: clock[0])
+    term = _Term()
+    view = _live.LiveView(term, 2_000_000_000, 4, interactive=True, epochs=5)
+    view.epoch({"trial_number": 3, "epoch": 2, "node_ip": "10.0.0.7", "node_id": "abcdef123456"})
+    clock[0] += 60
+    view.completed({"trial_number": 1, "accuracy": 0.5, "flops": 10**9, "train_seconds": 3})
+    term.out.print(view.render())
+    shown = term.buf.getvalue()
+    assert "1/4" in shown  # the bar's done/total
+    assert "elapsed 0:01:00" in shown and "ETA 0:03:00" in shown  # 60 s per trial, 3 left
+    row = next(line for line in shown.splitlines() if "10.0.0.7" in line)
+    assert "3" in row and "2/5" in row and "abcdef12" in row  # trial 3, epoch 2 of 5, node
+    assert not term.lines  # a terminal gets the live display, not lines
+
+
+def test_live_view_plain_lines_off_a_terminal(monkeypatch):
+    from attnsearch.cli import _live
+
+    term = _Term()
+    view = _live.LiveView(term, 2_000_000_000, 2, interactive=False, epochs=3)
+    view.epoch({"trial_number": 0, "epoch": 1, "node_id": "ffff0000aaaa"})
+    view.completed({"trial_number": 0, "accuracy": 0.25, "flops": 10**9, "train_seconds": 1})
+    view.errored(1, "timed out: still running after 9s (--trial-timeout)")
+    assert "trial 0: epoch 1/3 on node ffff0000" in term.lines[0]
+    assert "done 1/2" in term.lines[1] and "ETA" in term.lines[1]
+    assert "trial 1: failed — timed out" in term.lines[2]
+    assert view.failed == 1 and not view.progress
+    assert term.buf.getvalue() == ""  # nothing but plain lines
+
+
+# ---- --storage ------------------------------------------------------------------------------
+def test_storage_holds_tune_under_the_run_name_and_resume_looks_there(tmp_path):
+    import torch
+
+    from attnsearch.rundir import save_checkpoint
+
+    local = make_run(tmp_path / "results", "a", 2_000_000_000, space="tiny")
+    assert local.tune_storage == str(local.path)
+    shared = tmp_path / "shared"
+    run = make_run(tmp_path / "results", "b", 2_000_000_000, space="tiny", storage=str(shared))
+    assert run.tune_storage == f"{shared}/b"
+    folder = shared / "b" / "tune" / "trainable_ab12c_00000_0_2026-01-01" / "checkpoint_000002"
+    folder.mkdir(parents=True)
+    save_checkpoint(folder, 2, {"w": torch.zeros(1)}, None)
+    assert run.find_checkpoint(0, "ab12c_00000").parent == folder
+    uri = make_run(tmp_path / "results", "c", 2_000_000_000, space="tiny", storage="s3://bk/x/")
+    assert uri.tune_storage == "s3://bk/x/c"
