@@ -490,3 +490,32 @@ def test_storage_holds_tune_under_the_run_name_and_resume_looks_there(tmp_path):
     assert run.find_checkpoint(0, "ab12c_00000").parent == folder
     uri = make_run(tmp_path / "results", "c", 2_000_000_000, space="tiny", storage="s3://bk/x/")
     assert uri.tune_storage == "s3://bk/x/c"
+
+
+@pytest.mark.slow
+def test_cli_trial_timeout_stops_and_records_the_trial(tmp_path):
+    """Trials that train far longer than --trial-timeout are stopped, not retried, and
+    recorded as failed with the reason; the search then ends (exit 1: none finished)."""
+    proc = cli(
+        *_SEARCH[:-8],  # less --epochs ... --name
+        "--epochs",
+        "200",
+        "--concurrency",
+        "1",
+        "--trials",
+        "1",
+        "--trial-timeout",
+        "3",
+        "--name",
+        "t",
+        cwd=tmp_path,
+        timeout=600,
+        env={**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="rtt", dir="/tmp")},
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    import csv
+
+    with open(tmp_path / "results" / "t" / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["status"] == "fail" for r in rows), rows
+    assert all(r["reason"].startswith("timed out") for r in rows), rows

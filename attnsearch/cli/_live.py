@@ -216,7 +216,11 @@ def _make_callback(key: int):
                 if view is not None:
                     timeouts = getattr(view.searcher, "timeouts", {})
                     reason = timeouts.get(trial.trial_id, "the trial's worker failed")
-                    view.errored((trial.last_result or {}).get("trial_number", "?"), reason)
+                    ot_trial = getattr(view.searcher, "_ot_trials", {}).get(trial.trial_id)
+                    number = getattr(ot_trial, "number", None)
+                    if number is None:
+                        number = (trial.last_result or {}).get("trial_number", "?")
+                    view.errored(number, reason)
 
         _Callback.__module__ = __name__
         _Callback.__qualname__ = "_Callback"

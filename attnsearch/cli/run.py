@@ -109,7 +109,8 @@ def _timeout(ctx, param, value):
 @click.option(
     "--address",
     default=_run("address"),
-    help="Existing Ray cluster (else RAY_ADDRESS, else a local Ray is started).",
+    help="Existing Ray cluster (else RAY_ADDRESS, else the search starts a Ray of its own, "
+    "never one it finds running).",
 )
 @click.option(
     "--storage",
