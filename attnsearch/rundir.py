@@ -414,9 +414,19 @@ class RunDir:
         return {e.trial for e in self.executions()}
 
     # ---- Ray session ----
-    def record_ray_session(self, session: str, driver_pid: int | None = None) -> None:
-        info = {"session": session, "driver_pid": driver_pid or os.getpid()}
+    def record_ray_session(self, session: str, driver_pid: int | None = None, **details) -> None:
+        """Write the session record; ``details`` (JSON values) let a later cleanup verify
+        which processes belong to it (see ``attnsearch.search._ray``)."""
+        info = {"session": session, "driver_pid": driver_pid or os.getpid(), **details}
         _atomic_write(self.ray_session_file, json.dumps(info))
+
+    def ray_session_record(self) -> dict[str, Any] | None:
+        """The whole session record as written (unverified), if it is a JSON object."""
+        try:
+            info = json.loads(self.ray_session_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
 
     def ray_session(self) -> str | None:
         """The Ray session name a driver of this run started, if recorded and well-formed."""
@@ -430,7 +440,18 @@ class RunDir:
 
     # ---- checkpoints ----
     def find_checkpoint(self, trial: int, tune_trial_id: str | None) -> Path:
-        return find_checkpoint(self.path, trial, tune_trial_id)
+        return find_checkpoint(self.tune_storage, trial, tune_trial_id)
+
+    @property
+    def tune_storage(self) -> str:
+        """Tune's ``storage_path`` for this run (its experiment is ``tune/`` under it): the
+        run folder, or ``--storage``/NAME, a path or URI every node of the cluster reaches.
+        Checkpoints are looked up there on a resume (a URI: not found, the trial restarts
+        from epoch 0)."""
+        storage = getattr(self.settings, "storage", None)
+        if not storage:
+            return str(self.path)
+        return f"{storage.rstrip('/')}/{self.name}"
 
 
 # ---- the execution log ------------------------------------------------------------------
@@ -454,9 +475,21 @@ def record_execution(
     start_epoch: int,
     digest: str | None,
     resume_error: str | None = None,
+    *,
+    pid: int | None = None,
+    at: float | None = None,
 ) -> None:
-    """Append one line to the execution log (best effort: a worker never fails on it)."""
-    line = Execution(trial, node_id, os.getpid(), start_epoch, digest, time.time(), resume_error)
+    """Append one line to the execution log (best effort: a worker never fails on it).
+    ``pid`` and ``at``: the worker's pid and start time when written on its behalf."""
+    line = Execution(
+        trial,
+        node_id,
+        os.getpid() if pid is None else int(pid),
+        start_epoch,
+        digest,
+        time.time() if at is None else float(at),
+        resume_error,
+    )
     try:
         with open(log, "a") as f:
             f.write(json.dumps(dataclasses.asdict(line)) + "\n")

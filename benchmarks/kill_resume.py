@@ -3,10 +3,13 @@
     python benchmarks/kill_resume.py --loops 10
 
 Each loop starts a small search (tiny space, synthetic data) in a fresh folder, kills the
-driver with SIGKILL after a random delay, resumes it until it finishes, and checks that it
-ended exactly right: exactly N trials trained and complete, none RUNNING, no completed
-trial's training executed twice, no trial completed before the kill executed again, the
-front equal to the storage's best trials, and no Ray process of the killed driver alive.
+driver with SIGKILL at a random moment of the whole run (uniform between 1 s and the
+duration of a first, uninterrupted run of the same command, so every stage of a run can be
+hit, later ones included), resumes it, and checks that it ended exactly right: exactly N
+trials trained and complete, none RUNNING, no completed trial's training executed twice,
+no trial completed before the kill executed again, the front equal to the storage's best
+trials, and no process of the killed driver's Ray alive (the renamed agents included:
+checked with the session record the killed driver wrote, before the resume replaced it).
 Prints a line per loop and writes benchmarks/results/kill_resume.json.
 """
 
@@ -27,6 +30,7 @@ import optuna
 import yaml
 
 from attnsearch.results import open_study
+from attnsearch.search._ray import stray_ray_pids
 
 ARGS = [
     "--budget",
@@ -54,21 +58,8 @@ def _study(run_dir: Path):
     return open_study(run_dir, yaml.safe_load((run_dir / "run.yaml").read_text())["study_name"])
 
 
-def _alive(session: str) -> bool:
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if session.encode() in (proc / "cmdline").read_bytes():
-                return True
-        except OSError:
-            continue
-    return False
-
-
-def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
-    cwd = Path(tempfile.mkdtemp(prefix=f"killloop{i}-"))
-    run_dir = cwd / "results" / "k"
-    delay = rng.uniform(2.0, max_delay)
-    cmd = [
+def _command(i: int, trials: int) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "attnsearch",
@@ -81,6 +72,21 @@ def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
         "--name",
         "k",
     ]
+
+
+def full_run_seconds(trials: int) -> float:
+    """The wall time of one uninterrupted run (the range of kill moments)."""
+    cwd = Path(tempfile.mkdtemp(prefix="killloop-full-"))
+    t0 = time.time()
+    subprocess.run(_command(1000, trials), cwd=cwd, capture_output=True, timeout=1800, check=True)
+    return time.time() - t0
+
+
+def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
+    cwd = Path(tempfile.mkdtemp(prefix=f"killloop{i}-"))
+    run_dir = cwd / "results" / "k"
+    delay = rng.uniform(1.0, max_delay)
+    cmd = _command(i, trials)
     proc = subprocess.Popen(
         cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -90,6 +96,9 @@ def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
     if not finished_first:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    killed_session = None
+    if (run_dir / "ray_session.json").exists():
+        killed_session = json.loads((run_dir / "ray_session.json").read_text())
     before = set()
     if (run_dir / "study.journal").exists():
         before = {
@@ -132,9 +141,9 @@ def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
         front = json.loads((run_dir / "pareto.json").read_text())
         if sorted(m["trial"] for m in front) != sorted(t.number for t in study.best_trials):
             problems.append("pareto.json differs from the storage's best trials")
-        session_file = run_dir / "ray_session.json"
-        if session_file.exists() and _alive(json.loads(session_file.read_text())["session"]):
-            problems.append("Ray processes of the killed driver still alive")
+        left = stray_ray_pids(killed_session) if not finished_first else set()
+        if left:
+            problems.append(f"processes of the killed driver's Ray still alive: {sorted(left)}")
     return {
         "loop": i,
         "kill_after_s": round(delay, 1),
@@ -149,24 +158,43 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loops", type=int, default=10)
     ap.add_argument("--trials", type=int, default=6)
-    ap.add_argument("--max-delay", type=float, default=40.0, help="latest kill, seconds")
+    ap.add_argument(
+        "--max-delay",
+        type=float,
+        default=None,
+        help="latest kill, seconds (default: the duration of one uninterrupted run)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/kill_resume.json")
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    max_delay = args.max_delay
+    if max_delay is None:
+        max_delay = full_run_seconds(args.trials)
+        print(f"one uninterrupted run: {max_delay:.0f}s; kills uniform in [1, that]", flush=True)
     rows = []
     for i in range(args.loops):
-        row = one_loop(i, args.trials, args.max_delay, rng)
+        row = one_loop(i, args.trials, max_delay, rng)
         rows.append(row)
         print(
             f"loop {i}: kill after {row['kill_after_s']}s ({row['complete_before_kill']} "
             f"complete before) -> {'ok' if row['ok'] else 'WRONG: ' + '; '.join(row['problems'])}",
             flush=True,
         )
+        _write(args.out, rows, max_delay)  # after each loop: a cut-short series is kept
     ok = sum(r["ok"] for r in rows)
     print(f"{ok}/{len(rows)} runs ended exactly right")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"loops": rows, "ok": ok, "total": len(rows)}, indent=2))
+
+
+def _write(out: str, rows: list[dict], max_delay: float) -> None:
+    ok = sum(r["ok"] for r in rows)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(
+        json.dumps(
+            {"loops": rows, "ok": ok, "total": len(rows), "max_delay_s": round(max_delay, 1)},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -35,9 +36,19 @@ def _procs_with(text: str) -> list[int]:
     return pids
 
 
+def _tree(roots: set[int]) -> set[int]:
+    from attnsearch.search._ray import _descendants, _table
+
+    return roots | _descendants(roots, _table())
+
+
 @contextmanager
-def two_nodes(tmp_path):
+def two_nodes(tmp_path, private: Path | None = None):
     """Head and worker node, 1 CPU each, loopback only; yields (address, env, worker port).
+
+    ``private``: the worker node runs in its own mount namespace (``unshare --user
+    --mount``) with an empty tmpfs over that folder, so it cannot see what the driver
+    writes there, as a machine without a shared filesystem.
 
     Cleans up by killing the processes of this cluster's session only (not `ray stop`,
     which would stop every Ray on the machine).
@@ -66,16 +77,17 @@ def two_nodes(tmp_path):
             timeout=120,
         )
         session = (temp / "session_latest").resolve().name
-        subprocess.run(
-            [RAY, "start", f"--address={address}", f"--node-manager-port={worker_port}", *common],
-            check=True,
-            env=env,
-            capture_output=True,
-            timeout=120,
-        )
+        worker = [RAY, "start", f"--address={address}", f"--node-manager-port={worker_port}"]
+        if private is not None:
+            script = 'mount -t tmpfs tmpfs "$1" && shift && exec "$@"'
+            unshare = ["unshare", "--user", "--mount", "--map-root-user", "sh", "-c", script]
+            worker = [*unshare, "sh", str(private), *worker, f"--temp-dir={temp}w"]
+        subprocess.run([*worker, *common], check=True, env=env, capture_output=True, timeout=120)
         yield address, env, worker_port
     finally:
-        for pid in _procs_with(session or str(temp)):
+        roots = set(_procs_with(session or str(temp)))
+        roots |= set(_procs_with(f"--node_manager_port={worker_port}"))
+        for pid in _tree(roots) if roots else ():
             with suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -163,3 +175,57 @@ def test_worker_node_dies_mid_trial_and_the_search_completes(tmp_path):
         for e in executions:
             counts[e["trial"]] = counts.get(e["trial"], 0) + 1
         assert max(counts.values()) >= 2, "the trial on the dead node was run again"
+
+
+@pytest.mark.slow
+def test_two_nodes_without_a_shared_filesystem_survive_a_driver_kill(tmp_path):
+    """The worker node cannot see the driver's run folder (its own mount namespace, an
+    empty tmpfs over the folder the search runs in); Tune's checkpoints go to --storage, a
+    folder both see (as a shared filesystem would be). The worker's executions still reach
+    the driver's executions.jsonl (reported to the driver, not written by the worker); a
+    driver SIGKILL while a trial trains there, then a resume, re-runs that trial; every
+    trial completes, none is lost. (Without a storage every node sees, Tune refuses to run
+    trials there: "Unable to set up cluster storage".)"""
+    probe = subprocess.run(
+        ["unshare", "--user", "--mount", "--map-root-user", "true"], capture_output=True
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"unshare --user --mount is not permitted here: {probe.stderr.strip()}")
+    private = tmp_path / "driver"  # the run folder: the worker node sees an empty tmpfs
+    private.mkdir()
+    shared = Path(tempfile.mkdtemp(prefix="rts", dir="/tmp"))  # --storage: every node
+    with two_nodes(tmp_path, private=private) as (address, env, _):
+        run_dir = private / "results" / "split"
+        extra = ["--limit", "600", "--epochs", "6", "--storage", str(shared)]
+        proc = _run(address, env, private, "split", 4, extra, wait=False)
+        log = run_dir / "executions.jsonl"
+        head = None
+        on_worker: list[dict] = []
+        end = time.time() + 300
+        while time.time() < end:  # a trial trains on each node: both reported to the driver
+            if log.exists():
+                ex = [json.loads(x) for x in log.read_text().splitlines() if x]
+                nodes = {e["node_id"] for e in ex}
+                if len(nodes) == 2:
+                    head = ex[0]["node_id"] if head is None else head
+                    on_worker = [e for e in ex if e["node_id"] != head]
+                    break
+                if ex:
+                    head = ex[0]["node_id"]
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.3)
+        assert on_worker, "no execution from the worker node reached the driver"
+        time.sleep(1)  # mid-trial (6 epochs)
+        proc.kill()
+        proc.wait()
+        kill_time = time.time()
+        resumed = _run(address, env, private, "split", 4, ["--resume"])
+        reasons = (run_dir / "trials.csv").read_text() if resumed.returncode else ""
+        assert resumed.returncode == 0, resumed.stderr[-3000:] + reasons
+        rows = _rows(run_dir)
+        assert len([r for r in rows if r["status"] == "complete"]) == 4, rows
+        executions = [json.loads(x) for x in log.read_text().splitlines() if x]
+        remote = on_worker[-1]
+        again = [e for e in executions if e["digest"] == remote["digest"] and e["time"] > kill_time]
+        assert again, "the trial interrupted on the worker node was run again"
+        assert not [r for r in rows if r["status"] == "running"], rows

@@ -1,4 +1,5 @@
-"""The live view of a running search: a rich table on a terminal, plain lines otherwise."""
+"""The live view of a running search: on a terminal, a progress bar (trials done/total,
+elapsed, ETA), the running trials' epoch and node, and the front; plain lines otherwise."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ _VIEWS: dict[int, LiveView] = {}  # callbacks reach their view through this (the
 class LiveView:
     """Counts trials and keeps the current front; renders on each change."""
 
-    def __init__(self, term, budget: int, trials: int, interactive: bool):
+    def __init__(self, term, budget: int, trials: int, interactive: bool, epochs: int = 0):
         self.term = term
         self.budget = budget
         self.trials = trials
+        self.epochs = epochs
         self.interactive = interactive
+        self.progress: dict[int, tuple[int, str]] = {}  # running trial -> (epoch, node)
         self.done: list[tuple[float, int, int]] = []  # (accuracy, flops, trial number)
         self.failed = 0
         self.running = 0
@@ -39,7 +42,44 @@ class LiveView:
                 front.append((acc, flops, n))
         return front
 
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
+    def eta(self) -> float | None:
+        """Seconds until ``trials`` are done at this session's rate (None before one)."""
+        done = len(self.done)
+        if not done:
+            return None
+        return max(0.0, self.elapsed() / done * (self.trials - done))
+
+    def status(self) -> str:
+        eta = self.eta()
+        return (
+            f"done {len(self.done)}/{self.trials}, elapsed {_clock(self.elapsed())}, "
+            f"ETA {_clock(eta) if eta is not None else '?'}"
+        )
+
+    def epoch(self, result: dict[str, Any]) -> None:
+        """A running trial reported an epoch."""
+        try:
+            number, epoch = int(result["trial_number"]), int(result["epoch"])
+        except (KeyError, TypeError, ValueError):
+            return
+        node = str(result.get("node_ip") or "") + " " + str(result.get("node_id") or "")[:8]
+        self.progress[number] = (epoch, node.strip())
+        of = f"/{self.epochs}" if self.epochs else ""
+        self._line(f"trial {number}: epoch {epoch}{of} on node {node.strip() or '?'}")
+        self.refresh()
+
+    def errored(self, number: Any, reason: str) -> None:
+        """A trial's worker failed or was stopped (the time limit)."""
+        self.failed += 1
+        self.progress.pop(number, None)
+        self._line(f"trial {number}: failed — {reason}")
+        self.refresh()
+
     def completed(self, result: dict[str, Any]) -> None:
+        self.progress.pop(result.get("trial_number"), None)
         if result.get("failed"):
             self.failed += 1
             self._line(f"trial {result.get('trial_number')}: failed — {result['failed']}")
@@ -49,7 +89,8 @@ class LiveView:
             )
             self._line(
                 f"trial {result['trial_number']}: accuracy {result['accuracy']:.4f}  "
-                f"{format_flops(result['flops'])}  ({result.get('train_seconds', 0):.1f}s)"
+                f"{format_flops(result['flops'])}  ({result.get('train_seconds', 0):.1f}s); "
+                f"{self.status()}"
             )
         self.refresh()
 
@@ -62,6 +103,8 @@ class LiveView:
             self.term.line(f"[{time.time() - self.t0:6.0f}s] {text}", markup=False)
 
     def render(self):
+        from rich.console import Group
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
         from rich.table import Table
 
         best = max((d[0] for d in self.done), default=None)
@@ -78,7 +121,30 @@ class LiveView:
         table.add_column("FLOPs", justify="right")
         for acc, flops, n in self.front():
             table.add_row(str(n), f"{acc:.4f}", format_flops(flops))
-        return table
+        eta = self.eta()
+        bar = Progress(
+            TextColumn("trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                f"elapsed {_clock(self.elapsed())}  ETA {_clock(eta) if eta is not None else '?'}"
+            ),
+            auto_refresh=False,
+            console=self.term.out,
+        )
+        bar.add_task("trials", total=self.trials, completed=min(len(self.done), self.trials))
+        parts: list[Any] = [bar]
+        if self.progress:
+            running = Table(box=None, show_header=True, pad_edge=False)
+            running.add_column("running: trial", justify="right")
+            running.add_column("epoch", justify="right")
+            running.add_column("node")
+            of = f"/{self.epochs}" if self.epochs else ""
+            for n, (epoch, node) in sorted(self.progress.items()):
+                running.add_row(str(n), f"{epoch}{of}", node or "?")
+            parts.append(running)
+        parts.append(table)
+        return Group(*parts)
 
     def refresh(self) -> None:
         if self._live is not None:
@@ -102,6 +168,11 @@ class LiveView:
     def tune_callback(self, searcher):
         self.searcher = searcher
         return _make_callback(id(self))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _make_callback(key: int):
@@ -130,10 +201,26 @@ def _make_callback(key: int):
                         view.running = running
                         view.refresh()
 
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                view = self._view()
+                if view is not None and not result.get("failed"):
+                    view.epoch(result)
+
             def on_trial_complete(self, iteration, trials, trial, **info):
                 view = self._view()
                 if view is not None and trial.last_result:
                     view.completed(trial.last_result)
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                view = self._view()
+                if view is not None:
+                    timeouts = getattr(view.searcher, "timeouts", {})
+                    reason = timeouts.get(trial.trial_id, "the trial's worker failed")
+                    ot_trial = getattr(view.searcher, "_ot_trials", {}).get(trial.trial_id)
+                    number = getattr(ot_trial, "number", None)
+                    if number is None:
+                        number = (trial.last_result or {}).get("trial_number", "?")
+                    view.errored(number, reason)
 
         _Callback.__module__ = __name__
         _Callback.__qualname__ = "_Callback"

@@ -14,7 +14,14 @@ from attnsearch.cli._terminal import term
 from attnsearch.errors import InputError
 
 # settings a resumed search may change; every other one must match run.yaml
-_RESUMABLE_CHANGES = ("trials", "concurrency", "gpus_per_trial", "cpus_per_trial", "address")
+_RESUMABLE_CHANGES = (
+    "trials",
+    "concurrency",
+    "gpus_per_trial",
+    "cpus_per_trial",
+    "address",
+    "trial_timeout",
+)
 _COMPARED = (
     "budget",
     "space",
@@ -30,6 +37,7 @@ _COMPARED = (
     "early_stop",
     "repeats",
     "references",
+    "storage",
 )
 
 
@@ -131,7 +139,9 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
     resume_hint = f"resume with: attnsearch run --name {rundir.name} --resume" + (
         f" --results-dir {opts['results_dir']}" if opts["results_dir"] != "results" else ""
     )
-    view = LiveView(term, settings.budget, settings.trials, term.interactive)
+    view = LiveView(
+        term, settings.budget, settings.trials, term.interactive, epochs=settings.epochs
+    )
     try:
         with view:
             summary = run_search(rundir, view=view, space=space, dataset=dataset)

@@ -18,6 +18,24 @@ def _proxy(name: str):
     return field_default(ProxyConfig, name)
 
 
+def _storage(ctx, param, value):
+    from pathlib import Path
+
+    if value is None or "://" in value:
+        return value
+    if not value.strip():
+        raise click.BadParameter("must be a path or a URI, got an empty string")
+    return str(Path(value).expanduser().resolve())  # workers run in other folders
+
+
+def _timeout(ctx, param, value):
+    import math
+
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise click.BadParameter(f"must be 0 (no limit) or a positive number, got {value}")
+    return value
+
+
 @click.command("run")
 @click.option(
     "--budget",
@@ -83,7 +101,25 @@ def _proxy(name: str):
 @click.option(
     "--address",
     default=_run("address"),
-    help="Existing Ray cluster (else RAY_ADDRESS, else a local Ray is started).",
+    help="Existing Ray cluster (else RAY_ADDRESS, else the search starts a Ray of its own, "
+    "never one it finds running).",
+)
+@click.option(
+    "--storage",
+    default=_run("storage"),
+    callback=_storage,
+    help="Where Tune keeps checkpoints: a path every node of the cluster sees (shared "
+    "filesystem) or a URI (s3://, gs://); the run goes under NAME there (default: the run "
+    "folder). The study and logs stay in the run folder on the driver.",
+)
+@click.option(
+    "--trial-timeout",
+    default=_run("trial_timeout"),
+    type=float,
+    callback=_timeout,
+    help="Seconds a trial may run before it is stopped and recorded as failed; 0: no "
+    "limit (default: 10x the longest finished trial, at least 300s; none before one "
+    "finished).",
 )
 @click.option(
     "--name",
@@ -148,8 +184,8 @@ def command(ctx: click.Context, **opts) -> None:
     """Search attention choices per slot: accuracy up, FLOPs down, under --budget.
 
     Resume an interrupted search with --name NAME --resume (its settings come from
-    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial and --address
-    may change).
+    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial, --address and
+    --trial-timeout may change).
     """
     from click.core import ParameterSource
 

@@ -121,10 +121,17 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     from attnsearch.flops.analytic import cost_table
     from attnsearch.references import references_for
     from attnsearch.results import storage_for, write_results
-    from attnsearch.search._ray import kill_stray_ray, record_ray_session, start_ray
+    from attnsearch.search._ray import (
+        check_resources,
+        execution_log,
+        kill_stray_ray,
+        record_ray_session,
+        start_ray,
+    )
     from attnsearch.search._resume import pending_reruns, reconcile
     from attnsearch.search._samplers import make_sampler
     from attnsearch.search._searcher import BudgetedOptunaSearch
+    from attnsearch.search._timeout import TrialTimeout
     from attnsearch.search._worker import trainable
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -181,19 +188,24 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     started = False
     t0 = time.perf_counter()
     try:
+        # ---- Ray: our own or --address; trials it can run; the driver-side logs ----
         started = start_ray(settings.address)
         if started:
             record_ray_session(run)
+        check_resources(settings.cpus_per_trial, settings.gpus_per_trial)  # before any trial
         fn = tune.with_resources(
             tune.with_parameters(
                 trainable,
                 dataset=dataset,
                 settings=settings,
-                executions_log=str(run.executions_log),
+                executions=execution_log(run.executions_log),
             ),
             resources,
         )
-        callbacks = [view.tune_callback(searcher)] if view is not None else []
+        callbacks = [TrialTimeout(settings.trial_timeout, searcher.timeouts)]
+        if view is not None:
+            callbacks.append(view.tune_callback(searcher))
+        # ---- end of the Ray set-up ----
         failures_before = fail_count(study)
         while not _INTERRUPT.is_set():
             # stages: references (first, they warm-start the sampler), the search's own
@@ -220,7 +232,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
                 ),
                 run_config=tune.RunConfig(
                     name=run.tune_dir.name,
-                    storage_path=str(run.path),
+                    storage_path=run.tune_storage,  # the run folder, or --storage/NAME
                     verbose=0,
                     callbacks=callbacks,
                     stop=_InterruptStopper(),

@@ -26,6 +26,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         self.core = BudgetedSearch(
             self._ot_study, space, options, budget, table, epochs=epochs, max_attempts=max_attempts
         )
+        self.timeouts: dict[str, str] = {}  # trial id -> why the time limit killed it
 
     def _define_by_run(self, trial):
         self.space_def.sample(trial, self.options)
@@ -49,4 +50,6 @@ class BudgetedOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         self._completed_trials.add(trial_id)
+        if error and trial_id in self.timeouts:  # killed by --trial-timeout: say so
+            result = {**(result or {}), "failed": self.timeouts[trial_id]}
         self.core.finish(self._ot_trials[trial_id], result, error=error)

@@ -45,6 +45,9 @@ class RunSettings:
     gpus_per_trial: float = bounded(0.0, 0, 1024)  # fractions pack several proxies on a GPU
     cpus_per_trial: float = bounded(1.0, 0, 4096, lo_open=True)  # CPU threads per trial
     address: str | None = None  # existing Ray cluster; None starts a local one
+    storage: str | None = None  # Tune's checkpoints: path/URI every node sees; None: run folder
+    # seconds a trial may run; 0: no limit; None: automatic (10x the longest finished trial)
+    trial_timeout: float | None = bounded(None, 0, 10**9)
     limit: int | None = bounded(None, 1, 10**9)  # cap on training images (quick runs)
     early_stop: bool = False  # ASHA early stopping on accuracy
     # seeds per reference, and per front (or within-noise) trial once the search is done;

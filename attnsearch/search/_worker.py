@@ -17,13 +17,7 @@ from typing import Any
 
 from attnsearch.architecture import Architecture
 from attnsearch.proxy import ProxyConfig
-from attnsearch.rundir import (
-    CHECKPOINT_FILE,
-    ResultsError,
-    load_checkpoint,
-    record_execution,
-    save_checkpoint,
-)
+from attnsearch.rundir import CHECKPOINT_FILE, ResultsError, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -155,13 +149,17 @@ def _is_worker_death(e: BaseException) -> bool:
     return type(e).__name__ in ("RayActorError", "WorkerCrashedError", "NodeDiedError")
 
 
-def trainable(config: dict, dataset=None, settings=None, executions_log: str = "") -> None:
+def trainable(config: dict, dataset=None, settings=None, executions=None) -> None:
     """Ray Tune function trainable: :func:`run_trial` with Tune checkpoints and reports.
 
-    ``settings`` is the :class:`attnsearch.search.RunSettings`.
+    ``settings`` is the :class:`attnsearch.search.RunSettings`; ``executions`` the
+    driver's execution-log actor (:func:`attnsearch.search._ray.execution_log`): a worker
+    never writes the run folder itself, which may be on another machine.
     """
     import ray
     from ray import tune
+
+    from attnsearch.search._ray import report_execution
 
     arch = Architecture.from_json(config["architecture"])
     number = int(config["trial_number"])
@@ -175,10 +173,9 @@ def trainable(config: dict, dataset=None, settings=None, executions_log: str = "
             checkpoint, resume_error = read_start_state(Path(d) / CHECKPOINT_FILE)
 
     def on_start(start_epoch: int) -> None:
-        if executions_log:
-            record_execution(
-                executions_log, number, node_id, start_epoch, config.get("digest"), resume_error
-            )
+        report_execution(
+            executions, number, node_id, start_epoch, config.get("digest"), resume_error
+        )
 
     def report(metrics: dict, payload: dict) -> None:
         metrics = {**metrics, "flops": config["flops"], "trial_number": number, "node_id": node_id}
