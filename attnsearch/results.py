@@ -79,6 +79,8 @@ def _trial_status(t, record: TrialRecord) -> str:
         if record.invalid:
             return "invalid"
         return "complete" if record.trained else "infeasible"
+    if record.trained is False:  # never trained: over the budget (PRUNED) or impossible (FAIL)
+        return "invalid" if record.invalid else "infeasible"
     return t.state.name.lower()
 
 
@@ -140,7 +142,7 @@ def pareto_members(run_dir: str | Path, study) -> list[dict[str, Any]]:
     """The feasible Pareto front as the pareto.json contract (sorted by FLOPs)."""
     run_dir = Path(run_dir)
     front = [(t, TrialRecord.of(t)) for t in study.best_trials]
-    front = [(t, r) for t, r in front if r.trained]
+    front = [(t, r) for t, r in front if r.trained and "warm_start_from" not in r.extra]
     profiles = _profiles(run_dir, {r.digest: r.architecture for _, r in front})
     members = []
     for t, r in front:
@@ -151,6 +153,7 @@ def pareto_members(run_dir: str | Path, study) -> list[dict[str, Any]]:
                 "architecture": r.architecture,
                 "accuracy": float(t.values[0]),
                 "flops": int(r.flops),
+                **({"latency_ms": float(r.latency_ms)} if r.latency_ms is not None else {}),
                 "params": int(prof["params"]),
                 "macs_conv_linear": int(prof["macs_conv_linear"]),
                 "digest": r.digest,

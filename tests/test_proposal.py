@@ -281,3 +281,219 @@ def test_genetic_sampler_leaves_its_first_generation_under_repair():
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert all(key in t.system_attrs for t in complete)
     assert max(t.system_attrs[key] for t in complete) >= 2
+
+
+# ---- the Ray Tune searcher: a thin adapter over the Proposer (driven without Ray) ---------
+def _searcher(space, budget, *, sampler="tpe-mv", policy="spread", seed=0, **kw):
+    from attnsearch.search._searcher import BudgetedOptunaSearch
+
+    return BudgetedOptunaSearch(
+        space,
+        space.options(0.5),
+        budget,
+        policy=policy,
+        seed=seed,
+        sampler=make_sampler(sampler, seed, 12),
+        **kw,
+    )
+
+
+def _train(searcher, n, *, start=0):
+    """Suggest and complete ``n`` trials as Tune would; returns their configs."""
+    configs = []
+    for i in range(start, start + n):
+        config = searcher.suggest(f"t{i}")
+        assert isinstance(config, dict), config
+        acc = sum(s["type"] != "none" for s in config["architecture"]["slots"]) / 16
+        searcher.on_trial_complete(f"t{i}", {"accuracy": acc, "epoch": 1, **config})
+        configs.append(config)
+    return configs
+
+
+def test_searcher_drives_the_proposer_same_seed_same_trials():
+    """The one ask → budget → tell core behind Tune: the same seed gives the same trials, a
+    different one others; every config is under the budget and recorded as the trial's."""
+    from attnsearch.rundir import TrialRecord
+
+    space = load_space("resnet50")
+
+    def run(seed):
+        searcher = _searcher(space, 4 * G, seed=seed)
+        configs = _train(searcher, 8)
+        assert all(c["flops"] <= 4 * G for c in configs)
+        assert searcher.core.repaired == searcher.core.over_budget > 0  # spread repaired them
+        trials = searcher._ot_study.get_trials()
+        for c in configs:
+            t = trials[c["trial_number"]]
+            assert TrialRecord.of(t).config == c and t.values == [
+                sum(s["type"] != "none" for s in c["architecture"]["slots"]) / 16,
+                float(c["flops"]),
+            ]
+        return [(t.number, t.params, t.state) for t in trials]
+
+    first = run(5)
+    assert first == run(5)
+    assert [p for _, p, _ in run(6)] != [p for _, p, _ in first]
+
+
+def test_searcher_reruns_an_interrupted_trial_first_and_early_stop_is_pruned():
+    from attnsearch.search._resume import Rerun
+
+    space = load_space("resnet50")
+    searcher = _searcher(space, 4 * G, epochs=2)
+    (first,) = _train(searcher, 1)  # epoch 1 of 2: stopped early by ASHA
+    t0 = searcher._ot_study.get_trials()[first["trial_number"]]
+    assert t0.state == optuna.trial.TrialState.PRUNED and t0.values is None
+    assert t0.user_attrs["early_stopped"] and t0.user_attrs["trained"]
+    params = dict(t0.params)
+    searcher.core.reruns = [Rerun(t0.number, params, "/ckpt/x")]
+    again = searcher.suggest("t9")
+    t = searcher._ot_study.get_trials()[again["trial_number"]]
+    assert t.params == params and again["resume_checkpoint"] == "/ckpt/x"
+    assert t.user_attrs["resumed_from"] == t0.number
+    # after Ctrl-C, a trial stopped before its last epoch stays RUNNING (resumable)
+    searcher.core.interrupted = True
+    searcher.on_trial_complete("t9", {"accuracy": 0.5, "epoch": 1, **again})
+    assert searcher._ot_study.get_trials()[t.number].state == optuna.trial.TrialState.RUNNING
+
+
+def test_searcher_study_holds_no_made_up_accuracy(tmp_path):
+    """Through the searcher, into a journal re-opened with optuna.load_study: only trained
+    candidates carry values; over-budget and impossible ones carry none."""
+    from attnsearch.search._searcher import BudgetedOptunaSearch
+
+    space = load_space("resnet50")
+    path = tmp_path / "study.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    searcher = BudgetedOptunaSearch(
+        space,
+        space.options(0.5),
+        4 * G,
+        policy="spread",
+        sampler=make_sampler("random", 1, 12),
+        study_name="s",
+        storage=storage,
+    )
+    configs = _train(searcher, 6)
+    assert searcher.core.over_budget > 0
+    loaded = optuna.load_study(study_name="s", storage=storage)
+    trained = {c["trial_number"] for c in configs}
+    for t in loaded.get_trials():
+        if t.number in trained:
+            assert t.state == optuna.trial.TrialState.COMPLETE and t.values is not None
+        else:
+            assert t.values is None and t.user_attrs["trained"] is False
+            assert t.state in (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+@pytest.mark.parametrize("policy", ["repair", "spread"])
+def test_budget_just_above_the_cheapest_random_sampler_repairs_every_ask(policy):
+    """Issue 12 #5: a budget a hair above the cheapest architecture, random sampler: with
+    repair/spread each suggestion costs at most two asks and is feasible."""
+    space = load_space("resnet50")
+    lo = Proposer(_study(), space, space.options(0.5), 4 * G).min_cost
+    searcher = _searcher(space, lo + 1000, sampler="random", policy=policy)
+    configs = _train(searcher, 10)
+    assert all(c["flops"] <= lo + 1000 for c in configs)
+    assert searcher.core.asked <= 2 * len(configs)
+    assert searcher.fatal is None
+
+
+def test_budget_just_above_the_cheapest_reject_stops_with_one_line():
+    """Issue 12 #5 with ``reject``: a bounded number of asks, then a clear stop (exit 1)
+    through ``on_fatal``, not 10,000 rejected trials and an exception inside Tune."""
+    from attnsearch.proposal import ProposalError
+    from attnsearch.search._searcher import MAX_ASKS
+
+    space = load_space("resnet50")
+    lo = Proposer(_study(), space, space.options(0.5), 4 * G).min_cost
+    stopped = []
+    searcher = _searcher(
+        space, lo + 1000, sampler="random", policy="reject", on_fatal=lambda: stopped.append(1)
+    )
+    from ray.tune.search import Searcher
+
+    assert searcher.suggest("t0") == Searcher.FINISHED
+    assert stopped == [1] and isinstance(searcher.fatal, ProposalError)
+    assert searcher.fatal.exit_code == 1
+    message = str(searcher.fatal)
+    assert "\n" not in message and "--policy spread" in message
+    assert len(searcher._ot_study.get_trials()) == searcher.core.asked == MAX_ASKS
+    assert searcher.suggest("t1") == Searcher.FINISHED  # stays stopped
+    assert len(searcher._ot_study.get_trials()) == MAX_ASKS
+
+
+def test_tell_failure_stops_the_search_and_leaves_a_readable_journal(tmp_path, monkeypatch):
+    """Issue 12 #3: an I/O error while telling is not swallowed: the searcher stops with a
+    one-line StorageWriteError (exit 1); the journal still opens and the trial stays
+    RUNNING, so a resume re-runs it."""
+    from ray.tune.search import Searcher
+
+    from attnsearch.proposal import StorageWriteError
+    from attnsearch.search._searcher import BudgetedOptunaSearch
+
+    space = load_space("resnet50")
+    path = tmp_path / "study.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    stopped = []
+    searcher = BudgetedOptunaSearch(
+        space,
+        space.options(0.5),
+        4 * G,
+        sampler=make_sampler("tpe-mv", 0, 12),
+        study_name="s",
+        storage=storage,
+        on_fatal=lambda: stopped.append(1),
+    )
+    _train(searcher, 2)
+    config = searcher.suggest("t2")
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage, "set_trial_state_values", full_disk)
+    searcher.on_trial_complete("t2", {"accuracy": 0.5, "epoch": 1, **config})
+    assert stopped == [1] and isinstance(searcher.fatal, StorageWriteError)
+    assert searcher.fatal.exit_code == 1
+    assert "No space left on device" in str(searcher.fatal) and "\n" not in str(searcher.fatal)
+    assert searcher.suggest("t3") == Searcher.FINISHED
+    monkeypatch.undo()
+    loaded = optuna.load_study(
+        study_name="s",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(path))
+        ),
+    )
+    t = loaded.get_trials()[config["trial_number"]]
+    assert t.state == optuna.trial.TrialState.RUNNING and t.values is None
+
+
+def test_proposer_tell_raises_storage_write_error():
+    """Proposer.tell never swallows: a refused write becomes StorageWriteError; Optuna's own
+    refusals (telling a finished trial again) pass through unchanged."""
+    from attnsearch.proposal import StorageWriteError
+
+    space = load_space("resnet50")
+    study = _study()
+    proposer = Proposer(study, space, space.options(0.5), 4 * G, policy="spread")
+    trial, _, cost = proposer.propose()
+    proposer.tell(trial, [0.5, float(cost)])
+    with pytest.raises(RuntimeError):
+        proposer.tell(trial, [0.5, float(cost)])
+    trial, _, cost = proposer.propose()
+
+    def read_only(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    study._storage.set_trial_state_values = read_only
+    with pytest.raises(StorageWriteError, match="Permission denied"):
+        proposer.tell(trial, [0.5, float(cost)])
+
+
+def test_the_core_imports_no_ray():
+    import subprocess
+    import sys
+
+    code = "import sys, attnsearch.proposal; print('ray' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "False", proc.stderr

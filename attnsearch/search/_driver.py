@@ -28,11 +28,13 @@ class _InterruptStopper(tune.Stopper):
 
 
 def done_count(study) -> int:
-    """Trials whose training finished: complete (trained) or stopped early by ASHA."""
+    """Trials whose training finished: complete (trained) or stopped early by ASHA (trials
+    copied by a warm start are another run's and do not count)."""
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
         if t.user_attrs.get("trained")
+        and "warm_start_from" not in t.user_attrs
         and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     )
 
@@ -61,6 +63,36 @@ def _scheduler(settings: RunSettings):
     )
 
 
+def cost_of(settings: RunSettings, run_dir):
+    """The Proposer's budget and cost function: analytic FLOPs (``None``: its default), or
+    the latency table's prediction in nanoseconds (an integer, additive over slots). A
+    relative table path is inside the run folder (a table built for the run)."""
+    if settings.latency_budget_ms is None:
+        return settings.budget, None
+    from pathlib import Path
+
+    from attnsearch.latency import LatencyTable
+
+    # checked against the device and the space by `run` before the run folder was made
+    table = LatencyTable.load(Path(run_dir) / settings.latency_table)
+    return int(round(settings.latency_budget_ms * 1e6)), lambda a: int(
+        round(table.predict(a) * 1e6)
+    )
+
+
+def seed_from(source_dir: str, study, proposer) -> int:
+    """Copy the finished trials of the run in ``source_dir`` into ``study`` (a warm start,
+    :func:`attnsearch.proposal.warm_start`); they are history for the sampler only."""
+    from pathlib import Path
+
+    from attnsearch.proposal import warm_start
+    from attnsearch.results import open_study
+
+    path = Path(source_dir)
+    source = open_study(path, RunDir.open(path.parent, path.name).record.study_name)
+    return warm_start(study, source, proposer=proposer)
+
+
 def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str, Any]:
     """Run or continue the search in ``run`` until its settings' ``trials`` have trained.
 
@@ -72,18 +104,16 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     """
     import ray
 
-    from attnsearch.flops.analytic import cost_table
+    from attnsearch.proposal import make_sampler
     from attnsearch.results import storage_for, write_results
     from attnsearch.search._ray import kill_stray_ray, record_ray_session, start_ray
     from attnsearch.search._resume import reconcile
-    from attnsearch.search._samplers import make_sampler
     from attnsearch.search._searcher import BudgetedOptunaSearch
     from attnsearch.search._worker import trainable
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run.path = run.path.resolve()  # workers write the execution log from other folders
     settings, study_name = run.settings, run.record.study_name
-    table = cost_table(space.backbone, space.input, space.num_classes)
     options = space.options(settings.width)
     storage = storage_for(run.path)
     # a resume continues the sampler's stream instead of replaying it from the start (which
@@ -91,17 +121,26 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     told = 0
     if study_name in optuna.get_all_study_names(storage):
         told = len(optuna.load_study(study_name=study_name, storage=storage).trials)
+    budget, cost_fn = cost_of(settings, run.path)
     searcher = BudgetedOptunaSearch(
         space,
         options,
-        settings.budget,
-        table,
+        budget,
+        cost_fn=cost_fn,
+        policy=settings.policy,
+        seed=settings.seed,
+        latency=settings.latency_budget_ms is not None,
         epochs=settings.epochs,
-        sampler=make_sampler(settings.sampler, settings.seed + told, settings.trials),
+        on_fatal=_INTERRUPT.set,
+        sampler=make_sampler(
+            settings.sampler, settings.seed + told, settings.trials, settings.concurrency
+        ),
         study_name=study_name,
         storage=storage,
     )
     study = optuna.load_study(study_name=study_name, storage=storage)
+    if settings.warm_start and told == 0:  # a new run: seed it once, before the first ask
+        seed_from(settings.warm_start, study, searcher.core)
     searcher.core.reruns = reconcile(run, study)
     kill_stray_ray(run)
     _INTERRUPT.clear()
@@ -174,6 +213,8 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
             no_progress = done_count(study) == done and not _INTERRUPT.is_set()
             if no_progress and fail_count(study) - failures_before == 0:
                 break  # no progress and no failure: nothing more Tune can do
+        if searcher.fatal is not None:  # no candidate under the budget, or storage failed
+            raise searcher.fatal
     finally:
         if started:
             ray.shutdown()
@@ -184,7 +225,8 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     study = optuna.load_study(study_name=study_name, storage=storage)
     summary = write_results(run, study)
     summary["wall_seconds"] = wall
-    summary["infeasible"] = searcher.core.infeasible
+    summary["infeasible"] = searcher.core.over_budget
+    summary["repaired"] = searcher.core.repaired
     summary["interrupted"] = _INTERRUPT.is_set()
     summary["done"] = done_count(study)
     return summary

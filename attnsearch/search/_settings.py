@@ -10,11 +10,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from attnsearch.proposal import POLICIES, SAMPLERS
 from attnsearch.proxy import ProxyConfig, config_from_dict
 
-__all__ = ["SAMPLERS", "RunSettings"]
-
-SAMPLERS = ("nsga2", "tpe", "random")
+__all__ = ["POLICIES", "SAMPLERS", "RunSettings"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +24,13 @@ class RunSettings:
     :class:`attnsearch.rundir.RunDir` owns them.
     """
 
-    budget: int  # hard FLOPs limit on the deploy network
+    budget: int  # hard FLOPs limit on the deploy network (latency runs: the space's dearest)
     space: str = "resnet50"  # shipped space name or path to a .yaml file
     dataset: str = "digits"  # digits | synthetic | cifar10 | cifar100 | folder:PATH
     data_dir: str = "data"  # where CIFAR archives live (downloaded there when absent)
     trials: int = 24  # trained (feasible) trials to complete
-    sampler: str = "nsga2"  # nsga2 | tpe | random
+    sampler: str = "tpe-mv"  # tpe-mv | tpe | nsga2 | random | gp (benchmarks/RESULTS.md §9)
+    policy: str = "spread"  # over-budget candidates: reject | repair | spread (proposal.py)
     concurrency: int = 2  # trials running at once
     gpus_per_trial: float = 0.0  # fractional GPUs pack several small proxies on one device
     cpus_per_trial: float = 1.0  # CPU threads per trial
@@ -38,6 +38,9 @@ class RunSettings:
     limit: int | None = None  # cap on training images (quick runs)
     early_stop: bool = False  # ASHA early stopping on accuracy
     proxy: ProxyConfig = field(default_factory=ProxyConfig)  # how each candidate trains
+    latency_budget_ms: float | None = None  # a latency budget: the cost is predicted latency
+    latency_table: str | None = None  # the table predicting it (path, absolute)
+    warm_start: str | None = None  # an earlier run (folder) whose trials seed this one
 
     # the proxy fields a user sets through `run` options (the proxy owns their defaults)
     PROXY_OPTIONS = ("epochs", "batch_size", "width", "resolution", "seed")
