@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONSTRAINT",
+    "FlopsCost",
     "POLICIES",
     "SAMPLERS",
     "BudgetTooLowError",
@@ -173,6 +174,19 @@ def repair(
     return fixed
 
 
+class FlopsCost:
+    """The analytic deploy FLOPs of an architecture of ``space``: the default cost function
+    (a class, not a closure, so a searcher holding it can be pickled by Ray Tune)."""
+
+    def __init__(self, space: SearchSpace):
+        from attnsearch.flops.analytic import cost_table
+
+        self.table = cost_table(space.backbone, space.input, space.num_classes)
+
+    def __call__(self, arch: Architecture) -> int:
+        return self.table.total(arch.slots)
+
+
 class Proposer:
     """Hands out candidates under a budget from an Optuna study (no Ray, no training).
 
@@ -210,10 +224,7 @@ class Proposer:
     ):
         if policy not in POLICIES:
             raise InputError(f"unknown budget policy {policy!r}; valid: {', '.join(POLICIES)}")
-        from attnsearch.flops.analytic import cost_table
-
-        table = cost_table(space.backbone, space.input, space.num_classes)
-        self.flops_fn: CostFn = lambda a: table.total(a.slots)  # noqa: E731
+        self.flops_fn: CostFn = FlopsCost(space)
         if cost_fn is None:
             if latency:
                 raise InputError("a latency cost needs its cost function (a latency table)")

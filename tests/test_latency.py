@@ -339,3 +339,137 @@ def test_cli_refuses_an_unwritable_folder(capsys, tmp_path):
         assert "not writable" in _bad(capsys, ro, "--space", "tiny", "-o", str(ro / "t.json"))
     finally:
         ro.chmod(0o700)
+
+
+# --------------------------------------------------------------------------- in the search
+def _synthetic_table(space) -> LatencyTable:
+    """A table with made-up but structured latencies (FLOPs-proportional plus a per-type
+    overhead that FLOPs do not see), measured "on this machine": no timing in the test."""
+    from attnsearch.flops.analytic import cost_table
+    from attnsearch.latency import _slot_choices, space_digest
+
+    flops = cost_table(space.backbone, space.input, space.num_classes)
+    slots = []
+    for s, choices in enumerate(_slot_choices(space)):
+        slots.append(
+            {
+                c: flops.slot(s, c) / 2e8 + 0.07 * (len(c.type) % 4) * (c.type != "none")
+                for c in choices
+            }
+        )
+    return LatencyTable(
+        backbone=space.backbone,
+        settings=Settings(input=tuple(space.input)),
+        stem_ms=0.4,
+        head_ms=0.05,
+        slots=slots,
+        num_classes=space.num_classes,
+        space={"name": space.name, "digest": space_digest(space)},
+    )
+
+
+def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
+    """The table's prediction (ns, additive per slot) is the Proposer's cost: spread/repair
+    hand out only candidates under the latency budget, told as ms; FLOPs recorded too."""
+    import optuna
+
+    from attnsearch.flops.analytic import analytic_flops
+    from attnsearch.proposal import BudgetTooLowError, Proposer, make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    lat = _synthetic_table(space)
+    options = space.options(0.25)
+    fastest, _ = lat.cheapest(space, 0.25)
+    budget_ms = fastest * 1.15
+
+    def cost(a):
+        return int(round(lat.predict(a) * 1e6))
+
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=make_sampler("random", 0, 8)
+    )
+    prop = Proposer(
+        study, space, options, int(budget_ms * 1e6), cost, "spread", latency=True, seed=2
+    )
+    assert prop.min_cost == cost(lat.cheapest(space, 0.25)[1])
+    for _ in range(8):
+        trial, arch, c = prop.propose()
+        assert lat.predict(arch) <= budget_ms * (1 + 1e-9)
+        assert trial.user_attrs["latency_ms"] == c / 1e6
+        assert trial.user_attrs["flops"] == analytic_flops(arch)
+        prop.finish(trial, {"accuracy": 0.5, "epoch": 1})
+        assert study.trials[trial.number].values == [0.5, c / 1e6]
+    assert prop.over_budget > 0 and prop.repaired == prop.over_budget
+    with pytest.raises(BudgetTooLowError, match="below the fastest"):
+        Proposer(study, space, options, int(fastest * 1e6) - 10, cost, latency=True)
+
+
+def test_pareto_members_carry_latency_and_flops(space, tmp_path):
+    import optuna
+
+    from attnsearch.proposal import Proposer, make_sampler
+    from attnsearch.results import pareto_members, storage_for
+    from attnsearch.search import RunSettings
+
+    lat = _synthetic_table(space)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    study = optuna.create_study(
+        study_name="s",
+        storage=storage_for(run_dir),
+        directions=["maximize", "minimize"],
+        sampler=make_sampler("tpe-mv", 0, 6),
+    )
+    budget = int(lat.cheapest(space, 0.25)[0] * 1.3e6)
+    prop = Proposer(
+        study, space, space.options(0.25), budget, lambda a: int(round(lat.predict(a) * 1e6)),
+        "spread", latency=True,
+    )  # fmt: skip
+    for i in range(5):
+        trial, arch, _ = prop.propose()
+        prop.finish(trial, {"accuracy": 0.1 * i, "epoch": 1})
+    members = pareto_members(run_dir, study)
+    assert members
+    for m in members:
+        t = study.trials[m["trial"]]
+        assert m["latency_ms"] == t.user_attrs["latency_ms"] == t.values[1]
+        assert m["flops"] == t.user_attrs["flops"] and isinstance(m["flops"], int)
+    assert RunSettings(budget=1).latency_budget_ms is None  # FLOPs runs carry no latency
+
+
+def test_run_refuses_a_latency_budget_below_the_fastest_before_anything(space, tmp_path):
+    """Issue 13: a latency budget below the fastest architecture is refused before Ray
+    starts (and before the dataset loads): one line, exit 2, no run folder."""
+    import subprocess
+    import sys
+
+    lat = _synthetic_table(space)
+    path = tmp_path / "lat.json"
+    lat.save(path)
+    fastest = lat.cheapest(space, 0.5)[0]
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "attnsearch", "run", "--space", "tiny", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    for args, needle in (
+        (["--budget", f"{fastest * 0.9:.4f}ms", "--latency-table", str(path)], "fastest"),
+        (["--budget", "4G", "--latency-table", str(path)], "goes with a latency budget"),
+    ):
+        proc = run(*args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+        assert not (tmp_path / "results").exists()
+    data = lat.to_json()
+    data["device"] = "cuda"
+    (tmp_path / "gpu.json").write_text(json.dumps(data))
+    proc = run("--budget", "25ms", "--latency-table", str(tmp_path / "gpu.json"))
+    if not __import__("torch").cuda.is_available():
+        assert proc.returncode == 2 and "device kind cuda, not cpu" in proc.stderr
+        assert not (tmp_path / "results").exists()

@@ -497,3 +497,63 @@ def test_the_core_imports_no_ray():
     code = "import sys, attnsearch.proposal; print('ray' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+# ---- --warm-start -------------------------------------------------------------------------
+def test_warm_start_seeds_a_run_without_counting_or_fronting_its_trials(tmp_path):
+    """seed_from copies an earlier run's finished trials, costed again against this run's
+    budget; they are history for the sampler, not this run's trained trials or its front."""
+    from conftest import make_run
+
+    from attnsearch.results import pareto_members, storage_for
+    from attnsearch.search._driver import done_count, seed_from
+
+    space = load_space("resnet50")
+    options = space.options(0.5)
+    src = make_run(tmp_path, "src", 4 * G, space="resnet50", width=0.5)
+    source = optuna.create_study(
+        study_name=src.record.study_name,
+        storage=storage_for(src.path),
+        directions=["maximize", "minimize"],
+    )
+    _drive(Proposer(source, space, options, 4 * G, policy="spread", seed=4), 6)
+    dst = make_run(tmp_path, "dst", int(3.9 * G), space="resnet50", width=0.5)
+    target = optuna.create_study(
+        study_name=dst.record.study_name,
+        storage=storage_for(dst.path),
+        directions=["maximize", "minimize"],
+        sampler=make_sampler("tpe-mv", 0, 8),
+    )
+    proposer = Proposer(target, space, options, int(3.9 * G), policy="spread")
+    n = seed_from(str(src.path), target, proposer)
+    finished = [t for t in source.get_trials() if t.state.is_finished()]
+    assert n == len(finished) == len(target.get_trials()) > 6
+    assert done_count(target) == 0  # not counted toward --trials
+    assert pareto_members(dst.path, target) == []  # never on this run's front
+    for t in target.get_trials():
+        flops = t.user_attrs["flops"]
+        assert t.constraints[CONSTRAINT] == flops - int(3.9 * G)  # against this budget
+    _drive(proposer, 2)
+    assert done_count(target) == 2
+    assert {m["trial"] for m in pareto_members(dst.path, target)} <= {
+        t.number for t in target.get_trials() if "warm_start_from" not in t.user_attrs
+    }
+
+
+def test_warm_start_refuses_another_space_or_width(tmp_path):
+    """``run --warm-start NAME`` on another space or width: one line, exit 2, nothing made."""
+    from conftest import cli, make_run
+
+    make_run(tmp_path / "results", "src", 4 * G, space="tiny", width=0.25)
+    cases = [
+        (["--space", "resnet18", "--width", "0.25"], "another space"),
+        (["--space", "tiny", "--width", "0.5"], "proxy width"),
+    ]
+    for args, needle in cases:
+        proc = cli("run", "--budget", "4G", *args, "--warm-start", "src", cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+    proc = cli("run", "--budget", "4G", "--space", "tiny", "--warm-start", "nope", cwd=tmp_path)
+    assert proc.returncode == 2 and "nope" in proc.stderr
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["src"]

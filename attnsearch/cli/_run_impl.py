@@ -249,9 +249,11 @@ def _warm_source(opts, space):
 
     source = RunDir.open(opts["results_dir"], opts["warm_start"])
     record = source.read_record()
-    if record.space_file is not None and record.space_file != json.loads(
-        json.dumps(space.to_json())
-    ):
+    if record.space_file is not None:
+        other = record.space_file != json.loads(json.dumps(space.to_json()))
+    else:  # a folder made without the resolved space: its name
+        other = record.settings.space != opts["space"]
+    if other:
         raise InputError(
             f"--warm-start {opts['warm_start']}: that run searched another space "
             f"({record.settings.space}); a warm start needs the same space and backbone"

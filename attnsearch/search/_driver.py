@@ -27,6 +27,11 @@ class _InterruptStopper(tune.Stopper):
         return _INTERRUPT.is_set()
 
 
+def _stop_tune() -> None:
+    """The searcher cannot go on: end the Tune experiment (module level: pickled by name)."""
+    _INTERRUPT.set()
+
+
 def done_count(study) -> int:
     """Trials whose training finished: complete (trained) or stopped early by ASHA (trials
     copied by a warm start are another run's and do not count)."""
@@ -71,13 +76,11 @@ def cost_of(settings: RunSettings, run_dir):
         return settings.budget, None
     from pathlib import Path
 
-    from attnsearch.latency import LatencyTable
+    from attnsearch.latency import LatencyCost, LatencyTable
 
     # checked against the device and the space by `run` before the run folder was made
     table = LatencyTable.load(Path(run_dir) / settings.latency_table)
-    return int(round(settings.latency_budget_ms * 1e6)), lambda a: int(
-        round(table.predict(a) * 1e6)
-    )
+    return int(round(settings.latency_budget_ms * 1e6)), LatencyCost(table)
 
 
 def seed_from(source_dir: str, study, proposer) -> int:
@@ -131,7 +134,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         seed=settings.seed,
         latency=settings.latency_budget_ms is not None,
         epochs=settings.epochs,
-        on_fatal=_INTERRUPT.set,
+        on_fatal=_stop_tune,
         sampler=make_sampler(
             settings.sampler, settings.seed + told, settings.trials, settings.concurrency
         ),
