@@ -473,3 +473,45 @@ def test_run_refuses_a_latency_budget_below_the_fastest_before_anything(space, t
     if not __import__("torch").cuda.is_available():
         assert proc.returncode == 2 and "device kind cuda, not cpu" in proc.stderr
         assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_latency_budget_search_end_to_end_and_export(space, tmp_path, ray_local):
+    """A real (tiny) search under a latency budget: the front is on predicted latency,
+    members carry latency_ms and flops, and export records the latency and the device."""
+    import optuna
+    from conftest import make_run
+
+    from attnsearch.datasets import load_dataset
+    from attnsearch.export import export_run
+    from attnsearch.search import run_search
+
+    lat = _synthetic_table(space)
+    path = tmp_path / "lat.json"
+    lat.save(path)
+    budget_ms = lat.cheapest(space, 0.25)[0] * 1.2
+    run = make_run(
+        tmp_path / "results", "lat", 10**12, space="tiny", dataset="synthetic", trials=3,
+        epochs=1, concurrency=2, width=0.25, batch_size=32, sampler="random", seed=1,
+        latency_budget_ms=budget_ms, latency_table=str(path),
+    )  # fmt: skip
+    data = load_dataset("synthetic", resolution=8, limit=96, seed=0)
+    summary = run_search(run, space=space, dataset=data)
+    assert summary["done"] == 3
+    front = json.loads((run.path / "pareto.json").read_text())
+    assert front
+    for m in front:
+        assert 0 < m["latency_ms"] <= budget_ms * (1 + 1e-9) and isinstance(m["flops"], int)
+        assert m["latency_ms"] == pytest.approx(
+            lat.predict(Architecture.from_json(m["architecture"])), rel=1e-6
+        )
+    from attnsearch.results import open_study
+
+    study = open_study(run.path, run.record.study_name)
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        assert t.values[1] == t.user_attrs["latency_ms"]
+    out = tmp_path / "model.py"
+    export_run(tmp_path / "results", "lat", out, best=True)
+    code = out.read_text()
+    assert "ms predicted" in code and "predicted_latency_ms" in code
+    assert "latency_device" in code and "cpu" in code

@@ -52,7 +52,9 @@ class BudgetedOptunaSearch(OptunaSearch):
         self.options = options
         super().__init__(
             space=self._define_by_run,
-            metric=["accuracy", "latency_ms" if latency else "flops"],
+            # the names Tune checks in every result; the value told for the cost is the
+            # Proposer's (FLOPs or predicted latency), not the worker's
+            metric=["accuracy", "flops"],
             mode=["max", "min"],
             **kwargs,
         )
