@@ -557,3 +557,21 @@ def test_warm_start_refuses_another_space_or_width(tmp_path):
     proc = cli("run", "--budget", "4G", "--space", "tiny", "--warm-start", "nope", cwd=tmp_path)
     assert proc.returncode == 2 and "nope" in proc.stderr
     assert [p.name for p in (tmp_path / "results").iterdir()] == ["src"]
+
+
+@pytest.mark.slow
+def test_cli_reject_on_a_needle_budget_stops_with_exit_1(tmp_path):
+    """Issue 12 #5 through the real command: ``--policy reject`` with a budget just above the
+    cheapest architecture ends with exit 1 and one error line, not 10,000 trials and a
+    traceback from inside Tune."""
+    from conftest import cli
+
+    proc = cli(
+        "run", "--budget", "3.7G", "--space", "resnet50", "--dataset", "synthetic", "--limit",
+        "64", "--resolution", "8", "--trials", "2", "--sampler", "random", "--policy", "reject",
+        "--name", "needle", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "--policy spread" in errors[0], proc.stderr
