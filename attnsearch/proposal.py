@@ -39,12 +39,12 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from attnsearch.architecture import Architecture, SlotChoice
 from attnsearch.errors import InputError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the architecture imports torch: kept out of `run --help`'s imports
     import optuna
 
+    from attnsearch.architecture import Architecture, SlotChoice
     from attnsearch.spaces import Options, SearchSpace
 
 __all__ = [
@@ -67,7 +67,7 @@ CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasib
 POLICIES = ("reject", "repair", "spread")
 SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")
 
-CostFn = Callable[[Architecture], int]
+CostFn = Callable[["Architecture"], int]
 
 
 class BudgetTooLowError(InputError):
@@ -104,6 +104,8 @@ def cheapest_choices(
     each unit's cheapest choice is found with the other units fixed. Ties go to the choice
     listed first in the options, so the result is deterministic.
     """
+    from attnsearch.architecture import Architecture, SlotChoice
+
     base = Architecture(
         space.backbone,
         (SlotChoice("none", ()),) * len(_none_slots(space)),
@@ -122,6 +124,7 @@ def cheapest_choices(
 
 
 def _none_slots(space: SearchSpace) -> tuple[SlotChoice, ...]:
+    from attnsearch.architecture import SlotChoice
     from attnsearch.backbones import BACKBONES
 
     return (SlotChoice("none", ()),) * BACKBONES[space.backbone].num_slots
