@@ -150,12 +150,17 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
                 rundir.discard()
                 raise
         narrowed = _narrowed(space, settings.width)
+        shown_budget = (
+            f"{format_latency(settings.latency_budget_ms)} predicted latency "
+            f"({table.settings.device}, batch {table.settings.batch})"
+            if latency
+            else format_flops(budget)
+        )
         term.note(
             f"search {rundir.name}: space {space.name} ({space.size():,} architectures), "
-            f"budget {format_flops(budget)}, dataset {settings.dataset} "
+            f"budget {shown_budget}, dataset {settings.dataset} "
             f"{tuple(dataset.input_shape)} x{len(dataset.train_x)}, {settings.trials} trials "
             f"x {settings.epochs} epochs, sampler {settings.sampler}, policy {settings.policy}"
-            + (f", latency budget {format_latency(settings.latency_budget_ms)}" if latency else "")
         )
         if narrowed:
             term.note(
