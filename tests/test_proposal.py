@@ -575,3 +575,37 @@ def test_cli_reject_on_a_needle_budget_stops_with_exit_1(tmp_path):
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "--policy spread" in errors[0], proc.stderr
+
+
+@pytest.mark.slow
+def test_storage_failure_during_a_real_search_stops_it(tmp_path, ray_local, monkeypatch):
+    """Issue 12 #3 end to end: the first trained result cannot be told (full disk): the search
+    stops promptly with StorageWriteError (exit 1) instead of training on; the journal still
+    opens, and the trial stays resumable (RUNNING)."""
+    from conftest import make_run
+
+    from attnsearch.datasets import load_dataset
+    from attnsearch.proposal import StorageWriteError
+    from attnsearch.results import open_study
+    from attnsearch.search import run_search
+
+    run = make_run(
+        tmp_path, "full", 4 * G, space="tiny", dataset="synthetic", trials=4, epochs=1,
+        concurrency=1, width=0.25, batch_size=32, seed=0,
+    )  # fmt: skip
+    real = optuna.storages.JournalStorage.set_trial_state_values
+
+    def full_disk(self, trial_id, state, values=None):
+        if values is not None:
+            raise OSError(28, "No space left on device")
+        return real(self, trial_id, state, values)
+
+    monkeypatch.setattr(optuna.storages.JournalStorage, "set_trial_state_values", full_disk)
+    data = load_dataset("synthetic", resolution=8, limit=64, seed=0)
+    with pytest.raises(StorageWriteError, match="No space left on device"):
+        run_search(run, space=load_space("tiny"), dataset=data)
+    monkeypatch.undo()
+    study = open_study(run.path, run.record.study_name)
+    states = [t.state for t in study.get_trials()]
+    assert optuna.trial.TrialState.COMPLETE not in states
+    assert states.count(optuna.trial.TrialState.RUNNING) == 1  # the one that trained
