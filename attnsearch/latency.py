@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DTYPES",
     "FORMAT_VERSION",
+    "LatencyCost",
     "LatencyError",
     "LatencyTable",
     "Settings",
@@ -357,6 +358,19 @@ class LatencyTable:
                         "build a table for these conditions or pass --force"
                     )
         return table
+
+
+class LatencyCost:
+    """``table``'s predicted latency of an architecture in integer nanoseconds: the cost
+    function of a latency-budget search (:class:`attnsearch.proposal.Proposer`). Additive
+    over slots up to rounding, so repair works on it as on FLOPs; a class, not a closure, so
+    the searcher holding it can be pickled by Ray Tune."""
+
+    def __init__(self, table: LatencyTable):
+        self.table = table
+
+    def __call__(self, arch: Architecture) -> int:
+        return int(round(self.table.predict(arch) * 1e6))
 
 
 def load_or_build(

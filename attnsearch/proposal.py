@@ -19,7 +19,15 @@ No candidate that was never trained carries an accuracy in the storage: an over-
 candidate is told as ``PRUNED`` with no values, its constraint ``flops_over_budget > 0``
 set (Optuna 5's TPE counts such trials as infeasible and steers away from them; NSGA-II
 and GP ignore them), and an impossible one as ``FAIL``. A trained candidate is told
-``[accuracy, flops]`` with a constraint ``<= 0``.
+``[accuracy, cost]`` with a constraint ``<= 0``.
+
+The cost is the analytic deploy FLOPs, or a predicted latency (``latency=True``: the cost
+function returns nanoseconds, an integer, and the second objective is milliseconds);
+``flops`` is recorded on every trial either way. The Ray Tune searcher
+(:mod:`attnsearch.search._searcher`) is a thin adapter over :class:`Proposer`: it adds the
+trial-record attributes (:class:`attnsearch.rundir.TrialRecord`), re-runs of interrupted
+trials (:attr:`Proposer.pending_reruns`) and the outcome of training (:meth:`Proposer.finish`).
+Trials already in the study (a warm start, enqueued references) are simply history to it.
 
 Also here: :func:`make_sampler` (the samplers by name) and :func:`warm_start` (copy an
 earlier run's finished trials on the same space into a study).
@@ -31,22 +39,25 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from attnsearch.architecture import Architecture, SlotChoice
 from attnsearch.errors import InputError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the architecture imports torch: kept out of `run --help`'s imports
     import optuna
 
+    from attnsearch.architecture import Architecture, SlotChoice
     from attnsearch.spaces import Options, SearchSpace
 
 __all__ = [
     "CONSTRAINT",
+    "FlopsCost",
     "POLICIES",
     "SAMPLERS",
     "BudgetTooLowError",
     "ProposalError",
     "Proposer",
+    "StorageWriteError",
     "cheapest_choices",
+    "guard_storage",
     "make_sampler",
     "repair",
     "warm_start",
@@ -56,7 +67,7 @@ CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasib
 POLICIES = ("reject", "repair", "spread")
 SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")
 
-CostFn = Callable[[Architecture], int]
+CostFn = Callable[["Architecture"], int]
 
 
 class BudgetTooLowError(InputError):
@@ -64,7 +75,17 @@ class BudgetTooLowError(InputError):
 
 
 class ProposalError(InputError):
-    """No candidate under the budget could be proposed (bad policy, or attempts exhausted)."""
+    """No candidate under the budget could be proposed (attempts exhausted): the search stops
+    (exit 1) with one line saying what to do."""
+
+    exit_code = 1
+
+
+class StorageWriteError(InputError):
+    """The study's storage refused a write (full disk, read-only journal): the search stops
+    (exit 1) instead of training candidates whose results cannot be kept."""
+
+    exit_code = 1
 
 
 def _with_unit(space: SearchSpace, arch: Architecture, unit: int, choice: SlotChoice):
@@ -83,6 +104,8 @@ def cheapest_choices(
     each unit's cheapest choice is found with the other units fixed. Ties go to the choice
     listed first in the options, so the result is deterministic.
     """
+    from attnsearch.architecture import Architecture, SlotChoice
+
     base = Architecture(
         space.backbone,
         (SlotChoice("none", ()),) * len(_none_slots(space)),
@@ -101,6 +124,7 @@ def cheapest_choices(
 
 
 def _none_slots(space: SearchSpace) -> tuple[SlotChoice, ...]:
+    from attnsearch.architecture import SlotChoice
     from attnsearch.backbones import BACKBONES
 
     return (SlotChoice("none", ()),) * BACKBONES[space.backbone].num_slots
@@ -153,6 +177,19 @@ def repair(
     return fixed
 
 
+class FlopsCost:
+    """The analytic deploy FLOPs of an architecture of ``space``: the default cost function
+    (a class, not a closure, so a searcher holding it can be pickled by Ray Tune)."""
+
+    def __init__(self, space: SearchSpace):
+        from attnsearch.flops.analytic import cost_table
+
+        self.table = cost_table(space.backbone, space.input, space.num_classes)
+
+    def __call__(self, arch: Architecture) -> int:
+        return self.table.total(arch.slots)
+
+
 class Proposer:
     """Hands out candidates under a budget from an Optuna study (no Ray, no training).
 
@@ -160,11 +197,14 @@ class Proposer:
         study: a multi-objective study (accuracy max, cost min).
         space: the :class:`~attnsearch.spaces.SearchSpace`.
         options: per-unit valid choices at the proxy width (``space.options(width)``).
-        budget: the hard limit on ``cost_fn``.
-        cost_fn: cost of an architecture; the analytic deploy FLOPs when ``None``.
+        budget: the hard limit on ``cost_fn`` (FLOPs; nanoseconds when ``latency``).
+        cost_fn: cost of an architecture (an int); the analytic deploy FLOPs when ``None``.
         policy: ``"reject"``, ``"repair"`` or ``"spread"`` (module docstring).
         seed: seeds the repair targets of ``"spread"``.
-        max_attempts: asks per :meth:`propose` before giving up.
+        max_attempts: asks per :meth:`propose` before giving up (:class:`ProposalError`).
+        latency: ``cost_fn`` is a latency in nanoseconds; recorded as ``latency_ms`` and told
+            as the second objective in milliseconds.
+        epochs: a trained result with fewer epochs was stopped early (:meth:`finish`).
 
     Raises:
         BudgetTooLowError: ``budget`` is below the cheapest architecture.
@@ -182,14 +222,16 @@ class Proposer:
         *,
         seed: int = 0,
         max_attempts: int = 10_000,
+        latency: bool = False,
+        epochs: int = 1,
     ):
         if policy not in POLICIES:
             raise InputError(f"unknown budget policy {policy!r}; valid: {', '.join(POLICIES)}")
+        self.flops_fn: CostFn = FlopsCost(space)
         if cost_fn is None:
-            from attnsearch.flops.analytic import cost_table
-
-            table = cost_table(space.backbone, space.input, space.num_classes)
-            cost_fn = lambda a: table.total(a.slots)  # noqa: E731
+            if latency:
+                raise InputError("a latency cost needs its cost function (a latency table)")
+            cost_fn = self.flops_fn
         self.study = study
         self.space = space
         self.options = options
@@ -198,24 +240,37 @@ class Proposer:
         self.policy = policy
         self.seed = seed
         self.max_attempts = max_attempts
+        self.latency = latency
+        self.epochs = epochs
         self.cheapest_arch, self.cheapest = cheapest_choices(space, options, cost_fn)
         self.min_cost = cost_fn(self.cheapest_arch)
         self._savings: dict = {}  # (unit, choice) -> saving of its cheapest choice
         self._sampler_state: dict[int, dict] = {}  # repaired trial number -> sampler attrs
         if self.min_cost > self.budget:
-            raise BudgetTooLowError(
-                f"budget {self.budget} is below the cheapest architecture of space "
-                f"{space.name!r} ({self.min_cost})"
+            what = (
+                f"{self.budget / 1e6:.4g} ms is below the fastest architecture"
+                if latency
+                else f"{self.budget} is below the cheapest architecture"
             )
+            cheapest = f"{self.min_cost / 1e6:.4g} ms" if latency else str(self.min_cost)
+            raise BudgetTooLowError(f"budget {what} of space {space.name!r} ({cheapest})")
         self.asked = 0  # every study.ask() made here
         self.over_budget = 0  # asks over the budget (told infeasible, never trained)
         self.invalid = 0  # asks with no valid combination (told failed)
         self.repaired = 0  # over-budget asks replaced by a repaired candidate
+        # the interrupted trials to run again, oldest first (attnsearch.search._resume.Rerun):
+        # read from the storage at each ask (the driver sets it), never kept only in memory
+        self.pending_reruns: Callable[[], list] = list
+        self.interrupted = False  # Ctrl-C: trials stopped before their last epoch stay RUNNING
 
     @property
     def wasted(self) -> int:
         """Asks that did not become candidates."""
         return self.over_budget + self.invalid
+
+    def objective(self, cost: int) -> float:
+        """The second objective told for a trained candidate of this ``cost``."""
+        return cost / 1e6 if self.latency else float(cost)
 
     def _inherit_sampler_state(self, trial) -> None:
         """A repaired trial takes over its original's generation (NSGA-II/III bookkeeping).
@@ -246,10 +301,29 @@ class Proposer:
     def propose(self) -> tuple[optuna.Trial, Architecture, int]:
         """The next candidate under the budget: ``(trial, architecture, cost)``.
 
-        The trial stays RUNNING; the caller trains it and calls :meth:`tell`.
+        A pending re-run (:attr:`pending_reruns`) comes first, with the same parameters. The trial
+        stays RUNNING; the caller trains it and calls :meth:`tell` or :meth:`finish`.
+
+        Raises:
+            ProposalError: ``max_attempts`` asks in a row were over the budget or invalid.
+            StorageWriteError: the storage refused a write.
         """
+        with guard_storage(self.study):
+            return self._propose()
+
+    def _propose(self):
         import optuna
 
+        reruns = self.pending_reruns()
+        if reruns:  # a trial that was running when the driver stopped: same params
+            rerun = reruns[0]
+            self.study.enqueue_trial(
+                rerun.params,
+                user_attrs={
+                    "resumed_from": rerun.trial,
+                    "resume_checkpoint": rerun.checkpoint or "",
+                },
+            )
         for _ in range(self.max_attempts):
             trial = self.study.ask()
             self.asked += 1
@@ -263,11 +337,15 @@ class Proposer:
                 self.invalid += 1
                 continue
             cost = int(self.cost_fn(arch))
-            trial.set_user_attr("flops", cost)
+            trial.set_user_attr("flops", int(self.flops_fn(arch)) if self.latency else cost)
+            if self.latency:
+                trial.set_user_attr("latency_ms", cost / 1e6)
             trial.set_user_attr("architecture", arch.to_json())
             trial.set_user_attr("digest", arch.digest())
             trial.set_constraint(CONSTRAINT, float(cost - self.budget))
-            if cost <= self.budget:
+            # a reference enqueued by the driver trains even over budget (--references all:
+            # context, never on the front); its constraint still tells the sampler
+            if cost <= self.budget or trial.user_attrs.get("role"):
                 return trial, arch, cost
             trial.set_user_attr("trained", False)
             trial.set_user_attr("over_budget", True)
@@ -294,8 +372,9 @@ class Proposer:
                 self.repaired += 1
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         raise ProposalError(
-            f"no candidate under the budget in {self.max_attempts} samples; "
-            "raise the budget or narrow the space"
+            f"no candidate under the budget in {self.max_attempts} samples in a row "
+            f"({self.policy} policy); use --policy spread (repairs every over-budget "
+            "candidate), raise the budget or narrow the space"
         )
 
     def tell(
@@ -304,14 +383,91 @@ class Proposer:
         values: Sequence[float] | None = None,
         state: optuna.trial.TrialState | None = None,
     ) -> None:
-        """Record a trained candidate's ``[accuracy, cost]``, or a final ``state`` (no values)."""
+        """Record a trained candidate's ``[accuracy, cost]``, or a final ``state`` (no values).
+
+        Raises:
+            StorageWriteError: the storage refused the write (never swallowed: a search
+                whose results cannot be stored must stop).
+        """
         import optuna
 
-        if values is not None:
-            trial.set_user_attr("trained", True)
-            self.study.tell(trial, [float(v) for v in values])
-        else:
-            self.study.tell(trial, state=state or optuna.trial.TrialState.FAIL)
+        with guard_storage(self.study):
+            if values is not None:
+                trial.set_user_attr("trained", True)
+                self.study.tell(trial, [float(v) for v in values])
+            else:
+                self.study.tell(trial, state=state or optuna.trial.TrialState.FAIL)
+
+    def finish(self, trial: optuna.Trial, result: dict | None, *, error: bool = False) -> None:
+        """Record a trained trial's outcome from its last reported ``result`` (or a failure).
+
+        A result with fewer than :attr:`epochs` epochs was stopped early (``PRUNED``, no
+        values: its accuracy is not comparable). After Ctrl-C (:attr:`interrupted`) a trial
+        stopped before its last epoch is left RUNNING, so a resume re-runs it. The second
+        objective is the cost recorded when the trial was proposed.
+        """
+        import optuna
+
+        from attnsearch.rundir import FailKind, TrialRecord
+
+        result = result or {}
+        failed = bool(result.get("failed")) or result.get("accuracy") is None
+        stopped_early = not failed and int(result.get("epoch", 0)) < self.epochs
+        if self.interrupted and (error or failed or stopped_early):
+            return  # Ctrl-C before its last epoch: stays RUNNING, a resume re-runs it
+        with guard_storage(self.study):
+            if failed or (error and stopped_early):
+                kind = FailKind.CANDIDATE if result.get("failed") else FailKind.WORKER
+                reason = result.get("failed") or "the trial's worker failed"
+                TrialRecord.set(trial, fail_kind=kind, fail_reason=str(reason))
+                self.tell(trial, state=optuna.trial.TrialState.FAIL)
+                return
+            # its last epoch was reported: complete, whatever happened to the worker after
+            TrialRecord.set(
+                trial,
+                **{
+                    k: result[k]
+                    for k in ("history", "train_seconds", "node_id", "epoch", "resume_error")
+                    if k in result
+                },
+            )
+            TrialRecord.set(trial, trained=True)
+            if stopped_early:  # ASHA stopped it: its accuracy is not comparable
+                TrialRecord.set(trial, early_stopped=True)
+                self.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return
+            attrs = trial.user_attrs
+            cost = attrs["latency_ms"] * 1e6 if self.latency else attrs["flops"]
+            self.tell(trial, [float(result["accuracy"]), self.objective(int(round(cost)))])
+
+
+class guard_storage:  # noqa: N801  (a context manager, named like contextlib's)
+    """Turns a storage write failure into :class:`StorageWriteError` (one line, exit 1).
+
+    Optuna's journal backend raises ``OSError`` for a full disk or a read-only file (its
+    lock or its append); SQLite raises SQLAlchemy's ``OperationalError``. Optuna's own
+    refusals (telling a finished trial twice) are ``RuntimeError``/``ValueError`` and pass
+    through unchanged: they are bugs, not the disk.
+    """
+
+    def __init__(self, study):
+        self.study = study
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, InputError):
+            return False
+        if isinstance(exc, OSError) or type(exc).__name__ == "OperationalError":
+            text = str(exc).strip()
+            why = getattr(exc, "strerror", None) or (text.splitlines()[0] if text else "")
+            raise StorageWriteError(
+                f"cannot write the study {self.study.study_name!r} to its storage "
+                f"({type(exc).__name__}: {why or 'I/O error'}); the search stopped. Free "
+                "disk space or fix the folder's permissions, then resume with --resume"
+            ) from exc
+        return False
 
 
 def make_sampler(name: str, seed: int, trials: int, concurrency: int = 1):
@@ -367,21 +523,28 @@ def warm_start(
     source: optuna.Study,
     space: SearchSpace | None = None,
     options: Options | None = None,
+    *,
+    proposer: Proposer | None = None,
 ) -> int:
     """Copy ``source``'s finished trials into ``study``; returns how many were copied.
 
-    Both must search the same space: with ``space`` and ``options`` given, every copied
-    trial's parameters must be exactly what :meth:`SearchSpace.sample` asks for (same names,
-    values among the options); without them, only a distribution that differs for a shared
-    name is caught. Copied trials keep their state, values (real measurements only: trials
-    never trained were stored without values and are copied so), constraints and user
-    attributes, and record where they came from (``warm_start_from``).
+    Both must search the same space: with ``space`` and ``options`` given (or a
+    ``proposer``, which brings both), every copied trial's parameters must be exactly what
+    :meth:`SearchSpace.sample` asks for (same names, values among the options); without
+    them, only a distribution that differs for a shared name is caught. Copied trials keep
+    their state, values (real measurements only: trials never trained were stored without
+    values and are copied so), constraints and user attributes, and record where they came
+    from (``warm_start_from``). With a ``proposer``, each copied trial is costed again by
+    it: its constraint is against this study's budget and its second objective is this
+    study's cost (FLOPs or latency), whatever the source used.
 
     Raises:
         InputError: the source searched a different space.
     """
     import optuna
 
+    if proposer is not None:
+        space, options = proposer.space, proposer.options
     ours = {k: v for t in study.get_trials(deepcopy=False) for k, v in t.distributions.items()}
     copied = []
     for t in source.get_trials(deepcopy=False):
@@ -407,16 +570,26 @@ def warm_start(
                 )
         attrs = dict(t.user_attrs)
         attrs["warm_start_from"] = f"{source.study_name}#{t.number}"
+        values = t.values if t.state == optuna.trial.TrialState.COMPLETE else None
+        system = {k: v for k, v in t.system_attrs.items() if k.startswith("constraints")}
+        if proposer is not None and t.params:
+            arch = space.sample(optuna.trial.FixedTrial(dict(t.params)), options)
+            cost = int(proposer.cost_fn(arch))
+            attrs["flops"] = int(proposer.flops_fn(arch))
+            attrs.pop("latency_ms", None)
+            if proposer.latency:
+                attrs["latency_ms"] = cost / 1e6
+            system = {f"constraints:{CONSTRAINT}": float(cost - proposer.budget)}
+            if values is not None:
+                values = [values[0], proposer.objective(cost)]
         copied.append(
             optuna.trial.create_trial(
                 state=t.state,
-                values=t.values if t.state == optuna.trial.TrialState.COMPLETE else None,
+                values=values,
                 params=t.params,
                 distributions=t.distributions,
                 user_attrs=attrs,
-                system_attrs={
-                    k: v for k, v in t.system_attrs.items() if k.startswith("constraints")
-                },
+                system_attrs=system,
                 intermediate_values=t.intermediate_values,
             )
         )

@@ -87,6 +87,8 @@ def _trial_status(t, record: TrialRecord) -> str:
         if record.invalid:
             return "invalid"
         return "complete" if record.trained else "infeasible"
+    if record.trained is False:  # never trained: over the budget (PRUNED) or impossible (FAIL)
+        return "invalid" if record.invalid else "infeasible"
     return t.state.name.lower()
 
 
@@ -236,7 +238,7 @@ def measurements(study) -> Measurements:
             m.accuracies.append(acc)
             m.seeds.append(t.number)
             m.trials.append(t.number)
-        elif r.role is None:
+        elif r.role is None and "warm_start_from" not in r.extra:  # another run's: not ours
             search[t.number] = Measured(t.number, r, [acc], [t.number], [t.number])
     for of, acc, number in sorted(repeats, key=lambda x: x[2]):
         if of in search:
@@ -253,9 +255,14 @@ def measurements(study) -> Measurements:
     )
 
 
+def cost_of(record: TrialRecord) -> float:
+    """The run's cost of a trial: its predicted latency in a latency run, else its FLOPs."""
+    return record.latency_ms if record.latency_ms is not None else record.flops
+
+
 def front_on_means(search: list[Measured]) -> list[Measured]:
-    """The non-dominated search trials on (mean accuracy max, FLOPs min), by FLOPs."""
-    ordered = sorted(search, key=lambda m: (m.record.flops, -m.mean, m.trial))
+    """The non-dominated search trials on (mean accuracy max, cost min), by cost."""
+    ordered = sorted(search, key=lambda m: (cost_of(m.record), -m.mean, m.trial))
     front: list[Measured] = []
     for m in ordered:  # by cost: on the front iff more accurate than everything cheaper
         if not front or m.mean > front[-1].mean:  # a same-cost rival came first: higher mean
@@ -272,7 +279,7 @@ def within_noise(ms: Measurements, front: list[Measured]) -> list[Measured]:
         half = ms.noise.half_width(len(m.accuracies))
         if m.trial in on or half is None:
             continue
-        cheaper = [f.mean for f in front if f.record.flops <= m.record.flops]
+        cheaper = [f.mean for f in front if cost_of(f.record) <= cost_of(m.record)]
         if cheaper and m.mean + half >= max(cheaper):
             out.append(m)
     return out
@@ -306,6 +313,7 @@ def _keys(m: Measured, prof: dict, noise: Noise) -> dict[str, Any]:
         "seeds": list(m.seeds),
         "interval95": _interval(m, noise),
         "flops": int(m.record.flops),
+        **({"latency_ms": float(m.record.latency_ms)} if m.record.latency_ms is not None else {}),
         "params": int(prof["params"]),
         "macs_conv_linear": int(prof["macs_conv_linear"]),
         "digest": m.record.digest,

@@ -615,6 +615,7 @@ class TrialRecord:
     architecture: dict | None = None  # Architecture.to_json()
     digest: str | None = None  # Architecture.digest()
     flops: int | None = None  # analytic deploy FLOPs
+    latency_ms: float | None = None  # predicted latency (a search with a latency budget)
     trained: bool | None = None  # False: over budget, never trained
     invalid: str | None = None  # why the sample cannot be built at the proxy width
     config: dict | None = None  # what the Tune trial received

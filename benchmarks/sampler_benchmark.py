@@ -2,7 +2,9 @@
 
 Drives the real space, analytic FLOPs, :class:`attnsearch.proposal.Proposer` and the Optuna
 samplers of :func:`attnsearch.proposal.make_sampler`; only training is replaced, by a
-seeded accuracy model over slot choices (Syne Tune's simulator idea):
+seeded accuracy model over slot choices (Syne Tune's simulator idea). ``attnsearch run``'s
+Ray Tune searcher is a thin adapter over the same Proposer, so this is the search's own
+ask → budget → tell path. The model:
 
 * per-unit, per-choice main effects: a type effect shared by all units (N(0, 0.6)), a
   unit×type effect (N(0, 0.3)), a hyperparameter jitter (N(0, 0.1)), and a FLOPs term

@@ -349,3 +349,179 @@ def test_bfloat16_table_builds(tmp_path) -> None:
     settings = Settings(dtype="bfloat16", input=(3, 32, 32), warmup=1, repeats=1, min_sample_ms=0)
     table = build_table(load_space("tiny"), settings, calibrate=0)
     assert table.stem_ms > 0 and table.head_ms > 0
+
+
+# --------------------------------------------------------------------------- in the search
+def _synthetic_table(space) -> LatencyTable:
+    """A table with made-up but structured latencies (FLOPs-proportional plus a per-type
+    overhead that FLOPs do not see), measured "on this machine": no timing in the test."""
+    from attnsearch.flops.analytic import cost_table
+    from attnsearch.latency import _slot_choices, space_digest
+
+    flops = cost_table(space.backbone, space.input, space.num_classes)
+    slots = []
+    for s, choices in enumerate(_slot_choices(space)):
+        slots.append(
+            {
+                c: flops.slot(s, c) / 2e8 + 0.07 * (len(c.type) % 4) * (c.type != "none")
+                for c in choices
+            }
+        )
+    return LatencyTable(
+        backbone=space.backbone,
+        settings=Settings(input=tuple(space.input)),
+        stem_ms=0.4,
+        head_ms=0.05,
+        slots=slots,
+        num_classes=space.num_classes,
+        space={"name": space.name, "digest": space_digest(space)},
+    )
+
+
+def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
+    """The table's prediction (ns, additive per slot) is the Proposer's cost: spread/repair
+    hand out only candidates under the latency budget, told as ms; FLOPs recorded too."""
+    import optuna
+
+    from attnsearch.flops.analytic import analytic_flops
+    from attnsearch.proposal import BudgetTooLowError, Proposer, make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    lat = _synthetic_table(space)
+    options = space.options(0.25)
+    fastest, _ = lat.cheapest(space, 0.25)
+    budget_ms = fastest * 1.15
+
+    def cost(a):
+        return int(round(lat.predict(a) * 1e6))
+
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=make_sampler("random", 0, 8)
+    )
+    prop = Proposer(
+        study, space, options, int(budget_ms * 1e6), cost, "spread", latency=True, seed=2
+    )
+    assert prop.min_cost == cost(lat.cheapest(space, 0.25)[1])
+    for _ in range(8):
+        trial, arch, c = prop.propose()
+        assert lat.predict(arch) <= budget_ms * (1 + 1e-9)
+        assert trial.user_attrs["latency_ms"] == c / 1e6
+        assert trial.user_attrs["flops"] == analytic_flops(arch)
+        prop.finish(trial, {"accuracy": 0.5, "epoch": 1})
+        assert study.trials[trial.number].values == [0.5, c / 1e6]
+    assert prop.over_budget > 0 and prop.repaired == prop.over_budget
+    with pytest.raises(BudgetTooLowError, match="below the fastest"):
+        Proposer(study, space, options, int(fastest * 1e6) - 10, cost, latency=True)
+
+
+def test_pareto_members_carry_latency_and_flops(space, tmp_path):
+    import optuna
+
+    from attnsearch.proposal import Proposer, make_sampler
+    from attnsearch.results import pareto_members, storage_for
+    from attnsearch.search import RunSettings
+
+    lat = _synthetic_table(space)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    study = optuna.create_study(
+        study_name="s",
+        storage=storage_for(run_dir),
+        directions=["maximize", "minimize"],
+        sampler=make_sampler("tpe-mv", 0, 6),
+    )
+    budget = int(lat.cheapest(space, 0.25)[0] * 1.3e6)
+    prop = Proposer(
+        study, space, space.options(0.25), budget, lambda a: int(round(lat.predict(a) * 1e6)),
+        "spread", latency=True,
+    )  # fmt: skip
+    for i in range(5):
+        trial, arch, _ = prop.propose()
+        prop.finish(trial, {"accuracy": 0.1 * i, "epoch": 1})
+    members = pareto_members(run_dir, study)
+    assert members
+    for m in members:
+        t = study.trials[m["trial"]]
+        assert m["latency_ms"] == t.user_attrs["latency_ms"] == t.values[1]
+        assert m["flops"] == t.user_attrs["flops"] and isinstance(m["flops"], int)
+    assert RunSettings(budget=1).latency_budget_ms is None  # FLOPs runs carry no latency
+
+
+def test_run_refuses_a_latency_budget_below_the_fastest_before_anything(space, tmp_path):
+    """Issue 13: a latency budget below the fastest architecture is refused before Ray
+    starts (and before the dataset loads): one line, exit 2, no run folder."""
+    import subprocess
+    import sys
+
+    lat = _synthetic_table(space)
+    path = tmp_path / "lat.json"
+    lat.save(path)
+    fastest = lat.cheapest(space, 0.5)[0]
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "attnsearch", "run", "--space", "tiny", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    for args, needle in (
+        (["--budget", f"{fastest * 0.9:.4f}ms", "--latency-table", str(path)], "fastest"),
+        (["--budget", "4G", "--latency-table", str(path)], "goes with a latency budget"),
+    ):
+        proc = run(*args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+        assert not (tmp_path / "results").exists()
+    data = lat.to_json()
+    data["device"] = "cuda"
+    (tmp_path / "gpu.json").write_text(json.dumps(data))
+    proc = run("--budget", "25ms", "--latency-table", str(tmp_path / "gpu.json"))
+    if not __import__("torch").cuda.is_available():
+        assert proc.returncode == 2 and "device kind cuda, not cpu" in proc.stderr
+        assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_latency_budget_search_end_to_end_and_export(space, tmp_path, ray_local):
+    """A real (tiny) search under a latency budget: the front is on predicted latency,
+    members carry latency_ms and flops, and export records the latency and the device."""
+    import optuna
+    from conftest import make_run
+
+    from attnsearch.datasets import load_dataset
+    from attnsearch.export import export_run
+    from attnsearch.search import run_search
+
+    lat = _synthetic_table(space)
+    path = tmp_path / "lat.json"
+    lat.save(path)
+    budget_ms = lat.cheapest(space, 0.25)[0] * 1.2
+    run = make_run(
+        tmp_path / "results", "lat", 10**12, space="tiny", dataset="synthetic", trials=3,
+        epochs=1, concurrency=2, width=0.25, batch_size=32, sampler="random", seed=1,
+        latency_budget_ms=budget_ms, latency_table=str(path),
+    )  # fmt: skip
+    data = load_dataset("synthetic", resolution=8, limit=96, seed=0)
+    summary = run_search(run, space=space, dataset=data)
+    assert summary["done"] == 3
+    front = json.loads((run.path / "pareto.json").read_text())
+    assert front
+    for m in front:
+        assert 0 < m["latency_ms"] <= budget_ms * (1 + 1e-9) and isinstance(m["flops"], int)
+        assert m["latency_ms"] == pytest.approx(
+            lat.predict(Architecture.from_json(m["architecture"])), rel=1e-6
+        )
+    from attnsearch.results import open_study
+
+    study = open_study(run.path, run.record.study_name)
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        assert t.values[1] == t.user_attrs["latency_ms"]
+    out = tmp_path / "model.py"
+    export_run(tmp_path / "results", "lat", out, best=True)
+    code = out.read_text()
+    assert "ms predicted" in code and "predicted_latency_ms" in code
+    assert "latency_device" in code and "cpu" in code

@@ -281,3 +281,331 @@ def test_genetic_sampler_leaves_its_first_generation_under_repair():
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert all(key in t.system_attrs for t in complete)
     assert max(t.system_attrs[key] for t in complete) >= 2
+
+
+# ---- the Ray Tune searcher: a thin adapter over the Proposer (driven without Ray) ---------
+def _searcher(space, budget, *, sampler="tpe-mv", policy="spread", seed=0, **kw):
+    from attnsearch.search._searcher import BudgetedOptunaSearch
+
+    return BudgetedOptunaSearch(
+        space,
+        space.options(0.5),
+        budget,
+        policy=policy,
+        seed=seed,
+        sampler=make_sampler(sampler, seed, 12),
+        **kw,
+    )
+
+
+def _train(searcher, n, *, start=0):
+    """Suggest and complete ``n`` trials as Tune would; returns their configs."""
+    configs = []
+    for i in range(start, start + n):
+        config = searcher.suggest(f"t{i}")
+        assert isinstance(config, dict), config
+        acc = sum(s["type"] != "none" for s in config["architecture"]["slots"]) / 16
+        searcher.on_trial_complete(f"t{i}", {"accuracy": acc, "epoch": 1, **config})
+        configs.append(config)
+    return configs
+
+
+def test_searcher_drives_the_proposer_same_seed_same_trials():
+    """The one ask → budget → tell core behind Tune: the same seed gives the same trials, a
+    different one others; every config is under the budget and recorded as the trial's."""
+    from attnsearch.rundir import TrialRecord
+
+    space = load_space("resnet50")
+
+    def run(seed):
+        searcher = _searcher(space, 4 * G, seed=seed)
+        configs = _train(searcher, 8)
+        assert all(c["flops"] <= 4 * G for c in configs)
+        assert searcher.core.repaired == searcher.core.over_budget > 0  # spread repaired them
+        trials = searcher._ot_study.get_trials()
+        for c in configs:
+            t = trials[c["trial_number"]]
+            assert TrialRecord.of(t).config == c and t.values == [
+                sum(s["type"] != "none" for s in c["architecture"]["slots"]) / 16,
+                float(c["flops"]),
+            ]
+        return [(t.number, t.params, t.state) for t in trials]
+
+    first = run(5)
+    assert first == run(5)
+    assert [p for _, p, _ in run(6)] != [p for _, p, _ in first]
+
+
+def test_searcher_reruns_an_interrupted_trial_first_and_early_stop_is_pruned():
+    from attnsearch.search._resume import Rerun
+
+    space = load_space("resnet50")
+    searcher = _searcher(space, 4 * G, epochs=2)
+    (first,) = _train(searcher, 1)  # epoch 1 of 2: stopped early by ASHA
+    t0 = searcher._ot_study.get_trials()[first["trial_number"]]
+    assert t0.state == optuna.trial.TrialState.PRUNED and t0.values is None
+    assert t0.user_attrs["early_stopped"] and t0.user_attrs["trained"]
+    params = dict(t0.params)
+    searcher.core.pending_reruns = lambda: [Rerun(t0.number, params, "/ckpt/x")]
+    again = searcher.suggest("t9")
+    t = searcher._ot_study.get_trials()[again["trial_number"]]
+    assert t.params == params and again["resume_checkpoint"] == "/ckpt/x"
+    assert t.user_attrs["resumed_from"] == t0.number
+    # after Ctrl-C, a trial stopped before its last epoch stays RUNNING (resumable)
+    searcher.core.interrupted = True
+    searcher.on_trial_complete("t9", {"accuracy": 0.5, "epoch": 1, **again})
+    assert searcher._ot_study.get_trials()[t.number].state == optuna.trial.TrialState.RUNNING
+
+
+def test_searcher_study_holds_no_made_up_accuracy(tmp_path):
+    """Through the searcher, into a journal re-opened with optuna.load_study: only trained
+    candidates carry values; over-budget and impossible ones carry none."""
+    from attnsearch.search._searcher import BudgetedOptunaSearch
+
+    space = load_space("resnet50")
+    path = tmp_path / "study.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    searcher = BudgetedOptunaSearch(
+        space,
+        space.options(0.5),
+        4 * G,
+        policy="spread",
+        sampler=make_sampler("random", 1, 12),
+        study_name="s",
+        storage=storage,
+    )
+    configs = _train(searcher, 6)
+    assert searcher.core.over_budget > 0
+    loaded = optuna.load_study(study_name="s", storage=storage)
+    trained = {c["trial_number"] for c in configs}
+    for t in loaded.get_trials():
+        if t.number in trained:
+            assert t.state == optuna.trial.TrialState.COMPLETE and t.values is not None
+        else:
+            assert t.values is None and t.user_attrs["trained"] is False
+            assert t.state in (optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+@pytest.mark.parametrize("policy", ["repair", "spread"])
+def test_budget_just_above_the_cheapest_random_sampler_repairs_every_ask(policy):
+    """Issue 12 #5: a budget a hair above the cheapest architecture, random sampler: with
+    repair/spread each suggestion costs at most two asks and is feasible."""
+    space = load_space("resnet50")
+    lo = Proposer(_study(), space, space.options(0.5), 4 * G).min_cost
+    searcher = _searcher(space, lo + 1000, sampler="random", policy=policy)
+    configs = _train(searcher, 10)
+    assert all(c["flops"] <= lo + 1000 for c in configs)
+    assert searcher.core.asked <= 2 * len(configs)
+    assert searcher.fatal is None
+
+
+def test_budget_just_above_the_cheapest_reject_stops_with_one_line():
+    """Issue 12 #5 with ``reject``: a bounded number of asks, then a clear stop (exit 1)
+    through ``on_fatal``, not 10,000 rejected trials and an exception inside Tune."""
+    from attnsearch.proposal import ProposalError
+    from attnsearch.search._searcher import MAX_ASKS
+
+    space = load_space("resnet50")
+    lo = Proposer(_study(), space, space.options(0.5), 4 * G).min_cost
+    stopped = []
+    searcher = _searcher(
+        space, lo + 1000, sampler="random", policy="reject", on_fatal=lambda: stopped.append(1)
+    )
+    from ray.tune.search import Searcher
+
+    assert searcher.suggest("t0") == Searcher.FINISHED
+    assert stopped == [1] and isinstance(searcher.fatal, ProposalError)
+    assert searcher.fatal.exit_code == 1
+    message = str(searcher.fatal)
+    assert "\n" not in message and "--policy spread" in message
+    assert len(searcher._ot_study.get_trials()) == searcher.core.asked == MAX_ASKS
+    assert searcher.suggest("t1") == Searcher.FINISHED  # stays stopped
+    assert len(searcher._ot_study.get_trials()) == MAX_ASKS
+
+
+def test_tell_failure_stops_the_search_and_leaves_a_readable_journal(tmp_path, monkeypatch):
+    """Issue 12 #3: an I/O error while telling is not swallowed: the searcher stops with a
+    one-line StorageWriteError (exit 1); the journal still opens and the trial stays
+    RUNNING, so a resume re-runs it."""
+    from ray.tune.search import Searcher
+
+    from attnsearch.proposal import StorageWriteError
+    from attnsearch.search._searcher import BudgetedOptunaSearch
+
+    space = load_space("resnet50")
+    path = tmp_path / "study.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    stopped = []
+    searcher = BudgetedOptunaSearch(
+        space,
+        space.options(0.5),
+        4 * G,
+        sampler=make_sampler("tpe-mv", 0, 12),
+        study_name="s",
+        storage=storage,
+        on_fatal=lambda: stopped.append(1),
+    )
+    _train(searcher, 2)
+    config = searcher.suggest("t2")
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage, "set_trial_state_values", full_disk)
+    searcher.on_trial_complete("t2", {"accuracy": 0.5, "epoch": 1, **config})
+    assert stopped == [1] and isinstance(searcher.fatal, StorageWriteError)
+    assert searcher.fatal.exit_code == 1
+    assert "No space left on device" in str(searcher.fatal) and "\n" not in str(searcher.fatal)
+    assert searcher.suggest("t3") == Searcher.FINISHED
+    monkeypatch.undo()
+    loaded = optuna.load_study(
+        study_name="s",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(path))
+        ),
+    )
+    t = loaded.get_trials()[config["trial_number"]]
+    assert t.state == optuna.trial.TrialState.RUNNING and t.values is None
+
+
+def test_proposer_tell_raises_storage_write_error():
+    """Proposer.tell never swallows: a refused write becomes StorageWriteError; Optuna's own
+    refusals (telling a finished trial again) pass through unchanged."""
+    from attnsearch.proposal import StorageWriteError
+
+    space = load_space("resnet50")
+    study = _study()
+    proposer = Proposer(study, space, space.options(0.5), 4 * G, policy="spread")
+    trial, _, cost = proposer.propose()
+    proposer.tell(trial, [0.5, float(cost)])
+    with pytest.raises(RuntimeError):
+        proposer.tell(trial, [0.5, float(cost)])
+    trial, _, cost = proposer.propose()
+
+    def read_only(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    study._storage.set_trial_state_values = read_only
+    with pytest.raises(StorageWriteError, match="Permission denied"):
+        proposer.tell(trial, [0.5, float(cost)])
+
+
+def test_the_core_imports_no_ray():
+    import subprocess
+    import sys
+
+    code = "import sys, attnsearch.proposal; print('ray' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "False", proc.stderr
+
+
+# ---- --warm-start -------------------------------------------------------------------------
+def test_warm_start_seeds_a_run_without_counting_or_fronting_its_trials(tmp_path):
+    """seed_from copies an earlier run's finished trials, costed again against this run's
+    budget; they are history for the sampler, not this run's trained trials or its front."""
+    from conftest import make_run
+
+    from attnsearch.results import pareto_members, storage_for
+    from attnsearch.search._driver import done_count, seed_from
+
+    space = load_space("resnet50")
+    options = space.options(0.5)
+    src = make_run(tmp_path, "src", 4 * G, space="resnet50", width=0.5)
+    source = optuna.create_study(
+        study_name=src.record.study_name,
+        storage=storage_for(src.path),
+        directions=["maximize", "minimize"],
+    )
+    _drive(Proposer(source, space, options, 4 * G, policy="spread", seed=4), 6)
+    dst = make_run(tmp_path, "dst", int(3.9 * G), space="resnet50", width=0.5)
+    target = optuna.create_study(
+        study_name=dst.record.study_name,
+        storage=storage_for(dst.path),
+        directions=["maximize", "minimize"],
+        sampler=make_sampler("tpe-mv", 0, 8),
+    )
+    proposer = Proposer(target, space, options, int(3.9 * G), policy="spread")
+    n = seed_from(str(src.path), target, proposer)
+    finished = [t for t in source.get_trials() if t.state.is_finished()]
+    assert n == len(finished) == len(target.get_trials()) > 6
+    assert done_count(target) == 0  # not counted toward --trials
+    assert pareto_members(dst.path, target) == []  # never on this run's front
+    for t in target.get_trials():
+        flops = t.user_attrs["flops"]
+        assert t.constraints[CONSTRAINT] == flops - int(3.9 * G)  # against this budget
+    _drive(proposer, 2)
+    assert done_count(target) == 2
+    assert {m["trial"] for m in pareto_members(dst.path, target)} <= {
+        t.number for t in target.get_trials() if "warm_start_from" not in t.user_attrs
+    }
+
+
+def test_warm_start_refuses_another_space_or_width(tmp_path):
+    """``run --warm-start NAME`` on another space or width: one line, exit 2, nothing made."""
+    from conftest import cli, make_run
+
+    make_run(tmp_path / "results", "src", 4 * G, space="tiny", width=0.25)
+    cases = [
+        (["--space", "resnet18", "--width", "0.25"], "another space"),
+        (["--space", "tiny", "--width", "0.5"], "proxy width"),
+    ]
+    for args, needle in cases:
+        proc = cli("run", "--budget", "4G", *args, "--warm-start", "src", cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+    proc = cli("run", "--budget", "4G", "--space", "tiny", "--warm-start", "nope", cwd=tmp_path)
+    assert proc.returncode == 2 and "nope" in proc.stderr
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["src"]
+
+
+@pytest.mark.slow
+def test_cli_reject_on_a_needle_budget_stops_with_exit_1(tmp_path):
+    """Issue 12 #5 through the real command: ``--policy reject`` with a budget just above the
+    cheapest architecture ends with exit 1 and one error line, not 10,000 trials and a
+    traceback from inside Tune."""
+    from conftest import cli
+
+    proc = cli(
+        "run", "--budget", "3.7G", "--space", "resnet50", "--dataset", "synthetic", "--limit",
+        "64", "--resolution", "8", "--trials", "2", "--sampler", "random", "--policy", "reject",
+        "--name", "needle", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "--policy spread" in errors[0], proc.stderr
+
+
+@pytest.mark.slow
+def test_storage_failure_during_a_real_search_stops_it(tmp_path, ray_local, monkeypatch):
+    """Issue 12 #3 end to end: the first trained result cannot be told (full disk): the search
+    stops promptly with StorageWriteError (exit 1) instead of training on; the journal still
+    opens, and the trial stays resumable (RUNNING)."""
+    from conftest import make_run
+
+    from attnsearch.datasets import load_dataset
+    from attnsearch.proposal import StorageWriteError
+    from attnsearch.results import open_study
+    from attnsearch.search import run_search
+
+    run = make_run(
+        tmp_path, "full", 4 * G, space="tiny", dataset="synthetic", trials=4, epochs=1,
+        concurrency=1, width=0.25, batch_size=32, seed=0,
+    )  # fmt: skip
+    real = optuna.storages.JournalStorage.set_trial_state_values
+
+    def full_disk(self, trial_id, state, values=None):
+        if values is not None:
+            raise OSError(28, "No space left on device")
+        return real(self, trial_id, state, values)
+
+    monkeypatch.setattr(optuna.storages.JournalStorage, "set_trial_state_values", full_disk)
+    data = load_dataset("synthetic", resolution=8, limit=64, seed=0)
+    with pytest.raises(StorageWriteError, match="No space left on device"):
+        run_search(run, space=load_space("tiny"), dataset=data)
+    monkeypatch.undo()
+    study = open_study(run.path, run.record.study_name)
+    states = [t.state for t in study.get_trials()]
+    assert optuna.trial.TrialState.COMPLETE not in states
+    assert states.count(optuna.trial.TrialState.RUNNING) == 1  # the one that trained

@@ -53,18 +53,38 @@ class Number(click.ParamType):
 
 
 def budget_option(ctx: click.Context, param: click.Parameter, value: str | None):
-    """Callback of a FLOPs option (``--budget``, ``--max-flops``): refuse what
+    """Callback of a FLOPs option (``--max-flops``): refuse what
     :func:`attnsearch.budget.parse_budget` or the settings' bounds refuse; keep the text."""
+    return _budget(value, latency=False)
+
+
+def cost_budget_option(ctx: click.Context, param: click.Parameter, value: str | None):
+    """Callback of ``run --budget``: FLOPs or a latency (``25ms``), checked as
+    :func:`attnsearch.budget.parse_cost_budget` and the settings' bounds say; keep the text."""
+    return _budget(value, latency=True)
+
+
+def _budget(value: str | None, *, latency: bool):
     if value is None:
         return None
-    from attnsearch.budget import BudgetError, parse_budget
+    from attnsearch.budget import BudgetError, parse_budget, parse_cost_budget
     from attnsearch.search._settings import RunSettings
 
     text = str(value)
     if len(text) > MAX_DIGITS:
         raise click.BadParameter(f"{text[:12]}... ({len(text)} characters) is not a budget")
     try:
-        flops = parse_budget(text)
+        if latency:
+            budget = parse_cost_budget(text)
+            if budget.kind == "latency":
+                lo, hi, lo_open, _ = field_bounds(RunSettings, "latency_budget_ms")
+                problem = number_problem(budget.value, lo, hi, lo_open=lo_open)
+                if problem:
+                    raise click.BadParameter(problem)
+                return value
+            flops = int(budget.value)
+        else:
+            flops = parse_budget(text)
     except BudgetError as e:
         raise click.BadParameter(str(e)) from None
     lo, hi, lo_open, _ = field_bounds(RunSettings, "budget")

@@ -7,9 +7,11 @@ renders; the folder, its lock and run.yaml belong to the RunDir.
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
-from attnsearch.budget import format_flops, parse_budget
+from attnsearch.budget import format_flops, format_latency, parse_budget, parse_cost_budget
 from attnsearch.cli._terminal import term
 from attnsearch.errors import InputError
 
@@ -29,6 +31,7 @@ _COMPARED = (
     "data_dir",
     "epochs",
     "sampler",
+    "policy",
     "seed",
     "width",
     "resolution",
@@ -50,9 +53,15 @@ def _resumed(opts: dict[str, Any], explicit: set[str], run):
     for key in _COMPARED:
         if key not in explicit:
             continue
-        given = parse_budget(opts[key]) if key == "budget" else opts[key]
-        if given != getattr(settings, key):
-            shown = format_flops(settings.budget) if key == "budget" else getattr(settings, key)
+        if key == "budget" and settings.latency_budget_ms is not None:
+            b = parse_cost_budget(opts[key])
+            given, stored = (b.value if b.kind == "latency" else None), settings.latency_budget_ms
+            shown = format_latency(stored)
+        else:
+            given = parse_budget(opts[key]) if key == "budget" else opts[key]
+            stored = getattr(settings, key)
+            shown = format_flops(settings.budget) if key == "budget" else stored
+        if given != stored:
             raise InputError(
                 f"--{key.replace('_', '-')} {opts[key]} conflicts with the search being "
                 f"resumed ({shown} in {run.run_yaml}); resume with the same value or "
@@ -94,21 +103,44 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
     else:
         if opts["budget"] is None:
             raise InputError("--budget is required (e.g. --budget 4GFLOPs)")
-        budget = parse_budget(opts["budget"])
+        cost_budget = parse_cost_budget(opts["budget"])
         space = load_space(opts["space"])
         space.check_width(opts["width"])
-        cheapest, _ = space.cheapest(opts["width"])
-        if cheapest > budget:
-            raise InputError(
-                f"budget {format_flops(budget)} is below the cheapest architecture of space "
-                f"{space.name!r} ({format_flops(cheapest)} = {cheapest:,} FLOPs)"
-            )
+        latency = cost_budget.kind == "latency"
+        table = None
+        if not latency:
+            if opts.get("latency_table"):
+                raise InputError(
+                    "--latency-table goes with a latency budget (e.g. --budget 25ms); "
+                    f"{opts['budget']!r} is FLOPs"
+                )
+            budget = int(cost_budget.value)
+            cheapest, _ = space.cheapest(opts["width"])
+            if cheapest > budget:
+                raise InputError(
+                    f"budget {format_flops(budget)} is below the cheapest architecture of space "
+                    f"{space.name!r} ({format_flops(cheapest)} = {cheapest:,} FLOPs)"
+                )
+        else:
+            budget = _dearest_flops(space, opts["width"])  # FLOPs are not limited
+            if opts.get("latency_table"):
+                table = _load_latency_table(opts["latency_table"], space)
+                _check_latency_budget(table, space, opts["width"], cost_budget.value)
         if opts["name"] is not None:
             RunDir.check_new_name(opts["results_dir"], opts["name"])  # before the dataset
+        warm = _warm_source(opts, space) if opts.get("warm_start") else None
         fields = {f.name for f in dataclasses.fields(RunSettings)} | set(RunSettings.PROXY_OPTIONS)
-        given = {k: v for k, v in opts.items() if k in fields and k != "budget"}
+        skip = {"budget", "latency_table", "warm_start"}
+        given = {k: v for k, v in opts.items() if k in fields and k not in skip}
         if given["batch_size"] is None:
             del given["batch_size"]  # chosen from the dataset's size below
+        if latency:
+            given["latency_budget_ms"] = cost_budget.value
+            given["latency_table"] = (
+                str(Path(opts["latency_table"]).resolve()) if table else LATENCY_TABLE
+            )
+        if warm is not None:
+            given["warm_start"] = str(warm)
         settings = RunSettings.make(budget, **given)
         dataset = _load(settings)
         if opts["batch_size"] is None:  # small sets: smaller batches, more steps
@@ -122,12 +154,25 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
             provenance=provenance(),
         )
         rundir = RunDir.create(opts["results_dir"], opts["name"], record, default_prefix=space.name)
+        if latency and table is None:  # built on the fly for this machine, kept in the run
+            try:
+                table = _build_latency_table(rundir.path / LATENCY_TABLE, space)
+                _check_latency_budget(table, space, settings.width, cost_budget.value)
+            except (InputError, KeyboardInterrupt):
+                rundir.discard()
+                raise
         narrowed = _narrowed(space, settings.width)
+        shown_budget = (
+            f"{format_latency(settings.latency_budget_ms)} predicted latency "
+            f"({table.settings.device}, batch {table.settings.batch})"
+            if latency
+            else format_flops(budget)
+        )
         term.note(
             f"search {rundir.name}: space {space.name} ({space.size():,} architectures), "
-            f"budget {format_flops(budget)}, dataset {settings.dataset} "
+            f"budget {shown_budget}, dataset {settings.dataset} "
             f"{tuple(dataset.input_shape)} x{len(dataset.train_x)}, {settings.trials} trials "
-            f"x {settings.epochs} epochs, sampler {settings.sampler}"
+            f"x {settings.epochs} epochs, sampler {settings.sampler}, policy {settings.policy}"
         )
         if narrowed:
             term.note(
@@ -201,6 +246,82 @@ def _same_dataset(record, dataset, rundir) -> None:
             f"created ({', '.join(changed)} differ from {rundir.run_yaml}); restore it or "
             "start a new --name"
         )
+
+
+LATENCY_TABLE = "latency_table.json"  # a table built for a run, inside its folder
+
+
+def _dearest_flops(space, width: float) -> int:
+    """The FLOPs of the space's costliest architecture (the non-binding FLOPs cap of a
+    latency-budget search)."""
+    from attnsearch.flops.analytic import cost_table
+    from attnsearch.proposal import cheapest_choices
+
+    table = cost_table(space.backbone, space.input, space.num_classes)
+    arch, _ = cheapest_choices(space, space.options(width), lambda a: -table.total(a.slots))
+    return int(table.total(arch.slots))
+
+
+def _latency_settings():
+    """What a run's latency table is measured under: this machine's device, batch 1."""
+    import torch
+
+    from attnsearch.latency import Settings
+
+    return Settings(device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _load_latency_table(path, space):
+    """A given --latency-table, checked against this machine's device kind and the space."""
+    from attnsearch.latency import LatencyTable
+
+    s = _latency_settings()
+    table = LatencyTable.load(path, device=s.device, input=space.input, dtype=s.dtype)
+    table.cheapest(space)  # refuses a table without every choice of the space
+    return table
+
+
+def _build_latency_table(path, space):
+    from attnsearch.cli.latency_table import _progress
+    from attnsearch.latency import load_or_build
+
+    term.note(f"measuring a latency table for space {space.name} on this machine ({path.name})")
+    with _progress(term, True) as progress:
+        return load_or_build(path, space, _latency_settings(), progress=progress("measuring"))
+
+
+def _check_latency_budget(table, space, width: float, budget_ms: float) -> None:
+    fastest, _ = table.cheapest(space, width)
+    if fastest > budget_ms:
+        raise InputError(
+            f"budget {format_latency(budget_ms)} is below the fastest architecture of space "
+            f"{space.name!r} ({format_latency(fastest)} predicted on "
+            f"{table.settings.device}, batch {table.settings.batch})"
+        )
+
+
+def _warm_source(opts, space):
+    """The run folder --warm-start names, refused unless it searched the same space
+    (backbone, choices) at the same proxy width."""
+    from attnsearch.rundir import RunDir
+
+    source = RunDir.open(opts["results_dir"], opts["warm_start"])
+    record = source.read_record()
+    if record.space_file is not None:
+        other = record.space_file != json.loads(json.dumps(space.to_json()))
+    else:  # a folder made without the resolved space: its name
+        other = record.settings.space != opts["space"]
+    if other:
+        raise InputError(
+            f"--warm-start {opts['warm_start']}: that run searched another space "
+            f"({record.settings.space}); a warm start needs the same space and backbone"
+        )
+    if record.settings.width != opts["width"]:
+        raise InputError(
+            f"--warm-start {opts['warm_start']}: that run used proxy width "
+            f"{record.settings.width}, this one {opts['width']}; they must match"
+        )
+    return source.path.resolve()
 
 
 def _load(settings):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from attnsearch.cli._numbers import Number, budget_option
+from attnsearch.cli._numbers import Number, cost_budget_option
 from attnsearch.proxy import ProxyConfig, field_default
 from attnsearch.rundir import RESULTS_DIR
-from attnsearch.search._settings import REFERENCE_MODES, SAMPLERS, RunSettings
+from attnsearch.search._settings import POLICIES, REFERENCE_MODES, SAMPLERS, RunSettings
 
 
 def _run(name: str):
@@ -40,9 +40,9 @@ def _timeout(ctx, param, value):
 @click.option(
     "--budget",
     default=None,
-    callback=budget_option,
-    help="Hard FLOPs limit of the deploy network, e.g. 4GFLOPs, 350M, 4e9 "
-    "(required unless --resume).",
+    callback=cost_budget_option,
+    help="Hard limit of the deploy network: FLOPs (4GFLOPs, 350M, 4e9) or predicted latency "
+    "(25ms, 800us; see --latency-table). Required unless --resume.",
 )
 @click.option(
     "--space",
@@ -76,7 +76,35 @@ def _timeout(ctx, param, value):
     type=Number.of(ProxyConfig, "epochs"),
     help="Proxy training epochs per candidate.",
 )
-@click.option("--sampler", default=_run("sampler"), show_default=True, type=click.Choice(SAMPLERS))
+@click.option(
+    "--sampler",
+    default=_run("sampler"),
+    show_default=True,
+    type=click.Choice(SAMPLERS),
+    help="Optuna sampler (tpe-mv: multivariate TPE, the benchmark's best; gp needs scipy).",
+)
+@click.option(
+    "--policy",
+    default=_run("policy"),
+    show_default=True,
+    type=click.Choice(POLICIES),
+    help="Over-budget candidates: reject (ask again), repair (cheapest change under the "
+    "budget), spread (repair towards a random cost between the cheapest and the budget).",
+)
+@click.option(
+    "--latency-table",
+    default=_run("latency_table"),
+    type=click.Path(dir_okay=False),
+    help="Latency table (`attnsearch latency-table`) for a latency --budget; without it one "
+    "is measured for this machine and kept in the run folder.",
+)
+@click.option(
+    "--warm-start",
+    default=_run("warm_start"),
+    metavar="NAME",
+    help="Seed the sampler with the finished trials of run NAME (same space and width); "
+    "they do not count toward --trials and are not on this run's front.",
+)
 @click.option(
     "--concurrency",
     default=_run("concurrency"),

@@ -93,6 +93,30 @@ def export_arch(arch: Architecture, output: str | Path, *, force: bool = False) 
     return {"output": str(output), "architecture": arch.to_json(), **meta}
 
 
+def _latency_meta(picked: dict[str, Any]) -> dict[str, Any]:
+    """The predicted latency of a latency-budget search's trial and the device it was
+    measured on (from the run's latency table); nothing for a FLOPs search."""
+    ms = picked.get("latency_ms")
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms):
+        return {}
+    out: dict[str, Any] = {"latency_ms": float(ms)}
+    table_path = getattr(picked["run"].settings, "latency_table", None)
+    if table_path:
+        from attnsearch.errors import InputError
+        from attnsearch.latency import LatencyTable
+
+        try:
+            t = LatencyTable.load(Path(picked["run_dir"]) / table_path)
+            s = t.settings
+            out["latency_device"] = (
+                f"{s.device} ({t.meta.get('device_name', 'unknown')}), {s.dtype}, batch "
+                f"{s.batch}, input {'x'.join(map(str, s.input))}, threads {s.threads}"
+            )
+        except InputError:
+            out["latency_device"] = "unknown (the run's latency table is unreadable)"
+    return out
+
+
 def export_run(
     results_dir: str | Path,
     name: str,
@@ -122,6 +146,7 @@ def export_run(
     if isinstance(picked["flops"], int) and not isinstance(picked["flops"], bool):
         meta["flops"] = picked["flops"]
     meta.update(search=name, trial=picked["trial"], accuracy=picked["accuracy"])
+    meta.update(_latency_meta(picked))
     summary: dict[str, Any] = {
         "output": str(output),
         "weights": None,

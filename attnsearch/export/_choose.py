@@ -108,6 +108,7 @@ def choose_trial(
         "architecture": t.user_attrs["architecture"],
         "accuracy": float(t.values[0]) if t.values else None,
         "flops": t.user_attrs.get("flops"),
+        "latency_ms": t.user_attrs.get("latency_ms"),  # a latency-budget search's prediction
         "tune_trial_id": t.user_attrs.get("tune_trial_id"),
     }
 

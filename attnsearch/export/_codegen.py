@@ -111,6 +111,9 @@ def _docstring(arch: Architecture, stem: str, meta: Mapping[str, Any]) -> str:
     lines.append(f"Deploy network ({c}×{h}×{w} input, {arch.num_classes} classes):")
     lines.append(f"    FLOPs  {_count(meta.get('flops'), 'FLOPs')}")
     lines.append(f"    params {_count(meta.get('params'), 'parameters')}")
+    latency = meta.get("latency_ms")
+    if isinstance(latency, float) and math.isfinite(latency):  # a latency-budget search
+        lines.append(f"    latency {latency:.3f} ms predicted (device: PROVENANCE)")
     if stem == "proxy":
         lines.append("")
         lines.append(
@@ -148,6 +151,8 @@ def _provenance(meta: Mapping[str, Any]) -> dict[str, Any]:
         ("flops", "deploy_flops", (int,)),
         ("params", "deploy_params", (int,)),
         ("proxy_params", "proxy_params", (int,)),
+        ("latency_ms", "predicted_latency_ms", (float,)),
+        ("latency_device", "latency_device", (str,)),
     ):
         value = meta.get(key)
         if value is None:

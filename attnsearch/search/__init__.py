@@ -1,9 +1,10 @@
 """The search: Optuna samples through Ray Tune, multi-objective, under a hard FLOPs budget.
 
-Objectives: ``accuracy`` (max) and ``flops`` (min); the budget is a constraint, so
-``study.best_trials`` holds only feasible, non-dominated trials. Private parts, one role
-each: ``_settings`` (RunSettings), ``_samplers``, ``_budgeted`` (ask → check budget →
-tell, no Ray), ``_searcher`` (its Ray Tune wrapper), ``_worker`` (one trial's training,
+Objectives: ``accuracy`` (max) and the cost (min): ``flops``, or ``latency_ms`` with a
+latency budget; the budget is a constraint, so ``study.best_trials`` holds only feasible,
+non-dominated trials. The ask → budget → tell core (no Ray) and the samplers are
+:mod:`attnsearch.proposal`'s. Private parts, one role each: ``_settings`` (RunSettings),
+``_searcher`` (the Proposer inside Ray Tune), ``_worker`` (one trial's training,
 and its Tune trainable), ``_ray`` (the Ray session), ``_resume`` (reconcile a stopped
 run), ``_driver`` (:func:`run_search`).
 
@@ -17,11 +18,12 @@ from importlib import import_module
 from typing import Any
 
 from attnsearch.proxy import ProxyConfig
-from attnsearch.search._settings import SAMPLERS, RunSettings
+from attnsearch.search._settings import POLICIES, SAMPLERS, RunSettings
 
 __all__ = [
+    "POLICIES",
     "SAMPLERS",
-    "BudgetedSearch",
+    "Proposer",
     "ProxyConfig",
     "Rerun",
     "RunSettings",
@@ -34,11 +36,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "BudgetedSearch": "_budgeted",
     "Rerun": "_resume",
     "TrialOutcome": "_worker",
     "kill_stray_ray": "_ray",
-    "make_sampler": "_samplers",
     "reconcile": "_resume",
     "run_search": "_driver",
     "run_trial": "_worker",
@@ -46,6 +46,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("Proposer", "make_sampler"):
+        return getattr(import_module("attnsearch.proposal"), name)
     if name in _LAZY:
         return getattr(import_module(f"attnsearch.search.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'attnsearch.search' has no attribute {name!r}")

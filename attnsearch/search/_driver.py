@@ -28,17 +28,24 @@ class _InterruptStopper(tune.Stopper):
         return _INTERRUPT.is_set()
 
 
+def _stop_tune() -> None:
+    """The searcher cannot go on: end the Tune experiment (module level: pickled by name)."""
+    _INTERRUPT.set()
+
+
 def done_count(study, *, extras: bool = False) -> int:
     """Search trials whose training finished: complete (trained) or stopped early by ASHA.
 
     References and repeats never count towards ``--trials``; ``extras=True`` counts them
-    too (progress of any kind).
+    too (progress of any kind). Trials copied by a warm start are another run's and never
+    count.
     """
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
         if t.user_attrs.get("trained")
         and (extras or not t.user_attrs.get("role"))
+        and "warm_start_from" not in t.user_attrs
         and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     )
 
@@ -106,6 +113,34 @@ def _scheduler(settings: RunSettings):
     )
 
 
+def cost_of(settings: RunSettings, run_dir):
+    """The Proposer's budget and cost function: analytic FLOPs (``None``: its default), or
+    the latency table's prediction in nanoseconds (an integer, additive over slots). A
+    relative table path is inside the run folder (a table built for the run)."""
+    if settings.latency_budget_ms is None:
+        return settings.budget, None
+    from pathlib import Path
+
+    from attnsearch.latency import LatencyCost, LatencyTable
+
+    # checked against the device and the space by `run` before the run folder was made
+    table = LatencyTable.load(Path(run_dir) / settings.latency_table)
+    return int(round(settings.latency_budget_ms * 1e6)), LatencyCost(table)
+
+
+def seed_from(source_dir: str, study, proposer) -> int:
+    """Copy the finished trials of the run in ``source_dir`` into ``study`` (a warm start,
+    :func:`attnsearch.proposal.warm_start`); they are history for the sampler only."""
+    from pathlib import Path
+
+    from attnsearch.proposal import warm_start
+    from attnsearch.results import open_study
+
+    path = Path(source_dir)
+    source = open_study(path, RunDir.open(path.parent, path.name).record.study_name)
+    return warm_start(study, source, proposer=proposer)
+
+
 def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str, Any]:
     """Run or continue the search in ``run`` until its settings' ``trials`` have trained,
     with the references before them and the repeats after them (:func:`enqueue_extras`).
@@ -118,7 +153,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     """
     import ray
 
-    from attnsearch.flops.analytic import cost_table
+    from attnsearch.proposal import make_sampler
     from attnsearch.references import references_for
     from attnsearch.results import storage_for, write_results
     from attnsearch.search._ray import (
@@ -129,7 +164,6 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         start_ray,
     )
     from attnsearch.search._resume import pending_reruns, reconcile
-    from attnsearch.search._samplers import make_sampler
     from attnsearch.search._searcher import BudgetedOptunaSearch
     from attnsearch.search._timeout import TrialTimeout
     from attnsearch.search._worker import trainable
@@ -137,7 +171,6 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run.path = run.path.resolve()  # workers write the execution log from other folders
     settings, study_name = run.settings, run.record.study_name
-    table = cost_table(space.backbone, space.input, space.num_classes)
     options = space.options(settings.width)
     storage = storage_for(run.path)
     # a resume continues the sampler's stream instead of replaying it from the start (which
@@ -145,21 +178,30 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     told = 0
     if study_name in optuna.get_all_study_names(storage):
         told = len(optuna.load_study(study_name=study_name, storage=storage).trials)
+    budget, cost_fn = cost_of(settings, run.path)
     searcher = BudgetedOptunaSearch(
         space,
         options,
-        settings.budget,
-        table,
+        budget,
+        cost_fn=cost_fn,
+        policy=settings.policy,
+        seed=settings.seed,
+        latency=settings.latency_budget_ms is not None,
         epochs=settings.epochs,
-        sampler=make_sampler(settings.sampler, settings.seed + told, settings.trials),
+        on_fatal=_stop_tune,
+        sampler=make_sampler(
+            settings.sampler, settings.seed + told, settings.trials, settings.concurrency
+        ),
         study_name=study_name,
         storage=storage,
     )
     study = optuna.load_study(study_name=study_name, storage=storage)
+    if settings.warm_start and told == 0:  # a new run: seed it once, before the first ask
+        seed_from(settings.warm_start, study, searcher.core)
     reconcile(run, study)  # marks the interrupted trials; their re-runs come from the storage
     searcher.core.pending_reruns = functools.partial(pending_reruns, run, searcher.core.study)
     references = references_for(
-        space, width=settings.width, budget=settings.budget, mode=settings.references
+        space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
     )
     kill_stray_ray(run)
     _INTERRUPT.clear()
@@ -244,6 +286,8 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
             no_progress = done_count(study, extras=True) == progress and not _INTERRUPT.is_set()
             if no_progress and fail_count(study) - failures_before == 0:
                 break  # no progress and no failure: nothing more Tune can do
+        if searcher.fatal is not None:  # no candidate under the budget, or storage failed
+            raise searcher.fatal
     finally:
         if started:
             ray.shutdown()
@@ -254,7 +298,8 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     study = optuna.load_study(study_name=study_name, storage=storage)
     summary = write_results(run, study)
     summary["wall_seconds"] = wall
-    summary["infeasible"] = searcher.core.infeasible
+    summary["infeasible"] = searcher.core.over_budget
+    summary["repaired"] = searcher.core.repaired
     summary["interrupted"] = _INTERRUPT.is_set()
     summary["done"] = done_count(study)
     return summary

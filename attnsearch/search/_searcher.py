@@ -1,31 +1,77 @@
-"""The Ray Tune searcher: :class:`attnsearch.search._budgeted.BudgetedSearch` inside
-Ray Tune's ``OptunaSearch``, so over-budget candidates never reach Ray."""
+"""The Ray Tune searcher: a thin adapter that lets Tune drive :class:`attnsearch.proposal.Proposer`.
+
+Everything about candidates — asking Optuna, costing, the budget policy, telling — is the
+Proposer's; this class only translates: a Tune trial id to an Optuna trial and the config
+a worker trains, a finished Tune trial to :meth:`Proposer.finish`. A failure the search
+cannot continue after (:class:`~attnsearch.proposal.ProposalError`: no candidate under the
+budget; :class:`~attnsearch.proposal.StorageWriteError`: the study cannot be written) is
+kept in :attr:`BudgetedOptunaSearch.fatal`, ends the suggestions, and calls ``on_fatal``
+(the driver stops Tune with it and raises the error after Tune returns).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from attnsearch.proposal import ProposalError, Proposer, StorageWriteError, guard_storage
 from attnsearch.rundir import TrialRecord
-from attnsearch.search._budgeted import BudgetedSearch
+
+MAX_ASKS = 1000  # asks per suggestion before a `reject` search stops (repair/spread need one)
 
 
 class BudgetedOptunaSearch(OptunaSearch):
-    """Ray Tune's OptunaSearch around :class:`BudgetedSearch`: over-budget candidates never
-    reach Ray. Same arguments as :class:`BudgetedSearch` (less ``study``) plus
-    OptunaSearch's ``sampler``, ``study_name`` and ``storage``."""
+    """Ray Tune's OptunaSearch around a :class:`Proposer`: over-budget candidates never reach
+    Ray.
 
-    def __init__(self, space, options, budget, table, *, epochs=1, max_attempts=10_000, **kwargs):
+    Args:
+        space, options, budget, cost_fn, policy, seed, latency, epochs: the
+            :class:`Proposer`'s (``max_attempts`` is :data:`MAX_ASKS`).
+        on_fatal: called once when the search cannot go on (see the module docstring).
+        **kwargs: OptunaSearch's ``sampler``, ``study_name`` and ``storage``.
+    """
+
+    def __init__(
+        self,
+        space,
+        options,
+        budget,
+        *,
+        cost_fn=None,
+        policy: str = "spread",
+        seed: int = 0,
+        latency: bool = False,
+        epochs: int = 1,
+        max_attempts: int = MAX_ASKS,
+        on_fatal: Callable[[], None] | None = None,
+        **kwargs,
+    ):
         self.space_def = space
         self.options = options
         super().__init__(
             space=self._define_by_run,
+            # the names Tune checks in every result; the value told for the cost is the
+            # Proposer's (FLOPs or predicted latency), not the worker's
             metric=["accuracy", "flops"],
             mode=["max", "min"],
             **kwargs,
         )
-        self.core = BudgetedSearch(
-            self._ot_study, space, options, budget, table, epochs=epochs, max_attempts=max_attempts
+        self.core = Proposer(
+            self._ot_study,
+            space,
+            options,
+            budget,
+            cost_fn,
+            policy,
+            seed=seed,
+            max_attempts=max_attempts,
+            latency=latency,
+            epochs=epochs,
         )
+        self.fatal: Exception | None = None
+        self.on_fatal = on_fatal
         self.timeouts: dict[str, str] = {}  # trial id -> why the time limit killed it
 
     def _define_by_run(self, trial):
@@ -33,14 +79,39 @@ class BudgetedOptunaSearch(OptunaSearch):
 
     @property
     def infeasible(self) -> int:  # read by the live view
-        return self.core.infeasible
+        return self.core.over_budget
+
+    def _stop(self, error: Exception) -> None:
+        if self.fatal is None:
+            self.fatal = error
+            self.core.interrupted = True  # running trials stay RUNNING: a resume re-runs them
+            if self.on_fatal is not None:
+                self.on_fatal()
 
     def suggest(self, trial_id: str) -> dict | None:
+        if self.fatal is not None:
+            return Searcher.FINISHED
         if trial_id in self._ot_trials:  # Tune asks again for a restored trial
             return dict(TrialRecord.of(self._ot_trials[trial_id]).config)
-        ot_trial, config = self.core.ask()
-        TrialRecord.set(ot_trial, tune_trial_id=trial_id)  # finds its checkpoints
-        self._ot_trials[trial_id] = ot_trial
+        try:
+            trial, arch, cost = self.core.propose()
+            config = {
+                "architecture": arch.to_json(),
+                "flops": trial.user_attrs["flops"],
+                "trial_number": trial.number,
+                "digest": arch.digest(),
+            }
+            if self.core.latency:
+                config["latency_ms"] = trial.user_attrs["latency_ms"]
+            resume = TrialRecord.of(trial).resume_checkpoint
+            if resume:
+                config["resume_checkpoint"] = resume
+            with guard_storage(self._ot_study):
+                TrialRecord.set(trial, config=config, tune_trial_id=trial_id)
+        except (ProposalError, StorageWriteError) as e:
+            self._stop(e)
+            return Searcher.FINISHED
+        self._ot_trials[trial_id] = trial
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -52,4 +123,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
         if error and trial_id in self.timeouts:  # killed by --trial-timeout: say so
             result = {**(result or {}), "failed": self.timeouts[trial_id]}
-        self.core.finish(self._ot_trials[trial_id], result, error=error)
+        try:
+            self.core.finish(self._ot_trials[trial_id], result, error=error)
+        except StorageWriteError as e:
+            self._stop(e)

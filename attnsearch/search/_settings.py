@@ -10,12 +10,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from attnsearch.proposal import POLICIES, SAMPLERS
 from attnsearch.proxy import ConfigError, ProxyConfig, bounded, check_bounds, config_from_dict
 
-__all__ = ["SAMPLERS", "RunSettings", "batch_size_for"]
+__all__ = ["POLICIES", "REFERENCE_MODES", "SAMPLERS", "RunSettings", "batch_size_for"]
 
 REFERENCE_MODES = ("fit", "all", "none")
-SAMPLERS = ("nsga2", "tpe", "random")
 SMALL_DATASET = 10_000  # fewer training images than this: smaller batches, more steps
 
 
@@ -35,12 +35,14 @@ class RunSettings:
     :class:`attnsearch.rundir.RunDir` owns them.
     """
 
-    budget: int = bounded(dataclasses.MISSING, 1, 10**30)  # hard FLOPs limit (deploy network)
+    # hard FLOPs limit on the deploy network (latency runs: the space's dearest architecture)
+    budget: int = bounded(dataclasses.MISSING, 1, 10**30)
     space: str = "resnet50"  # shipped space name or path to a .yaml file
     dataset: str = "digits"  # digits | synthetic | cifar10 | cifar100 | folder:PATH
     data_dir: str = "data"  # where CIFAR archives live (downloaded there when absent)
     trials: int = bounded(24, 1, 1_000_000)  # trained (feasible) trials to complete
-    sampler: str = "nsga2"  # nsga2 | tpe | random
+    sampler: str = "tpe-mv"  # tpe-mv | tpe | nsga2 | random | gp (benchmarks/RESULTS.md §9)
+    policy: str = "spread"  # over-budget candidates: reject | repair | spread (proposal.py)
     concurrency: int = bounded(2, 1, 4096)  # trials running at once
     gpus_per_trial: float = bounded(0.0, 0, 1024)  # fractions pack several proxies on a GPU
     cpus_per_trial: float = bounded(1.0, 0, 4096, lo_open=True)  # CPU threads per trial
@@ -56,10 +58,15 @@ class RunSettings:
     repeats: int = bounded(2, 1, 100)
     references: str = "fit"  # the papers' networks the space can express: fit | all | none
     proxy: ProxyConfig = field(default_factory=ProxyConfig)  # how each candidate trains
+    # a latency budget (ms): the cost is the predicted latency
+    latency_budget_ms: float | None = bounded(None, 0, 10**9, lo_open=True)
+    latency_table: str | None = None  # the table predicting it (path, absolute)
+    warm_start: str | None = None  # an earlier run (folder) whose trials seed this one
 
     def __post_init__(self) -> None:
         check_bounds(self, "settings")
-        for name, allowed in (("sampler", SAMPLERS), ("references", REFERENCE_MODES)):
+        checks = (("sampler", SAMPLERS), ("policy", POLICIES), ("references", REFERENCE_MODES))
+        for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ConfigError(
                     f"settings: {name} must be one of {', '.join(allowed)}, "
