@@ -441,6 +441,24 @@ class Proposer:
             self.tell(trial, [float(result["accuracy"]), self.objective(int(round(cost)))])
 
 
+def ask(core: Proposer) -> tuple:
+    """The core's next candidate and the config a worker trains it from:
+    ``(optuna_trial, {"architecture", "flops", "trial_number", "digest", ...})``."""
+    trial, arch, _ = core.propose()
+    config = {
+        "architecture": arch.to_json(),
+        "flops": trial.user_attrs["flops"],
+        "trial_number": trial.number,
+        "digest": arch.digest(),
+    }
+    if core.latency:
+        config["latency_ms"] = trial.user_attrs["latency_ms"]
+    resume = trial.user_attrs.get("resume_checkpoint")
+    if resume:
+        config["resume_checkpoint"] = resume
+    return trial, config
+
+
 class guard_storage:  # noqa: N801  (a context manager, named like contextlib's)
     """Turns a storage write failure into :class:`StorageWriteError` (one line, exit 1).
 

@@ -1,6 +1,6 @@
 """References and repeats: stored trials, enqueued from the storage, never counted twice.
 
-Fast tests drive the Ray-free core (:class:`attnsearch.search.BudgetedSearch`) over a real
+Fast tests drive the Ray-free core (:class:`attnsearch.proposal.Proposer`) over a real
 Optuna journal with made-up accuracies (no training); the slow one kills a real run.
 """
 
@@ -14,7 +14,8 @@ import pytest
 from conftest import make_run
 
 from attnsearch import Architecture
-from attnsearch.flops.analytic import analytic_flops, cost_table
+from attnsearch.flops.analytic import analytic_flops
+from attnsearch.proposal import ask
 from attnsearch.references import references_for
 from attnsearch.results import (
     ROLE_REFERENCE,
@@ -27,7 +28,7 @@ from attnsearch.results import (
     write_results,
 )
 from attnsearch.rundir import FailKind, TrialRecord
-from attnsearch.search import BudgetedSearch, reconcile
+from attnsearch.search import Proposer, reconcile
 from attnsearch.search._driver import done_count, enqueue_extras
 from attnsearch.spaces import load_space
 
@@ -61,10 +62,7 @@ class Library:
             sampler=optuna.samplers.RandomSampler(seed=2),
             load_if_exists=True,
         )
-        table = cost_table(self.space.backbone, self.space.input, self.space.num_classes)
-        self.core = BudgetedSearch(
-            self.study, self.space, self.space.options(0.25), PLAIN_R18, table, epochs=1
-        )
+        self.core = Proposer(self.study, self.space, self.space.options(0.25), PLAIN_R18)
 
     def extras(self) -> int:
         done = done_count(self.study) >= self.settings.trials
@@ -77,7 +75,7 @@ class Library:
     def train(self, n: int) -> None:
         """Ask and finish ``n`` trials as the Tune searcher does."""
         for _ in range(n):
-            trial, config = self.core.ask()
+            trial, config = ask(self.core)
             acc = _accuracy(config["architecture"], trial.number)
             self.core.finish(trial, {"accuracy": acc, "flops": config["flops"], "epoch": 1})
 
@@ -169,7 +167,7 @@ def test_interrupted_extras_are_asked_again_once_after_reconcile(tmp_path):
     lib.train(lib.waiting())
     lib.train(lib.settings.trials)
     assert lib.extras() > 1
-    dead, _ = lib.core.ask()  # asked, never finished: the driver was killed here
+    dead, _ = ask(lib.core)  # asked, never finished: the driver was killed here
     waiting_before = lib.waiting()
     reruns = reconcile(lib.run, lib.study)
     assert [r.trial for r in reruns] == []  # never started (no execution recorded)

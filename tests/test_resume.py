@@ -16,6 +16,7 @@ import optuna
 import pytest
 from conftest import cli, one_line_exit_2
 
+from attnsearch.proposal import ask
 from attnsearch.results import open_study
 from attnsearch.rundir import FailKind, NoCheckpointError, RunDir, TrialRecord, find_checkpoint
 
@@ -344,17 +345,16 @@ def _stopped_run(tmp_path, interrupted: int):
     from conftest import make_run
 
     from attnsearch import Architecture
-    from attnsearch.flops.analytic import analytic_flops, cost_table
+    from attnsearch.flops.analytic import analytic_flops
     from attnsearch.results import storage_for
     from attnsearch.rundir import record_execution, save_checkpoint
-    from attnsearch.search import BudgetedSearch, make_sampler
+    from attnsearch.search import Proposer, make_sampler
     from attnsearch.search._resume import pending_reruns
     from attnsearch.spaces import load_space
 
     budget = 10 * analytic_flops(Architecture.uniform("resnet18"))
     run = make_run(tmp_path / "results", "stopped", budget, space="tiny", width=0.25)
     space = load_space("tiny")
-    table = cost_table(space.backbone, space.input, space.num_classes)
 
     def core():
         study = optuna.create_study(
@@ -364,20 +364,20 @@ def _stopped_run(tmp_path, interrupted: int):
             sampler=make_sampler("random", 0, 8),
             load_if_exists=True,
         )
-        search = BudgetedSearch(study, space, space.options(0.25), budget, table)
+        search = Proposer(study, space, space.options(0.25), budget)
         search.pending_reruns = lambda: pending_reruns(run, study)
         return study, search
 
     study, search = core()
     for i in range(interrupted):
-        trial, config = search.ask()
+        trial, config = ask(search)
         TrialRecord.set(trial, tune_trial_id=f"t{i:03d}")
         record_execution(run.executions_log, trial.number, "node", 0, config["digest"])
         if i == 0:
             folder = run.tune_dir / f"trainable_t{i:03d}_1" / "checkpoint_000000"
             folder.mkdir(parents=True)
             save_checkpoint(folder, 1, {"w": torch_zeros()}, None)
-    search.ask()  # asked, never started
+    ask(search)  # asked, never started
     return run, core
 
 
@@ -398,14 +398,14 @@ def test_interrupted_trials_to_rerun_survive_a_second_crash(tmp_path):
     reruns = reconcile(run, study)
     assert [r.trial for r in reruns] == [0, 1, 2]
     assert reruns[0].checkpoint and Path(reruns[0].checkpoint).is_dir()
-    first, config = search.ask()  # the re-run of trial 0 is asked, then the driver dies
+    first, config = ask(search)  # the re-run of trial 0 is asked, then the driver dies
     assert first.user_attrs["resumed_from"] == 0 and config["resume_checkpoint"]
     study, search = core()  # the second driver
     reruns = reconcile(run, study)
     assert [r.trial for r in reruns] == [0, 1, 2], "a re-run that never started is pending"
     assert reruns[0].checkpoint == str(next(run.tune_dir.glob("*/checkpoint_*")))
     checkpoint0 = reruns[0].checkpoint
-    got, config = search.ask()
+    got, config = ask(search)
     assert got.user_attrs["resumed_from"] == 0
     assert config["resume_checkpoint"] == checkpoint0
     got.set_user_attr("tune_trial_id", "r0")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from attnsearch.proposal import ProposalError, Proposer, StorageWriteError, guard_storage
+from attnsearch.proposal import ProposalError, Proposer, StorageWriteError, ask, guard_storage
 from attnsearch.rundir import TrialRecord
 
 MAX_ASKS = 1000  # asks per suggestion before a `reject` search stops (repair/spread need one)
@@ -94,18 +94,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         if trial_id in self._ot_trials:  # Tune asks again for a restored trial
             return dict(TrialRecord.of(self._ot_trials[trial_id]).config)
         try:
-            trial, arch, cost = self.core.propose()
-            config = {
-                "architecture": arch.to_json(),
-                "flops": trial.user_attrs["flops"],
-                "trial_number": trial.number,
-                "digest": arch.digest(),
-            }
-            if self.core.latency:
-                config["latency_ms"] = trial.user_attrs["latency_ms"]
-            resume = TrialRecord.of(trial).resume_checkpoint
-            if resume:
-                config["resume_checkpoint"] = resume
+            trial, config = ask(self.core)
             with guard_storage(self._ot_study):
                 TrialRecord.set(trial, config=config, tune_trial_id=trial_id)
         except (ProposalError, StorageWriteError) as e:
