@@ -371,7 +371,7 @@ def _stopped_run(tmp_path, interrupted: int):
     study, search = core()
     for i in range(interrupted):
         trial, config = ask(search)
-        TrialRecord.set(trial, tune_trial_id=f"t{i:03d}")
+        TrialRecord.set(trial, config=config, tune_trial_id=f"t{i:03d}")  # as the searcher
         record_execution(run.executions_log, trial.number, "node", 0, config["digest"])
         if i == 0:
             folder = run.tune_dir / f"trainable_t{i:03d}_1" / "checkpoint_000000"
@@ -408,7 +408,7 @@ def test_interrupted_trials_to_rerun_survive_a_second_crash(tmp_path):
     got, config = ask(search)
     assert got.user_attrs["resumed_from"] == 0
     assert config["resume_checkpoint"] == checkpoint0
-    got.set_user_attr("tune_trial_id", "r0")
+    TrialRecord.set(got, config=config, tune_trial_id="r0")  # as the searcher does
     record_execution(run.executions_log, got.number, "node", 1, config["digest"])
     study, search = core()  # a third driver: the started re-run was interrupted in turn
     reruns = reconcile(run, study)
