@@ -207,9 +207,10 @@ class SearchSpace:
             prefix = self.unit_name(unit)
             out[f"{prefix}.type"] = choice.type
             hp = dict(choice.hparams)
+            ignored = modules.get(choice.type).ignored_given(hp) if choice.type != "none" else ()
             for name, _ in dict(self.choices)[choice.type]:
-                if name in ("gamma", "b") and choice.type == "eca" and hp.get("k_size") is not None:
-                    continue  # not suggested when k is fixed
+                if name in ignored:
+                    continue  # not suggested once the others fix it (the registry says which)
                 out[f"{prefix}.{choice.type}.{name}"] = hp[name]
         return out
 
