@@ -244,12 +244,12 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
     front = json.loads((run_dir / "pareto.json").read_text())
     again = cli("pareto", "cli", "--json", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    shown = json.loads(again.stdout)
-    assert shown["members"] == front
-    assert shown == json.loads((run_dir / "summary.json").read_text())
-    assert [r["name"] for r in shown["references"]] == ["ResNet-18"]
+    assert json.loads(again.stdout) == front  # the pareto.json contract (DESIGN §4, §6)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["members"] == front
+    assert [r["name"] for r in summary["references"]] == ["ResNet-18"]
     table = cli("pareto", "cli", cwd=tmp_path)
-    assert shown["verdict"]["text"].split(":")[0] in table.stdout and "References" in table.stdout
+    assert summary["verdict"]["text"].split(":")[0] in table.stdout and "References" in table.stdout
     dup = cli("run", "--budget", "2G", "--space", "tiny", "--name", "cli", cwd=tmp_path)
     assert dup.returncode == 2 and "already exists" in dup.stderr
     missing = cli("pareto", "nope", cwd=tmp_path)

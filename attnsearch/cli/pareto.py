@@ -14,7 +14,8 @@ from attnsearch.rundir import RESULTS_DIR
     "--json",
     "as_json",
     is_flag=True,
-    help="Print summary.json to stdout (members as in pareto.json, references, verdict).",
+    help="Print pareto.json (the front members) to stdout; references and the verdict are "
+    "in summary.json beside it.",
 )
 def command(name: str, results_dir: str, as_json: bool) -> None:
     """Rewrite pareto.json/.csv/.png, summary.json and trials.csv from the storage; show the
@@ -28,7 +29,7 @@ def command(name: str, results_dir: str, as_json: bool) -> None:
     study = open_study(run.path, run.record.study_name)
     summary = write_results(run, study)
     if as_json:
-        term.json({k: v for k, v in summary.items() if k != "run_dir"})
+        term.json(summary["members"])
         return
     counts = summary["counts"]
     term.front(
