@@ -7,13 +7,14 @@ import click
 from attnsearch.cli._numbers import Number
 from attnsearch.cli._proxy_options import given, proxy_options
 from attnsearch.proxy import MAX_SEED
+from attnsearch.rundir import RESULTS_DIR
 
 
 @click.command("evaluate")
 @click.argument("arch_file", metavar="ARCH.json", type=click.Path(dir_okay=False))
 @click.option("--run", "run_name", default=None, help="Use the proxy settings of this search.")
 @click.option(
-    "--results-dir", default="results", show_default=True, help="Parent folder of run folders."
+    "--results-dir", default=RESULTS_DIR, show_default=True, help="Parent folder of run folders."
 )
 @proxy_options
 @click.option(

@@ -6,6 +6,7 @@ import click
 
 from attnsearch.cli._numbers import Number, budget_option
 from attnsearch.proxy import MAX_SEED
+from attnsearch.rundir import RESULTS_DIR
 
 
 @click.command("export")
@@ -49,7 +50,7 @@ from attnsearch.proxy import MAX_SEED
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.option(
     "--results-dir",
-    default="results",
+    default=RESULTS_DIR,
     show_default=True,
     type=click.Path(file_okay=False),
     help="Parent folder of the search folders.",
