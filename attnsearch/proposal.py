@@ -453,6 +453,8 @@ def ask(core: Proposer) -> tuple:
     }
     if core.latency:
         config["latency_ms"] = trial.user_attrs["latency_ms"]
+    if trial.user_attrs.get("role"):  # a reference or a repeat: shown apart, not counted
+        config["role"] = trial.user_attrs["role"]
     resume = trial.user_attrs.get("resume_checkpoint")
     if resume:
         config["resume_checkpoint"] = resume

@@ -477,6 +477,29 @@ def test_live_view_plain_lines_off_a_terminal(monkeypatch):
     assert term.buf.getvalue() == ""  # nothing but plain lines
 
 
+def test_live_view_counts_references_and_repeats_apart_from_trials(monkeypatch):
+    from attnsearch.cli import _live
+
+    clock = [1000.0]
+    monkeypatch.setattr(_live.time, "time", lambda: clock[0])
+    term = _Term()
+    view = _live.LiveView(term, 2_000_000_000, 2, interactive=False, epochs=1)
+    clock[0] += 30
+    view.completed({"trial_number": 0, "accuracy": 0.4, "flops": 10**9, "role": "reference"})
+    clock[0] += 30
+    view.completed({"trial_number": 1, "accuracy": 0.5, "flops": 10**9})
+    view.completed({"trial_number": 2, "accuracy": 0.6, "flops": 10**9})
+    clock[0] += 30
+    view.completed({"trial_number": 3, "accuracy": 0.9, "flops": 10**9, "role": "repeat"})
+    assert (
+        "trial 0 (reference)" in term.lines[0]
+        and "done 0/2 (+1 references/repeats)" in term.lines[0]
+    )
+    assert "ETA 0:00:30" in term.lines[1]  # 2 trainings in 60 s, one search trial left
+    assert "done 2/2 (+2 references/repeats)" in term.lines[3]
+    assert [n for _, _, n in view.front()] == [2]  # a repeat's single seed is not on the front
+
+
 # ---- --storage ------------------------------------------------------------------------------
 def test_storage_holds_tune_under_the_run_name_and_resume_looks_there(tmp_path):
     import torch

@@ -24,6 +24,7 @@ class LiveView:
         self.interactive = interactive
         self.progress: dict[int, tuple[int, str]] = {}  # running trial -> (epoch, node)
         self.done: list[tuple[float, int, int]] = []  # (accuracy, flops, trial number)
+        self.extras = 0  # references and repeats trained (never counted in `trials`)
         self.failed = 0
         self.running = 0
         self.searcher = None
@@ -46,18 +47,23 @@ class LiveView:
         return time.time() - self.t0
 
     def eta(self) -> float | None:
-        """Seconds until ``trials`` are done at this session's rate (None before one)."""
-        done = len(self.done)
-        if not done:
+        """Seconds until ``trials`` are done at this session's rate of trainings, references
+        and repeats included (None before one; the repeats after the search are not known
+        in advance, so not included)."""
+        trained = len(self.done) + self.extras
+        if not trained:
             return None
-        return max(0.0, self.elapsed() / done * (self.trials - done))
+        return max(0.0, self.elapsed() / trained * (self.trials - len(self.done)))
 
     def status(self) -> str:
         eta = self.eta()
         return (
-            f"done {len(self.done)}/{self.trials}, elapsed {_clock(self.elapsed())}, "
-            f"ETA {_clock(eta) if eta is not None else '?'}"
+            f"done {len(self.done)}/{self.trials}{self._extras()}, "
+            f"elapsed {_clock(self.elapsed())}, ETA {_clock(eta) if eta is not None else '?'}"
         )
+
+    def _extras(self) -> str:
+        return f" (+{self.extras} references/repeats)" if self.extras else ""
 
     def epoch(self, result: dict[str, Any]) -> None:
         """A running trial reported an epoch."""
@@ -83,6 +89,13 @@ class LiveView:
         if result.get("failed"):
             self.failed += 1
             self._line(f"trial {result.get('trial_number')}: failed — {result['failed']}")
+        elif result.get("role"):  # a reference or a repeat: not one of --trials
+            self.extras += 1
+            self._line(
+                f"trial {result['trial_number']} ({result['role']}): accuracy "
+                f"{result['accuracy']:.4f}  {format_flops(result['flops'])}  "
+                f"({result.get('train_seconds', 0):.1f}s); {self.status()}"
+            )
         else:
             self.done.append(
                 (float(result["accuracy"]), int(result["flops"]), int(result["trial_number"]))
@@ -109,7 +122,7 @@ class LiveView:
 
         best = max((d[0] for d in self.done), default=None)
         title = (
-            f"done {len(self.done)}/{self.trials}  running {self.running}  "
+            f"done {len(self.done)}/{self.trials}{self._extras()}  running {self.running}  "
             f"over budget {self.infeasible}  failed {self.failed}  "
             f"best {best:.4f}"
             if best is not None

@@ -179,6 +179,8 @@ def trainable(config: dict, dataset=None, settings=None, executions=None) -> Non
 
     def report(metrics: dict, payload: dict) -> None:
         metrics = {**metrics, "flops": config["flops"], "trial_number": number, "node_id": node_id}
+        if config.get("role"):  # the live view counts references and repeats apart
+            metrics["role"] = config["role"]
         if resume_error:  # recorded with the trial: it trained from scratch
             metrics["resume_error"] = resume_error
         with tempfile.TemporaryDirectory() as out:
