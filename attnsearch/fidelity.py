@@ -16,6 +16,13 @@ optimizer steps (same data, batch and width; more epochs). The report compares t
 
 Every training run goes through :func:`attnsearch.evaluation.evaluate_architecture`, the
 code path of a search trial. Runs can be spread over worker processes.
+
+A panel is hours of training on a CPU, so every finished run can be appended to a
+*journal* (JSON lines; ``journal=``): a later call with the same panel, proxy and
+reference settings reads it and trains only the runs it lacks — after a crash, on another
+day or machine, or with more seeds. ``stages=("proxy",)`` trains the proxy runs alone:
+their report has the noise figures (within/between sd), and the ranking figures once the
+reference runs are in the journal too.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from attnsearch import stats
@@ -46,6 +54,7 @@ REFERENCE_SEED0 = 100  # reference runs use seeds 100..: independent of the prox
 POOL_PER_MEMBER = 40  # random candidates drawn per random panel slot before spreading
 BOOTSTRAP = 1000  # bootstrap resamples for the intervals of τ and ρ
 TOP_K = 5  # the top-k overlap reported
+STAGES = ("proxy", "reference")  # the two kinds of run of a panel
 
 
 class FidelityError(InputError):
@@ -268,6 +277,8 @@ def run_fidelity(
     workers: int = 1,
     device: str | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
+    journal: str | Path | None = None,
+    stages: Sequence[str] = STAGES,
 ) -> dict[str, Any]:
     """Train the panel under the proxy and the reference; return the full report.
 
@@ -285,6 +296,11 @@ def run_fidelity(
             1 trains here, in this process).
         device: ``"cpu"``, ``"cuda"`` (float32, no TF32) or ``None`` (as a trial).
         progress: called with ``(done, total, run_record)`` after each run.
+        journal: a JSON-lines file: runs already in it are not trained again, new ones
+            are appended as they finish (created when absent). It must have been written
+            for the same panel, data and settings (:class:`FidelityError` otherwise).
+        stages: which runs to train: ``("proxy", "reference")`` (all) or one of them; the
+            report uses every run the journal holds.
 
     Returns:
         A JSON-ready dict: ``settings``, ``panel`` (per member: runs, means, scores) and
@@ -298,6 +314,8 @@ def run_fidelity(
         raise FidelityError(f"--reference-factor must be at least 1, got {reference_factor}")
     if workers < 1:
         raise FidelityError(f"--workers must be at least 1, got {workers}")
+    if not stages or any(st not in STAGES for st in stages):
+        raise FidelityError(f"stages must be among {', '.join(STAGES)}, got {list(stages)!r}")
     members = build_panel(space, settings.width, panel, panel_seed, budget)
     dataset = settings.load_dataset()
     batch = settings.resolved_batch_size(len(dataset.train_x))
@@ -311,9 +329,22 @@ def run_fidelity(
         for s in range(proxy_seeds):
             jobs.append(_job(i, m, "proxy", settings.epochs, PROXY_SEED0 + s))
     jobs.sort(key=lambda j: j["schedule"] != "reference")  # longest first: better packing
+    book = None
+    done: list[dict] = []
+    if journal is not None:
+        key = _journal_key(space, fixed, dataset, members, reference_factor, budget)
+        book = _Journal(Path(journal), key)
+        done = book.read()
+        have = {_key_tuple(r) for r in done}
+        done = [r for r in done if _key_tuple(r) in {_key_tuple(j) for j in jobs}]
+        jobs = [j for j in jobs if _key_tuple(j) not in have]
+    jobs = [j for j in jobs if j["schedule"] in stages]
     t0 = time.perf_counter()
-    records = _execute(jobs, fixed.to_dict(), fixed.threads, device, workers, dataset, progress)
+    records = _execute(
+        jobs, fixed.to_dict(), fixed.threads, device, workers, dataset, progress, book
+    )
     wall = time.perf_counter() - t0
+    records = done + records
     panel_out = []
     for i, m in enumerate(members):
         mine = [r for r in records if r["member"] == i]
@@ -349,6 +380,9 @@ def run_fidelity(
             "budget": budget,
             "workers": workers,
             "device": device or "auto",
+            "journal": str(journal) if journal is not None else None,
+            "runs_from_journal": len(done),
+            "runs_trained": len(records) - len(done),
         },
         "panel": panel_out,
         "wall_seconds": wall,
@@ -367,8 +401,18 @@ def _job(i: int, m: PanelMember, schedule: str, epochs: int, seed: int) -> dict:
     }
 
 
-def _execute(jobs, settings, threads, device, workers, dataset, progress) -> list[dict]:
+def _execute(jobs, settings, threads, device, workers, dataset, progress, book) -> list[dict]:
     records: list[dict] = []
+
+    def finished(record: dict) -> None:
+        records.append(record)
+        if book is not None:
+            book.append(record)  # before anything else: a crash after it loses nothing
+        if progress is not None:
+            progress(len(records), len(jobs), record)
+
+    if not jobs:
+        return records
     if workers == 1:
         import torch
 
@@ -376,9 +420,7 @@ def _execute(jobs, settings, threads, device, workers, dataset, progress) -> lis
         try:
             _init_worker(settings, threads, device)
             for job in jobs:
-                records.append(_run_job(job))
-                if progress is not None:
-                    progress(len(records), len(jobs), records[-1])
+                finished(_run_job(job))
         finally:
             _WORKER.clear()
             _WORKER.update(saved)
@@ -393,10 +435,139 @@ def _execute(jobs, settings, threads, device, workers, dataset, progress) -> lis
     ) as pool:
         futures = [pool.submit(_run_job, job) for job in jobs]  # longest (reference) first
         for f in as_completed(futures):
-            records.append(f.result())
-            if progress is not None:
-                progress(len(records), len(jobs), records[-1])
+            finished(f.result())
     return records
+
+
+# ---- the journal -------------------------------------------------------------------------
+JOURNAL_FORMAT = 1
+
+
+def _key_tuple(r: dict) -> tuple:
+    return (r["member"], r["schedule"], r["seed"])
+
+
+def _journal_key(space, settings, dataset, members, reference_factor, budget) -> str:
+    """What a journal's runs depend on: the panel's architectures, the data, the proxy
+    (threads aside: they do not change what is trained) and the reference's length."""
+    import hashlib
+    import json
+
+    proxy = {k: v for k, v in settings.to_dict().items() if k != "threads"}
+    payload = {
+        "space": space.name,
+        "members": [m.arch.digest() for m in members],
+        "dataset": dataset.digest(),
+        "proxy": proxy,
+        "reference_factor": reference_factor,
+        "budget": budget,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class _Journal:
+    """The JSON-lines journal of a fidelity panel: a header line, then one run per line."""
+
+    def __init__(self, path: Path, key: str):
+        self.path, self.key = path, key
+
+    def read(self) -> list[dict]:
+        """The runs already recorded (none when the file is absent); refuses a journal of
+        other settings. A last line cut short by a crash mid-write is left out (and
+        overwritten by the next append)."""
+        import json
+
+        if not self.path.exists():
+            self._write_header()
+            return []
+        if not self.path.is_file():
+            raise FidelityError(f"--journal {self.path}: not a file")
+        try:
+            raw = self.path.read_bytes()
+            open(self.path, "ab").close()  # appendable: refused now, not after hours
+        except OSError as e:
+            raise FidelityError(
+                f"--journal {self.path}: cannot read or append to it ({e.strerror})"
+            ) from None
+        lines = raw.split(b"\n")
+        complete, tail = lines[:-1], lines[-1]  # the tail is b"" when the file ends in \n
+        rows = []
+        for n, line in enumerate(complete, 1):
+            try:
+                rows.append(json.loads(line))
+            except (UnicodeDecodeError, ValueError):
+                raise FidelityError(
+                    f"--journal {self.path}: line {n} is not JSON (not a fidelity journal?)"
+                ) from None
+        if not rows:
+            if tail.strip():
+                raise FidelityError(f"--journal {self.path}: not a fidelity journal")
+            self._write_header()
+            return []
+        head = rows[0]
+        if not isinstance(head, dict) or head.get("fidelity_journal") != JOURNAL_FORMAT:
+            raise FidelityError(f"--journal {self.path}: not a fidelity journal")
+        if head.get("key") != self.key:
+            raise FidelityError(
+                f"--journal {self.path} was written for another panel, dataset or proxy "
+                f"settings (key {head.get('key')!r}, these settings {self.key!r})"
+            )
+        runs = []
+        for n, row in enumerate(rows[1:], 2):
+            if not _is_run(row):
+                raise FidelityError(f"--journal {self.path}: line {n} is not a run record")
+            runs.append(row)
+        if tail:  # cut short mid-write: drop it, keep the file ending in a newline
+            with open(self.path, "r+b") as f:
+                f.truncate(len(raw) - len(tail))
+        return runs
+
+    def _write_header(self) -> None:
+        import json
+
+        try:
+            self.path.write_text(
+                json.dumps({"fidelity_journal": JOURNAL_FORMAT, "key": self.key}) + "\n"
+            )
+        except OSError as e:
+            raise FidelityError(f"--journal {self.path}: cannot write it ({e.strerror})") from None
+
+    def append(self, record: dict) -> None:
+        import json
+        import os
+
+        with open(self.path, "a") as f:
+            f.write(json.dumps(jsonable(record), separators=(",", ":")) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _is_run(row: Any) -> bool:
+    """A run record as :func:`_run_job` returns it (values checked: a journal is input)."""
+    if not isinstance(row, dict):
+        return False
+    ok_key = (
+        isinstance(row.get("member"), int)
+        and not isinstance(row.get("member"), bool)
+        and row.get("schedule") in STAGES
+        and isinstance(row.get("seed"), int)
+        and not isinstance(row.get("seed"), bool)
+    )
+    if not ok_key:
+        return False
+    if "failed" in row:
+        return isinstance(row["failed"], str)
+    numbers = ("accuracy", "seconds")
+    lists = ("history", "train_losses", "val_losses")
+
+    def finite(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    return all(finite(row.get(k)) for k in numbers) and all(
+        isinstance(row.get(k), list) and row[k] and all(v is None or finite(v) for v in row[k])
+        for k in lists
+    )  # None: a NaN loss, written as null (strict JSON)
 
 
 # ---- the report ------------------------------------------------------------------------
@@ -419,15 +590,33 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
         m["reference_sd"] = stats.sd([x["accuracy"] for x in r]) if r else None
         m["scores"] = {k: stats.mean([f(x) for x in p]) if p else None for k, f in SCORES.items()}
     out: dict[str, Any] = {"architectures": len(usable), "failed_runs": failed_runs}
+    # the noise figures need the proxy runs only (at least 2 seeds on at least 3 members)
+    noisy = [m for m in panel if len(_ok(m["proxy"])) >= 2]
+    if len(noisy) < 3:
+        out["error"] = "fewer than 3 architectures have 2 or more proxy runs"
+        return out
+    k = min(len(_ok(m["proxy"])) for m in noisy)
+    within = math.sqrt(stats.mean([m["proxy_sd"] ** 2 for m in noisy]))
+    between = stats.sd([m["proxy_mean"] for m in noisy])
+    proxy_runs = [r for m in panel for r in _ok(m["proxy"])]
+    out.update(
+        {
+            "within_sd": within,
+            "between_sd": between,
+            "between_sd_corrected": math.sqrt(max(0.0, between**2 - within**2 / k)),
+            "between_over_within": between / within if within else math.inf,
+            "noise_architectures": len(noisy),
+            "seconds_per_proxy_eval": stats.mean([r["seconds"] for r in proxy_runs]),
+        }
+    )
     if len(usable) < 3:
-        out["error"] = "fewer than 3 architectures have both proxy and reference runs"
+        out["ranking_missing"] = (
+            "fewer than 3 architectures have both proxy and reference runs: no ranking "
+            "figures (train the reference runs into the same journal)"
+        )
         return out
     ref = [m["reference_mean"] for m in usable]
     proxy = [m["proxy_mean"] for m in usable]
-    k = min(len(m["proxy"]) for m in usable)
-    within = math.sqrt(stats.mean([m["proxy_sd"] ** 2 for m in usable]))
-    between = stats.sd(proxy)
-    between_true = math.sqrt(max(0.0, between**2 - within**2 / k))
     ref_within = math.sqrt(stats.mean([m["reference_sd"] ** 2 for m in usable]))
 
     def rank_stats(x: list[float]) -> dict[str, Any]:
@@ -447,16 +636,11 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
             f"top{TOP_K}_overlap": stats.top_k_overlap(x, ref, TOP_K),
         }
 
-    proxy_runs = [r for m in panel for r in _ok(m["proxy"])]
     ref_runs = [r for m in panel for r in _ok(m["reference"])]
     scores = {name: rank_stats([m["scores"][name] for m in usable]) for name in SCORES}
     best = max(scores, key=lambda s: (_nan_low(scores[s]["kendall_tau"]), s))
     out.update(
         {
-            "within_sd": within,
-            "between_sd": between,
-            "between_sd_corrected": between_true,
-            "between_over_within": between / within if within else math.inf,
             "reference_within_sd": ref_within,
             "reference_between_sd": stats.sd(ref),
             "proxy_accuracy_range": [min(proxy), max(proxy)],
@@ -464,7 +648,6 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
             **rank_stats(proxy),
             "kendall_tau_params": stats.kendall_tau([float(m["params"]) for m in usable], ref),
             "kendall_tau_flops": stats.kendall_tau([float(m["flops"]) for m in usable], ref),
-            "seconds_per_proxy_eval": stats.mean([r["seconds"] for r in proxy_runs]),
             "seconds_per_reference_eval": stats.mean([r["seconds"] for r in ref_runs]),
             "scores": scores,
             "best_score": best,

@@ -11,6 +11,12 @@ and a summary (``--out-dir``), and prints the rows for ``benchmarks/RESULTS.md``
     python benchmarks/proxy_fidelity.py --device cuda --workers 14      # the full panels
     python benchmarks/proxy_fidelity.py --dry-run                       # jobs and steps
     python benchmarks/proxy_fidelity.py --smoke                         # < 2 min on a CPU
+    python benchmarks/proxy_fidelity.py --panels old --stage proxy      # the noise only
+
+Every finished run is appended to ``--journal-dir``/proxy_fidelity_NAME.jsonl (kept in the
+repository): a later call trains only the runs the journal lacks, so a panel too long for
+one sitting (the old one is ≈ 5.6 core-hours on a CPU) is built up over several, and
+``--stage proxy|reference`` splits it.
 """
 
 from __future__ import annotations
@@ -65,6 +71,13 @@ def main() -> None:
     p.add_argument("--reference-factor", type=int, default=10)
     p.add_argument("--reference-seeds", type=int, default=2)
     p.add_argument("--out-dir", type=Path, default=C.HERE / "results")
+    p.add_argument(
+        "--journal-dir",
+        type=Path,
+        default=C.HERE / "results" / "fidelity_journals",
+        help="one JSON-lines journal per panel: finished runs are not trained again",
+    )
+    p.add_argument("--stage", choices=("all", "proxy", "reference"), default="all")
     p.add_argument("--smoke", action="store_true", help="tiny space, 3 architectures, 60 images")
     p.add_argument("--dry-run", action="store_true", help="print the jobs and steps, train nothing")
     args = p.parse_args()
@@ -89,6 +102,7 @@ def main() -> None:
         if unknown:
             sys.exit(f"unknown panel(s) {unknown}; known: {', '.join(PANELS)}")
         panels = {n: PANELS[n] for n in names}
+    args.journal_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
     threads = 1 if args.device == "cuda" else max(1, cores // args.workers)
     space = load_space(args.space)
@@ -121,6 +135,8 @@ def main() -> None:
             workers=args.workers,
             device=args.device,
             progress=progress,
+            journal=None if args.smoke else args.journal_dir / f"proxy_fidelity_{name}.jsonl",
+            stages=("proxy", "reference") if args.stage == "all" else (args.stage,),
         )
         report["machine"] = summary["machine"]
         C.write_json(args.out_dir / f"proxy_fidelity_{name}.json", jsonable(report))
@@ -181,6 +197,22 @@ def _print_rows(panels: dict) -> None:
     for name, s in panels.items():
         if "error" in s:
             rows.append([name, s["error"], *[""] * (len(cols) - 2)])
+            continue
+        if "ranking_missing" in s:  # proxy runs only: the noise figures
+            rows.append(
+                [
+                    name,
+                    f"{s['within_sd']:.4f}",
+                    f"{s['between_sd']:.4f}",
+                    "no reference runs",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"{s['seconds_per_proxy_eval']:.1f}",
+                    "",
+                ]  # fmt: skip
+            )
             continue
         lo, hi = s["kendall_tau_ci95"]
         best = s["best_score"]

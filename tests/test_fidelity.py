@@ -98,3 +98,104 @@ def test_bad_input_exits_2(capsys, extra):
     code, out, err = _main(capsys, "fidelity", *MICRO, *extra)
     assert code == 2, (out, err)
     assert "Traceback" not in err and err.strip().count("\n") == 0
+
+
+# ---- the journal: a panel is hours of training, so no finished run is trained twice ------
+JOURNAL_KW = dict(panel=3, proxy_seeds=2, reference_factor=1, reference_seeds=1, device="cpu")
+
+
+def _counting(monkeypatch):
+    import attnsearch.fidelity as fid
+
+    calls = []
+    real = fid._run_job
+
+    def run_job(job):
+        calls.append((job["member"], job["schedule"], job["seed"]))
+        return real(job)
+
+    monkeypatch.setattr(fid, "_run_job", run_job)
+    return calls
+
+
+def _accuracies(report):
+    return [
+        [(r["schedule"], r["seed"], r["accuracy"]) for r in m["proxy"] + m["reference"]]
+        for m in report["panel"]
+    ]
+
+
+def test_journal_resumes_without_training_again(tmp_path, monkeypatch):
+    space = load_space("tiny")
+    settings = ProxySettings.defaults(dataset="digits", limit=40, epochs=1)
+    journal = tmp_path / "panel.jsonl"
+    calls = _counting(monkeypatch)
+    first = run_fidelity(space, settings, workers=1, journal=journal, **JOURNAL_KW)
+    assert len(calls) == 9 and len(journal.read_text().splitlines()) == 1 + 9
+    calls.clear()
+    again = run_fidelity(space, settings, workers=1, journal=journal, **JOURNAL_KW)
+    assert calls == [] and again["settings"]["runs_from_journal"] == 9
+    assert _accuracies(again) == _accuracies(first)
+    assert again["summary"]["kendall_tau"] == first["summary"]["kendall_tau"]
+
+    # a crash: the last two runs never written, a third cut short mid-line
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join(lines[:-3]) + lines[-3][: len(lines[-3]) // 2])
+    lost = {(r["member"], r["schedule"], r["seed"]) for r in map(json.loads, lines[-3:])}
+    third = run_fidelity(space, settings, workers=1, journal=journal, **JOURNAL_KW)
+    assert set(calls) == lost and len(calls) == 3  # exactly the missing runs
+    assert _accuracies(third) == _accuracies(first)  # seeded: the same numbers
+    rows = [json.loads(x) for x in journal.read_text().splitlines()]
+    assert len(rows) == 1 + 9  # the cut line was dropped, not kept beside its re-run
+
+
+def test_proxy_stage_alone_gives_the_noise_then_the_reference_completes_it(tmp_path, monkeypatch):
+    space = load_space("tiny")
+    settings = ProxySettings.defaults(dataset="digits", limit=40, epochs=1)
+    journal = tmp_path / "panel.jsonl"
+    calls = _counting(monkeypatch)
+    proxy = run_fidelity(
+        space, settings, workers=1, journal=journal, stages=("proxy",), **JOURNAL_KW
+    )
+    assert {c[1] for c in calls} == {"proxy"} and len(calls) == 6
+    s = proxy["summary"]
+    assert s["within_sd"] >= 0 and s["between_sd"] >= 0 and "ranking_missing" in s
+    assert "kendall_tau" not in s
+    calls.clear()
+    full = run_fidelity(
+        space, settings, workers=1, journal=journal, stages=("reference",), **JOURNAL_KW
+    )
+    assert {c[1] for c in calls} == {"reference"} and len(calls) == 3
+    assert "kendall_tau" in full["summary"] and "ranking_missing" not in full["summary"]
+    assert full["summary"]["within_sd"] == s["within_sd"]
+
+
+def test_journal_of_other_settings_or_not_a_journal_is_refused(tmp_path, capsys):
+    from attnsearch.fidelity import FidelityError
+
+    space = load_space("tiny")
+    journal = tmp_path / "panel.jsonl"
+    run_fidelity(
+        space,
+        ProxySettings.defaults(dataset="digits", limit=40, epochs=1),
+        workers=1,
+        journal=journal,
+        stages=("proxy",),
+        **JOURNAL_KW,
+    )
+    before = journal.read_bytes()
+    with pytest.raises(FidelityError, match="another panel, dataset or proxy"):
+        run_fidelity(
+            space,
+            ProxySettings.defaults(dataset="digits", limit=48, epochs=1),
+            workers=1,
+            journal=journal,
+            **JOURNAL_KW,
+        )
+    assert journal.read_bytes() == before  # nothing already computed lost
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"fidelity_journal": 1, "key": "x"}\nnot json\n')
+    for path, words in ((bad, "line 2 is not JSON"), (tmp_path, "is a folder")):
+        code, out, err = _main(capsys, "fidelity", *MICRO, "--journal", str(path))
+        assert code == 2 and words in err, err
+        assert "Traceback" not in err and err.strip().count("\n") == 0

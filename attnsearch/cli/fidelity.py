@@ -67,6 +67,20 @@ from attnsearch.proxy import MAX_SEED
     show_default=True,
     help="cuda trains in float32 (no bf16, no TF32) so figures transfer to CPU.",
 )
+@click.option(
+    "--journal",
+    default=None,
+    help="JSON-lines file of finished runs: runs already in it are not trained again, new "
+    "ones are appended as they finish (resume a cut-short panel, add seeds, or split the "
+    "work over days or machines).",
+)
+@click.option(
+    "--stage",
+    type=click.Choice(["all", "proxy", "reference"]),
+    default="all",
+    show_default=True,
+    help="Train only these runs (proxy alone gives the noise figures; the ranking needs both).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("-o", "--output", default=None, help="Also write the full JSON report here.")
 def command(
@@ -79,6 +93,8 @@ def command(
     reference_seeds,
     workers,
     device,
+    journal,
+    stage,
     as_json,
     output,
     **opts,
@@ -103,6 +119,10 @@ def command(
         from attnsearch.cli._places import check_output_file
 
         check_output_file("-o", output)  # before hours of training, not after
+    if journal:
+        from attnsearch.cli._places import check_output_file
+
+        check_output_file("--journal", journal)
     sp = load_space(space)
     settings = ProxySettings.defaults(**given(opts))
     sp.check_width(settings.width)
@@ -136,6 +156,8 @@ def command(
         workers=workers,
         device=None if device == "auto" else device,
         progress=progress,
+        journal=journal,
+        stages=("proxy", "reference") if stage == "all" else (stage,),
     )
     data = jsonable(report)
     if output:
@@ -175,6 +197,19 @@ def _print(term, report: dict) -> None:
     )
     if "error" in s:
         term.error(s["error"])
+        return
+    if "ranking_missing" in s:
+        term.table(
+            "proxy noise",
+            ["", "value"],
+            [
+                ["within-architecture sd", _fmt(s["within_sd"], 4)],
+                ["between-architecture sd", _fmt(s["between_sd"], 4)],
+                ["between / within", _fmt(s["between_over_within"], 2)],
+                ["s per proxy eval", f"{s['seconds_per_proxy_eval']:.1f}"],
+            ],
+        )
+        term.note(s["ranking_missing"])
         return
     ci = s["kendall_tau_ci95"]
     rci = s["spearman_rho_ci95"]
