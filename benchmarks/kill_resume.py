@@ -2,15 +2,19 @@
 
     python benchmarks/kill_resume.py --loops 10
 
-Each loop starts a small search (tiny space, synthetic data) in a fresh folder, kills the
-driver with SIGKILL at a random moment of the whole run (uniform between 1 s and the
-duration of a first, uninterrupted run of the same command, so every stage of a run can be
-hit, later ones included), resumes it, and checks that it ended exactly right: exactly N
-trials trained and complete, none RUNNING, no completed trial's training executed twice,
-no trial completed before the kill executed again, the front equal to the storage's best
-trials, and no process of the killed driver's Ray alive (the renamed agents included:
-checked with the session record the killed driver wrote, before the resume replaced it).
-Prints a line per loop and writes benchmarks/results/kill_resume.json.
+Each loop starts a small search (tiny space, synthetic data; with the default references
+and repeats, so a run has three stages: the papers' networks, the search's own trials, the
+repeats of the front) in a fresh folder, kills the driver with SIGKILL at a random moment
+of the whole run (uniform between 1 s and the duration of a first, uninterrupted run of the
+same command, so every stage can be hit), resumes it, and checks that it ended exactly
+right: exactly N search trials trained and complete; every reference of the uninterrupted
+run with exactly ``repeats`` complete seeds; every front member (and trial within noise of
+it) with exactly ``repeats`` seeds, no repeat asked twice; none RUNNING or WAITING; no
+trained trial's training executed twice; no trial completed before the kill executed again;
+``pareto.json`` equal to the front on means computed from the storage; and no process of the
+killed driver's Ray alive (the renamed agents included: checked with the session record the
+killed driver wrote, before the resume replaced it). Prints a line per loop (with the stage
+the kill hit) and writes benchmarks/results/kill_resume.json.
 """
 
 from __future__ import annotations
@@ -74,15 +78,53 @@ def _command(i: int, trials: int) -> list[str]:
     ]
 
 
-def full_run_seconds(trials: int) -> float:
-    """The wall time of one uninterrupted run (the range of kill moments)."""
+def _end_state(run_dir: Path) -> dict:
+    """What the storage holds once a run finished: trained trials by role, and the front."""
+    from attnsearch.results import ROLE_REFERENCE, ROLE_REPEAT, front_on_means, measurements
+    from attnsearch.rundir import TrialRecord
+
+    study = _study(run_dir)
+    by_role: dict[str, list] = {"search": [], ROLE_REFERENCE: [], ROLE_REPEAT: []}
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained"):
+            by_role[TrialRecord.of(t).role or "search"].append(t)
+    ms = measurements(study)
+    return {
+        "study": study,
+        "by_role": by_role,
+        "references": {name: len(m.accuracies) for name, m in ms.references.items()},
+        "front": sorted(m.trial for m in front_on_means(ms.search)),
+    }
+
+
+def full_run(trials: int) -> tuple[float, list[str], int]:
+    """One uninterrupted run: its wall time (the range of kill moments), the references it
+    evaluated and its repeats per measured architecture."""
     cwd = Path(tempfile.mkdtemp(prefix="killloop-full-"))
     t0 = time.time()
     subprocess.run(_command(1000, trials), cwd=cwd, capture_output=True, timeout=1800, check=True)
-    return time.time() - t0
+    seconds = time.time() - t0
+    run_dir = cwd / "results" / "k"
+    repeats = int(yaml.safe_load((run_dir / "run.yaml").read_text())["repeats"])
+    return seconds, sorted(_end_state(run_dir)["references"]), repeats
 
 
-def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
+def _stage(study) -> str:
+    """Which stage a killed run was in: trained trials by role, and whether any was RUNNING."""
+    from attnsearch.rundir import TrialRecord
+
+    counts = {"reference": 0, "search": 0, "repeat": 0}
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained"):
+            counts[TrialRecord.of(t).role or "search"] += 1
+    return " ".join(f"{k}={v}" for k, v in counts.items())
+
+
+def one_loop(
+    i: int, trials: int, max_delay: float, rng: random.Random, references: list[str], repeats: int
+) -> dict:
+    from attnsearch.results import repeats_needed
+
     cwd = Path(tempfile.mkdtemp(prefix=f"killloop{i}-"))
     run_dir = cwd / "results" / "k"
     delay = rng.uniform(1.0, max_delay)
@@ -99,13 +141,16 @@ def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
     killed_session = None
     if (run_dir / "ray_session.json").exists():
         killed_session = json.loads((run_dir / "ray_session.json").read_text())
-    before = set()
+    before: set[int] = set()
+    stage = "before the storage existed"
     if (run_dir / "study.journal").exists():
+        study = _study(run_dir)
         before = {
             t.number
-            for t in _study(run_dir).trials
+            for t in study.trials
             if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained")
         }
+        stage = _stage(study)
     res = subprocess.run(
         [sys.executable, "-m", "attnsearch", "run", "--name", "k", "--resume"]
         if (run_dir / "run.yaml").exists()
@@ -119,19 +164,33 @@ def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
     if res.returncode != 0:
         problems.append(f"resume exit {res.returncode}: {res.stderr.strip()[-300:]}")
     else:
-        study = _study(run_dir)
-        done = [
-            t
+        end = _end_state(run_dir)
+        study, by_role = end["study"], end["by_role"]
+        left_over = [
+            t.number
             for t in study.trials
-            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained")
+            if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
         ]
-        running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
         lines = (run_dir / "executions.jsonl").read_text().splitlines()
         ex = [json.loads(x) for x in lines if x.strip()]
-        if len(done) != trials:
-            problems.append(f"{len(done)} complete, expected {trials}")
-        if running:
-            problems.append(f"{len(running)} left RUNNING")
+        if len(by_role["search"]) != trials:
+            problems.append(f"{len(by_role['search'])} search trials complete, expected {trials}")
+        if sorted(end["references"]) != references:
+            problems.append(f"references {sorted(end['references'])}, expected {references}")
+        wrong = {k: n for k, n in end["references"].items() if n != repeats}
+        if wrong:
+            problems.append(f"references without exactly {repeats} seeds: {wrong}")
+        if repeats_needed(study, repeats):
+            problems.append(f"repeats still missing: {repeats_needed(study, repeats)}")
+        per = {}
+        for t in by_role["repeat"]:
+            per[t.user_attrs["repeat_of"]] = per.get(t.user_attrs["repeat_of"], 0) + 1
+        doubled = {k: n for k, n in per.items() if n > repeats - 1}
+        if doubled:
+            problems.append(f"trials repeated more than {repeats - 1} times: {doubled}")
+        if left_over:
+            problems.append(f"trials left RUNNING or WAITING: {left_over}")
+        done = [t for trials_ in by_role.values() for t in trials_]
         twice = [t.number for t in done if sum(e["trial"] == t.number for e in ex) != 1]
         if twice:
             problems.append(f"trials executed more than once: {twice}")
@@ -139,8 +198,8 @@ def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
         if again:
             problems.append(f"completed before the kill, executed again: {again}")
         front = json.loads((run_dir / "pareto.json").read_text())
-        if sorted(m["trial"] for m in front) != sorted(t.number for t in study.best_trials):
-            problems.append("pareto.json differs from the storage's best trials")
+        if sorted(m["trial"] for m in front) != end["front"]:
+            problems.append("pareto.json differs from the front on means of the storage")
         left = stray_ray_pids(killed_session) if not finished_first else set()
         if left:
             problems.append(f"processes of the killed driver's Ray still alive: {sorted(left)}")
@@ -149,6 +208,7 @@ def one_loop(i: int, trials: int, max_delay: float, rng: random.Random) -> dict:
         "kill_after_s": round(delay, 1),
         "killed": not finished_first,
         "complete_before_kill": len(before),
+        "stage_at_kill": stage,
         "ok": not problems,
         "problems": problems,
     }
@@ -168,17 +228,20 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/kill_resume.json")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    max_delay = args.max_delay
-    if max_delay is None:
-        max_delay = full_run_seconds(args.trials)
-        print(f"one uninterrupted run: {max_delay:.0f}s; kills uniform in [1, that]", flush=True)
+    seconds, references, repeats = full_run(args.trials)
+    max_delay = args.max_delay if args.max_delay is not None else seconds
+    print(
+        f"one uninterrupted run: {seconds:.0f}s, references {references}, {repeats} seeds "
+        f"each; kills uniform in [1, {max_delay:.0f}]s",
+        flush=True,
+    )
     rows = []
     for i in range(args.loops):
-        row = one_loop(i, args.trials, max_delay, rng)
+        row = one_loop(i, args.trials, max_delay, rng, references, repeats)
         rows.append(row)
         print(
-            f"loop {i}: kill after {row['kill_after_s']}s ({row['complete_before_kill']} "
-            f"complete before) -> {'ok' if row['ok'] else 'WRONG: ' + '; '.join(row['problems'])}",
+            f"loop {i}: kill after {row['kill_after_s']}s ({row['stage_at_kill']}) "
+            f"-> {'ok' if row['ok'] else 'WRONG: ' + '; '.join(row['problems'])}",
             flush=True,
         )
         _write(args.out, rows, max_delay)  # after each loop: a cut-short series is kept
