@@ -316,6 +316,11 @@ def run_fidelity(
         raise FidelityError(f"--workers must be at least 1, got {workers}")
     if not stages or any(st not in STAGES for st in stages):
         raise FidelityError(f"stages must be among {', '.join(STAGES)}, got {list(stages)!r}")
+    if set(stages) != set(STAGES) and journal is None:
+        raise FidelityError(
+            f"--stage {stages[0]} needs --journal FILE (the other stage's runs live there; "
+            "without it the runs trained now would be reported alone and lost)"
+        )
     members = build_panel(space, settings.width, panel, panel_seed, budget)
     dataset = settings.load_dataset()
     batch = settings.resolved_batch_size(len(dataset.train_x))
@@ -332,10 +337,11 @@ def run_fidelity(
     book = None
     done: list[dict] = []
     if journal is not None:
-        key = _journal_key(space, fixed, dataset, members, reference_factor, budget)
+        kind = device or ("cuda" if _cuda_visible() else "cpu")  # where runs train
+        key = _journal_key(space, fixed, dataset, members, reference_factor, budget, kind)
         book = _Journal(Path(journal), key)
         done = book.read()
-        have = {_key_tuple(r) for r in done}
+        have = {_key_tuple(r) for r in done if "failed" not in r}  # failed: tried again
         done = [r for r in done if _key_tuple(r) in {_key_tuple(j) for j in jobs}]
         jobs = [j for j in jobs if _key_tuple(j) not in have]
     jobs = [j for j in jobs if j["schedule"] in stages]
@@ -344,7 +350,7 @@ def run_fidelity(
         jobs, fixed.to_dict(), fixed.threads, device, workers, dataset, progress, book
     )
     wall = time.perf_counter() - t0
-    records = done + records
+    records = _latest(done + records)
     panel_out = []
     for i, m in enumerate(members):
         mine = [r for r in records if r["member"] == i]
@@ -447,13 +453,33 @@ def _key_tuple(r: dict) -> tuple:
     return (r["member"], r["schedule"], r["seed"])
 
 
-def _journal_key(space, settings, dataset, members, reference_factor, budget) -> str:
-    """What a journal's runs depend on: the panel's architectures, the data, the proxy
-    (threads aside: they do not change what is trained) and the reference's length."""
+def _cuda_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _latest(records: list[dict]) -> list[dict]:
+    """One record per run: a successful one where there is one (the first), else the last
+    failure (a failed run is tried again by the next call; a success replaces it)."""
+    best: dict[tuple, dict] = {}
+    for r in records:
+        k = _key_tuple(r)
+        if k not in best or "failed" in best[k]:
+            best[k] = r
+    return list(best.values())
+
+
+def _journal_key(space, settings, dataset, members, reference_factor, budget, device) -> str:
+    """What a journal's runs depend on: the panel's architectures, the data (its digest,
+    not where it is stored), the proxy (threads aside: they do not change what is
+    trained), the reference's length and the device kind (CPU and CUDA runs differ in
+    their numbers and their seconds: one journal holds one kind)."""
     import hashlib
     import json
 
-    proxy = {k: v for k, v in settings.to_dict().items() if k != "threads"}
+    skip = ("threads", "data_dir")
+    proxy = {k: v for k, v in settings.to_dict().items() if k not in skip}
     payload = {
         "space": space.name,
         "members": [m.arch.digest() for m in members],
@@ -461,6 +487,7 @@ def _journal_key(space, settings, dataset, members, reference_factor, budget) ->
         "proxy": proxy,
         "reference_factor": reference_factor,
         "budget": budget,
+        "device": device,
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -517,6 +544,9 @@ class _Journal:
         for n, row in enumerate(rows[1:], 2):
             if not _is_run(row):
                 raise FidelityError(f"--journal {self.path}: line {n} is not a run record")
+            for k in ("history", "train_losses", "val_losses"):
+                if k in row:  # a NaN was written as null (strict JSON): NaN again
+                    row[k] = [math.nan if v is None else v for v in row[k]]
             runs.append(row)
         if tail:  # cut short mid-write: drop it, keep the file ending in a newline
             with open(self.path, "r+b") as f:
@@ -534,13 +564,24 @@ class _Journal:
             raise FidelityError(f"--journal {self.path}: cannot write it ({e.strerror})") from None
 
     def append(self, record: dict) -> None:
+        """One line per run, flushed to disk (a lock keeps lines of two processes apart;
+        runs two processes both trained are counted once when read)."""
+        import fcntl
         import json
         import os
 
-        with open(self.path, "a") as f:
-            f.write(json.dumps(jsonable(record), separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        line = json.dumps(jsonable(record), separators=(",", ":")) + "\n"
+        try:
+            with open(self.path, "a") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise FidelityError(
+                f"--journal {self.path}: cannot append to it ({e.strerror}); the runs "
+                "written before are kept"
+            ) from None
 
 
 def _is_run(row: Any) -> bool:
@@ -612,7 +653,7 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
     if len(usable) < 3:
         out["ranking_missing"] = (
             "fewer than 3 architectures have both proxy and reference runs: no ranking "
-            "figures (train the reference runs into the same journal)"
+            "figures (train them with --stage reference and the same --journal)"
         )
         return out
     ref = [m["reference_mean"] for m in usable]

@@ -47,16 +47,16 @@ def _networks(run_dir: Path):
         nets.append(
             (f"front trial {m['trial']}", "front", Architecture.from_json(m["architecture"]))
         )
-    seen = {a.digest for _, _, a in nets}
+    seen = {a.digest() for _, _, a in nets}
     study = open_study(run_dir, record["study_name"])
     for t in study.trials:
         r = TrialRecord.of(t)
         if r.role or not r.trained or t.number in on_front or r.architecture is None:
             continue
         arch = Architecture.from_json(r.architecture)
-        if arch.digest in seen:
+        if arch.digest() in seen:
             continue
-        seen.add(arch.digest)
+        seen.add(arch.digest())
         nets.append((f"trial {t.number}", "search", arch))
     return space, nets
 

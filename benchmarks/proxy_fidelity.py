@@ -102,7 +102,8 @@ def main() -> None:
         if unknown:
             sys.exit(f"unknown panel(s) {unknown}; known: {', '.join(PANELS)}")
         panels = {n: PANELS[n] for n in names}
-    args.journal_dir.mkdir(parents=True, exist_ok=True)
+    if not (args.dry_run or args.smoke):
+        args.journal_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
     threads = 1 if args.device == "cuda" else max(1, cores // args.workers)
     space = load_space(args.space)

@@ -9,7 +9,7 @@ import pytest
 
 from attnsearch.cli import main
 from attnsearch.evaluation import ProxySettings
-from attnsearch.fidelity import SCORES, build_panel, run_fidelity
+from attnsearch.fidelity import SCORES, build_panel, jsonable, run_fidelity
 from attnsearch.spaces import load_space
 
 MICRO = ["--space", "tiny", "--dataset", "digits", "--limit", "60", "--epochs", "1",
@@ -136,7 +136,8 @@ def test_journal_resumes_without_training_again(tmp_path, monkeypatch):
     again = run_fidelity(space, settings, workers=1, journal=journal, **JOURNAL_KW)
     assert calls == [] and again["settings"]["runs_from_journal"] == 9
     assert _accuracies(again) == _accuracies(first)
-    assert again["summary"]["kendall_tau"] == first["summary"]["kendall_tau"]
+    same = [json.dumps(jsonable(r["summary"]), sort_keys=True) for r in (first, again)]
+    assert same[0] == same[1]  # every figure (NaN as null: NaN != NaN)
 
     # a crash: the last two runs never written, a third cut short mid-line
     lines = journal.read_text().splitlines(keepends=True)
@@ -199,3 +200,36 @@ def test_journal_of_other_settings_or_not_a_journal_is_refused(tmp_path, capsys)
         code, out, err = _main(capsys, "fidelity", *MICRO, "--journal", str(path))
         assert code == 2 and words in err, err
         assert "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_stage_without_journal_or_report_over_journal_is_refused(tmp_path, capsys):
+    journal = tmp_path / "j.jsonl"
+    for extra, words in (
+        (["--stage", "reference"], "needs --journal"),
+        (["--journal", str(journal), "-o", str(journal)], "same file as --journal"),
+    ):
+        code, out, err = _main(capsys, "fidelity", *MICRO, *extra)
+        assert code == 2 and words in err, err
+        assert "Traceback" not in err and err.strip().count("\n") == 0
+    assert not journal.exists()  # refused before anything was written
+
+
+def test_journal_counts_a_run_once_and_tries_a_failed_run_again(tmp_path, monkeypatch):
+    space = load_space("tiny")
+    settings = ProxySettings.defaults(dataset="digits", limit=40, epochs=1)
+    journal = tmp_path / "panel.jsonl"
+    first = run_fidelity(space, settings, workers=1, journal=journal, **JOURNAL_KW)
+    lines = journal.read_text().splitlines(keepends=True)
+    runs = [json.loads(x) for x in lines[1:]]
+    failed = {**{k: runs[0][k] for k in ("member", "schedule", "seed")}, "failed": "OOM"}
+    # a second process trained run 1 again; run 0 had failed once before it succeeded
+    journal.write_text(lines[0] + json.dumps(failed) + "\n" + "".join(lines[1:]) + lines[2])
+    calls = _counting(monkeypatch)
+    again = run_fidelity(space, settings, workers=1, journal=journal, **JOURNAL_KW)
+    assert calls == [] and _accuracies(again) == _accuracies(first)
+    assert again["summary"]["failed_runs"] == 0
+    # only a failure on record: trained again, and the success then counts
+    journal.write_text(lines[0] + json.dumps(failed) + "\n" + "".join(lines[2:]))
+    third = run_fidelity(space, settings, workers=1, journal=journal, **JOURNAL_KW)
+    assert calls == [(runs[0]["member"], runs[0]["schedule"], runs[0]["seed"])]
+    assert _accuracies(third) == _accuracies(first)

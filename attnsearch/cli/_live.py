@@ -126,7 +126,8 @@ class LiveView:
             f"over budget {self.infeasible}  failed {self.failed}  "
             f"best {best:.4f}"
             if best is not None
-            else f"done 0/{self.trials}  running {self.running}  over budget {self.infeasible}"
+            else f"done 0/{self.trials}{self._extras()}  running {self.running}  "
+            f"over budget {self.infeasible}"
         )
         table = Table(title=title, caption=f"budget {format_flops(self.budget)}")
         table.add_column("front: trial", justify="right")

@@ -110,19 +110,21 @@ def command(
     from pathlib import Path
 
     from attnsearch.budget import parse_budget
+    from attnsearch.cli._places import check_output_file
     from attnsearch.cli._terminal import term
+    from attnsearch.errors import InputError
     from attnsearch.evaluation import ProxySettings
     from attnsearch.fidelity import jsonable, run_fidelity
     from attnsearch.spaces import load_space
 
     if output:
-        from attnsearch.cli._places import check_output_file
-
         check_output_file("-o", output)  # before hours of training, not after
     if journal:
-        from attnsearch.cli._places import check_output_file
-
         check_output_file("--journal", journal)
+        if output and Path(output).resolve() == Path(journal).resolve():
+            raise InputError(f"-o {output}: the same file as --journal (it would be overwritten)")
+    elif stage != "all":
+        raise InputError(f"--stage {stage} needs --journal FILE (where the other stage's runs are)")
     sp = load_space(space)
     settings = ProxySettings.defaults(**given(opts))
     sp.check_width(settings.width)
@@ -131,8 +133,6 @@ def command(
         import torch
 
         if not torch.cuda.is_available():
-            from attnsearch.errors import InputError
-
             raise InputError("--device cuda: no CUDA device is visible")
 
     def progress(done: int, total: int, record: dict) -> None:
