@@ -72,7 +72,7 @@ from attnsearch.proxy import MAX_SEED
     default=None,
     help="JSON-lines file of finished runs: runs already in it are not trained again, new "
     "ones are appended as they finish (resume a cut-short panel, add seeds, or split the "
-    "work over days or machines).",
+    "work over days or machines; one device kind per journal).",
 )
 @click.option(
     "--stage",
