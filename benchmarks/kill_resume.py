@@ -80,14 +80,10 @@ def _command(i: int, trials: int) -> list[str]:
 
 def _end_state(run_dir: Path) -> dict:
     """What the storage holds once a run finished: trained trials by role, and the front."""
-    from attnsearch.results import ROLE_REFERENCE, ROLE_REPEAT, front_on_means, measurements
-    from attnsearch.rundir import TrialRecord
+    from attnsearch.results import front_on_means, measurements
 
     study = _study(run_dir)
-    by_role: dict[str, list] = {"search": [], ROLE_REFERENCE: [], ROLE_REPEAT: []}
-    for t in study.trials:
-        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained"):
-            by_role[TrialRecord.of(t).role or "search"].append(t)
+    by_role = _trained_by_role(study)
     ms = measurements(study)
     return {
         "study": study,
@@ -109,15 +105,21 @@ def full_run(trials: int) -> tuple[float, list[str], int]:
     return seconds, sorted(_end_state(run_dir)["references"]), repeats
 
 
-def _stage(study) -> str:
-    """Which stage a killed run was in: trained trials by role, and whether any was RUNNING."""
+def _trained_by_role(study) -> dict[str, list]:
+    """Complete, trained trials by role: search, reference, repeat."""
+    from attnsearch.results import ROLE_REFERENCE, ROLE_REPEAT
     from attnsearch.rundir import TrialRecord
 
-    counts = {"reference": 0, "search": 0, "repeat": 0}
+    by_role: dict[str, list] = {ROLE_REFERENCE: [], "search": [], ROLE_REPEAT: []}
     for t in study.trials:
         if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained"):
-            counts[TrialRecord.of(t).role or "search"] += 1
-    return " ".join(f"{k}={v}" for k, v in counts.items())
+            by_role[TrialRecord.of(t).role or "search"].append(t)
+    return by_role
+
+
+def _stage(study) -> str:
+    """Which stage a killed run was in: how many trials of each role had trained."""
+    return " ".join(f"{k}={len(v)}" for k, v in _trained_by_role(study).items())
 
 
 def one_loop(
@@ -145,11 +147,7 @@ def one_loop(
     stage = "before the storage existed"
     if (run_dir / "study.journal").exists():
         study = _study(run_dir)
-        before = {
-            t.number
-            for t in study.trials
-            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("trained")
-        }
+        before = {t.number for ts in _trained_by_role(study).values() for t in ts}
         stage = _stage(study)
     res = subprocess.run(
         [sys.executable, "-m", "attnsearch", "run", "--name", "k", "--resume"]

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import _common as C  # noqa: E402
-from sampler_benchmark import hypervolume, mann_whitney_greater  # noqa: E402
+from sampler_benchmark import _q, hypervolume, mann_whitney_greater  # noqa: E402
 
 BASELINES = ("random/spread", "random/repair")
 
@@ -84,13 +84,6 @@ def one_run(variant: str, seed: int, args, root: Path) -> dict:
         "best_accuracy": max((a for _, a in points), default=None),
         "points": points,
     }
-
-
-def _q(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    i = (len(xs) - 1) * q
-    lo, hi = int(i), min(int(i) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
 
 
 def summarise(runs: list[dict], checkpoints: list[int]) -> list[dict]:
