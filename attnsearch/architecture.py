@@ -155,6 +155,21 @@ class Architecture:
         return cls(backbone, (choice,) * n)
 
     @classmethod
+    def from_file(cls, path: str | Path) -> Architecture:
+        """Read an architecture file; every error names the file once (what the commands
+        that take ``ARCH.json`` print)."""
+        path = Path(path)
+        if not path.exists():
+            raise ArchitectureError(f"{path}: no such file")
+        try:
+            return cls.from_json(path)
+        except ArchitectureError as e:
+            text = str(e)
+            raise ArchitectureError(
+                text if text.startswith(f"{path}: ") else f"{path}: {text}"
+            ) from None
+
+    @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | Path) -> Architecture:
         """Parse the JSON contract from a dict, a JSON string, or a path to a file."""
         if isinstance(data, Path) or (

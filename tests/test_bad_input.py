@@ -207,7 +207,20 @@ def test_architecture_files(main, case, command):
         "evaluate": ["evaluate", "bad.json"],
         "export": ["export", "--arch", "bad.json", "-o", "m.py"],
     }[command]
-    _refused(main(*args), "bad.json")
+    result = main(*args)
+    _refused(result, "bad.json")
+    assert result[1].count("bad.json") == 1, result[1]  # the file named once, not per layer
+
+
+@pytest.mark.parametrize("command", ["profile", "evaluate", "export"])
+def test_architecture_file_missing(main, command):
+    args = {
+        "profile": ["profile", "gone.json"],
+        "evaluate": ["evaluate", "gone.json"],
+        "export": ["export", "--arch", "gone.json", "-o", "m.py"],
+    }[command]
+    _refused(main(*args), "gone.json: no such file")
+    assert not (main.work / "m.py").exists()
 
 
 RUN_YAML_EDITS = {

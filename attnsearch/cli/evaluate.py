@@ -39,20 +39,13 @@ def command(arch_file: str, run_name, results_dir, seeds, first_seed, as_json, *
     it reproduces trial N's accuracy. Prints per-seed accuracies, mean and a 95 % interval.
     """
     import dataclasses
-    from pathlib import Path
 
-    from attnsearch.architecture import Architecture, ArchitectureError
+    from attnsearch.architecture import Architecture
     from attnsearch.cli._terminal import term
     from attnsearch.errors import InputError
     from attnsearch.evaluation import evaluate_architecture, settings_from_options
 
-    path = Path(arch_file)
-    if not path.exists():
-        raise ArchitectureError(f"{path}: no such file")
-    try:
-        arch = Architecture.from_json(path)
-    except ArchitectureError as e:
-        raise ArchitectureError(f"{path}: {e}") from None
+    arch = Architecture.from_file(arch_file)
     overrides = given(opts)
     if run_name is not None:
         if overrides:
@@ -100,4 +93,4 @@ def command(arch_file: str, run_name, results_dir, seeds, first_seed, as_json, *
     rows.append(["mean", f"{result.accuracy:.4f}", f"{sum(result.seconds):.1f}s"])
     rows.append(["sd", f"{result.accuracy_std:.4f}", ""])
     rows.append(["95 % interval", f"{ci[0]:.4f} – {ci[1]:.4f}" if ci else "(one seed)", ""])
-    term.table(str(path), ["seed", "accuracy", "time"], rows)
+    term.table(arch_file, ["seed", "accuracy", "time"], rows)

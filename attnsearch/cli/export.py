@@ -76,8 +76,6 @@ def command(
     attnsearch export NAME --trial 12 --proxy --weights -o out/model.py
     attnsearch export --arch arch.json -o model.py
     """
-    from pathlib import Path
-
     from attnsearch.cli._terminal import term
     from attnsearch.export import ExportError
 
@@ -105,18 +103,12 @@ def command(
 
     check_output_file("-o", output)
 
-    from attnsearch.architecture import Architecture, ArchitectureError
+    from attnsearch.architecture import Architecture
     from attnsearch.budget import format_flops, parse_budget
     from attnsearch.export import export_arch, export_run
 
     if arch_file is not None:
-        path = Path(arch_file)
-        if not path.exists():
-            raise ArchitectureError(f"{path}: no such file")
-        try:
-            arch = Architecture.from_json(path)
-        except ArchitectureError as e:
-            raise ArchitectureError(f"{path}: {e}") from None
+        arch = Architecture.from_file(arch_file)
         summary = export_arch(arch, output, force=force)
     else:
         limit = parse_budget(max_flops) if max_flops is not None else None

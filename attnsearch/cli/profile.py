@@ -38,19 +38,11 @@ def _parse_input(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def command(arch_file: str, input_shape, as_json: bool) -> None:
     """FLOPs (every multiply-accumulate) and parameters of the deploy network."""
-    from pathlib import Path
-
     from attnsearch.api import profile
-    from attnsearch.architecture import Architecture, ArchitectureError
+    from attnsearch.architecture import Architecture
     from attnsearch.cli._terminal import term
 
-    path = Path(arch_file)
-    if not path.exists():
-        raise ArchitectureError(f"{path}: no such file")
-    try:
-        arch = Architecture.from_json(path)
-    except ArchitectureError as e:
-        raise ArchitectureError(f"{path}: {e}") from None
+    arch = Architecture.from_file(arch_file)
     result = profile(arch, input=input_shape)
     if as_json:
         term.json(result)
@@ -67,4 +59,4 @@ def command(arch_file: str, input_shape, as_json: bool) -> None:
             f"{result['macs_conv_linear']:,}  ({result['macs_conv_linear'] / 1e9:.3f} G)",
         ],
     ]
-    term.table(str(path), ["", "value"], rows)
+    term.table(arch_file, ["", "value"], rows)
