@@ -10,6 +10,12 @@ optimizer steps (same data, batch and width; more epochs). The report compares t
 * Kendall τ-b and Spearman ρ of proxy means against reference means, with seeded
   bootstrap 95 % intervals; the same τ for trivial rankers (params, FLOPs);
 * top-5 overlap; seconds per evaluation;
+* the reference's and the proxy's agreement with themselves (τ of one seed's ranking
+  against another's): a reference that cannot reproduce its own order cannot grade a
+  proxy, whatever τ the proxy gets against it;
+* the same noise and ranking figures within each kind of member: the uniform networks a
+  short proxy cannot train can carry the whole spread, the random ones are what a search
+  compares;
 * τ of several candidate *scores* computed from the same proxy runs (final accuracy, mean
   accuracy of the last epochs, final validation loss, sum of training losses), so that the
   best-ranking score can be chosen.
@@ -684,6 +690,8 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
         {
             "reference_within_sd": ref_within,
             "reference_between_sd": stats.sd(ref),
+            "reference_seed_tau": _seed_tau(usable, "reference"),
+            "proxy_seed_tau": _seed_tau(usable, "proxy"),
             "proxy_accuracy_range": [min(proxy), max(proxy)],
             "reference_accuracy_range": [min(ref), max(ref)],
             **rank_stats(proxy),
@@ -692,8 +700,57 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
             "seconds_per_reference_eval": stats.mean([r["seconds"] for r in ref_runs]),
             "scores": scores,
             "best_score": best,
+            "by_kind": _by_kind(usable, bootstrap_seed),
         }
     )
+    return out
+
+
+def _seed_tau(members: list[dict], schedule: str) -> float | None:
+    """Mean Kendall τ between the rankings that two seeds of ``schedule`` give the members
+    (over every pair of seeds all of them share): how well that schedule agrees with itself.
+    The reference's value bounds what any proxy's τ against it can show; ``None`` with fewer
+    than 3 members or 2 seeds."""
+    runs = [{r["seed"]: r["accuracy"] for r in _ok(m[schedule])} for m in members]
+    shared = sorted(set.intersection(*(set(r) for r in runs))) if runs else []
+    if len(runs) < 3 or len(shared) < 2:
+        return None
+    taus = [
+        stats.kendall_tau([r[a] for r in runs], [r[b] for r in runs])
+        for i, a in enumerate(shared)
+        for b in shared[i + 1 :]
+    ]
+    finite = [t for t in taus if not math.isnan(t)]
+    return stats.mean(finite) if finite else math.nan
+
+
+def _by_kind(usable: list[dict], bootstrap_seed: int) -> dict[str, dict[str, Any]]:
+    """Noise and ranking figures within each kind of member (``uniform``, ``random``): the
+    random members are what a search compares, the uniform ones can dominate the spread."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in sorted({m["kind"] for m in usable}):
+        ms = [m for m in usable if m["kind"] == kind]
+        if len(ms) < 3:
+            continue
+        proxy = [m["proxy_mean"] for m in ms]
+        ref = [m["reference_mean"] for m in ms]
+        within = math.sqrt(stats.mean([m["proxy_sd"] ** 2 for m in ms]))
+        out[kind] = {
+            "architectures": len(ms),
+            "within_sd": within,
+            "between_sd": stats.sd(proxy),
+            "between_over_within": stats.sd(proxy) / within if within else math.inf,
+            "reference_within_sd": math.sqrt(stats.mean([m["reference_sd"] ** 2 for m in ms])),
+            "reference_between_sd": stats.sd(ref),
+            "kendall_tau": stats.kendall_tau(proxy, ref),
+            "kendall_tau_ci95": list(
+                stats.bootstrap_ci(
+                    proxy, ref, stats.kendall_tau, resamples=BOOTSTRAP, seed=bootstrap_seed
+                )
+            ),
+            "kendall_tau_flops": stats.kendall_tau([float(m["flops"]) for m in ms], ref),
+            "reference_seed_tau": _seed_tau(ms, "reference"),
+        }
     return out
 
 

@@ -191,9 +191,21 @@ def _dry_run(name, space, settings, args, build_panel) -> None:
     )
 
 
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def _random_cell(k: dict | None) -> str:
+    if not k:
+        return "n/a"
+    lo, hi = k["kendall_tau_ci95"]
+    return f"{k['between_over_within']:.2f}, {_num(k['kendall_tau'])} [{_num(lo)}, {_num(hi)}]"
+
+
 def _print_rows(panels: dict) -> None:
     cols = ["panel", "within sd", "between sd", "τ [95 % CI]", "ρ", "τ params", "τ FLOPs",
-            "top-5", "s/proxy eval", "best score (τ)"]  # fmt: skip
+            "top-5", "ref seed τ", "random: b/w, τ [CI]", "s/proxy eval",
+            "best score (τ)"]  # fmt: skip
     rows = []
     for name, s in panels.items():
         if "error" in s:
@@ -206,6 +218,8 @@ def _print_rows(panels: dict) -> None:
                     f"{s['within_sd']:.4f}",
                     f"{s['between_sd']:.4f}",
                     "no reference runs",
+                    "",
+                    "",
                     "",
                     "",
                     "",
@@ -227,6 +241,8 @@ def _print_rows(panels: dict) -> None:
                 f"{s['kendall_tau_params']:.2f}",
                 f"{s['kendall_tau_flops']:.2f}",
                 s["top5_overlap"],
+                _num(s.get("reference_seed_tau")),
+                _random_cell(s.get("by_kind", {}).get("random")),
                 f"{s['seconds_per_proxy_eval']:.1f}",
                 f"{best} ({s['scores'][best]:.2f})",
             ]

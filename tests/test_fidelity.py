@@ -9,7 +9,7 @@ import pytest
 
 from attnsearch.cli import main
 from attnsearch.evaluation import ProxySettings
-from attnsearch.fidelity import SCORES, build_panel, jsonable, run_fidelity
+from attnsearch.fidelity import SCORES, build_panel, jsonable, run_fidelity, summarize
 from attnsearch.spaces import load_space
 
 MICRO = ["--space", "tiny", "--dataset", "digits", "--limit", "60", "--epochs", "1",
@@ -20,7 +20,8 @@ SUMMARY_KEYS = {
     "reference_within_sd", "reference_between_sd", "kendall_tau", "kendall_tau_ci95",
     "spearman_rho", "spearman_rho_ci95", "top5_overlap", "kendall_tau_params",
     "kendall_tau_flops", "seconds_per_proxy_eval", "seconds_per_reference_eval", "scores",
-    "best_score", "architectures", "failed_runs",
+    "best_score", "architectures", "failed_runs", "reference_seed_tau", "proxy_seed_tau",
+    "by_kind",
 }  # fmt: skip
 
 
@@ -77,6 +78,64 @@ def test_micro_panel_reports_every_field(capsys, tmp_path):
     assert s["between_sd"] == pytest.approx(
         math.sqrt(sum((x - sum(means) / 3) ** 2 for x in means) / 2)
     )
+
+
+def _run(seed: int, acc: float) -> dict:
+    return {"seed": seed, "accuracy": acc, "history": [acc], "train_losses": [1 - acc],
+            "val_losses": [1 - acc], "seconds": 1.0}  # fmt: skip
+
+
+def _report(proxy: list[list[float]], reference: list[list[float]], kinds: list[str]) -> dict:
+    return {
+        "panel": [
+            {
+                "name": f"m{i}",
+                "kind": kind,
+                "flops": 10 + i,
+                "params": 5 + i,
+                "proxy": [_run(s, a) for s, a in enumerate(p)],
+                "reference": [_run(100 + s, a) for s, a in enumerate(r)],
+            }  # fmt: skip
+            for i, (p, r, kind) in enumerate(zip(proxy, reference, kinds, strict=True))
+        ]
+    }
+
+
+def test_summary_says_how_well_the_reference_agrees_with_itself():
+    """Seed-vs-seed τ of the reference bounds what a proxy τ can show: a reference whose two
+    seeds order the panel oppositely gets τ -1, one whose seeds agree gets 1."""
+    kinds = ["uniform"] * 3 + ["random"] * 3
+    proxy = [[0.1 * i, 0.1 * i + 0.01] for i in range(6)]
+    agree = summarize(_report(proxy, [[0.5 + 0.05 * i, 0.5 + 0.05 * i] for i in range(6)], kinds))
+    assert agree["reference_seed_tau"] == pytest.approx(1.0)
+    assert agree["proxy_seed_tau"] == pytest.approx(1.0)
+    assert agree["kendall_tau"] == pytest.approx(1.0)
+    flipped = summarize(_report(proxy, [[0.5 + 0.05 * i, 0.8 - 0.05 * i] for i in range(6)], kinds))
+    assert flipped["reference_seed_tau"] == pytest.approx(-1.0)
+    one_seed = summarize(_report(proxy, [[0.5 + 0.05 * i] for i in range(6)], kinds))
+    assert one_seed["reference_seed_tau"] is None
+
+
+def test_summary_splits_the_figures_by_kind_of_member():
+    """Uniform members that the proxy cannot train can carry the whole spread; the random
+    (search-like) members get their own noise and τ."""
+    kinds = ["uniform"] * 3 + ["random"] * 4
+    # uniform: far apart and ranked right; random: close together and ranked backwards
+    proxy = [[0.1, 0.12], [0.5, 0.52], [0.9, 0.92],
+             [0.60, 0.64], [0.61, 0.65], [0.62, 0.66], [0.63, 0.67]]  # fmt: skip
+    ref = [[0.2, 0.2], [0.5, 0.5], [0.95, 0.95],
+           [0.90, 0.91], [0.89, 0.90], [0.88, 0.89], [0.87, 0.88]]  # fmt: skip
+    s = summarize(_report(proxy, ref, kinds))
+    assert set(s["by_kind"]) == {"uniform", "random"}
+    u, r = s["by_kind"]["uniform"], s["by_kind"]["random"]
+    assert (u["architectures"], r["architectures"]) == (3, 4)
+    assert u["kendall_tau"] == pytest.approx(1.0) and r["kendall_tau"] == pytest.approx(-1.0)
+    within = math.sqrt(0.02**2 / 2)  # two seeds 0.02 apart (uniform), 0.04 (random)
+    assert r["within_sd"] == pytest.approx(math.sqrt(0.04**2 / 2))
+    assert u["within_sd"] == pytest.approx(within)
+    assert r["between_over_within"] < 1 < u["between_over_within"]
+    assert r["reference_seed_tau"] == pytest.approx(1.0)
+    assert s["between_over_within"] > r["between_over_within"]  # the uniform ones carry it
 
 
 def test_workers_give_the_same_numbers():

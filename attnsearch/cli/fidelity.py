@@ -223,6 +223,14 @@ def _print(term, report: dict) -> None:
         ],
         ["Spearman ρ", f"{_fmt(s['spearman_rho'])} [{_fmt(rci[0])}, {_fmt(rci[1])}]"],
         [
+            "reference sd within / between",
+            f"{_fmt(s['reference_within_sd'], 4)} / {_fmt(s['reference_between_sd'], 4)}",
+        ],
+        [
+            "τ seed vs seed: reference / proxy",
+            f"{_fmt(s['reference_seed_tau'])} / {_fmt(s['proxy_seed_tau'])}",
+        ],
+        [
             "τ of params / FLOPs",
             f"{_fmt(s['kendall_tau_params'])} / {_fmt(s['kendall_tau_flops'])}",
         ],
@@ -235,4 +243,20 @@ def _print(term, report: dict) -> None:
     for name, sc in s["scores"].items():
         lines.append([f"τ of score {name}", f"{_fmt(sc['kendall_tau'])}"])
     lines.append(["best score", s["best_score"]])
+    for kind, k in s["by_kind"].items():
+        kci = k["kendall_tau_ci95"]
+        lines.append(
+            [
+                f"{kind} members only ({k['architectures']})",
+                f"between/within {_fmt(k['between_over_within'], 2)}, τ {_fmt(k['kendall_tau'])} "
+                f"[{_fmt(kci[0])}, {_fmt(kci[1])}], reference seed τ "
+                f"{_fmt(k['reference_seed_tau'])}",
+            ]
+        )
     term.table("proxy fidelity", ["", "value"], lines)
+    if s["reference_seed_tau"] is not None and s["reference_seed_tau"] < 0.5:
+        term.note(
+            f"the reference agrees with itself only at τ = {_fmt(s['reference_seed_tau'])} "
+            "(seed against seed): it cannot rank these architectures, so no proxy τ against it "
+            "means much; a longer reference or harder data is needed"
+        )
