@@ -292,3 +292,29 @@ def test_journal_counts_a_run_once_and_tries_a_failed_run_again(tmp_path, monkey
     third = run_fidelity(space, settings, workers=1, journal=journal, **JOURNAL_KW)
     assert calls == [(runs[0]["member"], runs[0]["schedule"], runs[0]["seed"])]
     assert _accuracies(third) == _accuracies(first)
+
+
+@pytest.mark.parametrize(
+    "over",
+    [{}, {"dataset": "clutter:24", "epochs": 3, "width": 0.25, "limit": 500, "seed": 7},
+     {"dataset": "folder:/data/my images", "resolution": 16, "data_dir": "/tmp/d d"}],
+)  # fmt: skip
+def test_run_names_the_fidelity_call_for_its_own_proxy(over):
+    """The line a run ends with: a fidelity call the fidelity command parses, with the run's
+    proxy settings (a path with a space survives the shell quoting)."""
+    import shlex
+
+    from attnsearch.cli._run_impl import fidelity_command
+    from attnsearch.cli.fidelity import command
+    from attnsearch.search import RunSettings
+
+    settings = RunSettings.make(4 * 10**9, space="tiny", **over)
+    argv = shlex.split(fidelity_command(settings))
+    assert argv[:2] == ["attnsearch", "fidelity"]
+    ctx = command.make_context("fidelity", argv[2:])  # parses and checks every value
+    p = ctx.params
+    assert p["space"] == "tiny" and p["dataset"] == settings.dataset
+    assert (p["epochs"], p["width"]) == (settings.epochs, settings.width)
+    assert p["batch_size"] == settings.batch_size and p["limit"] == settings.limit
+    assert p["resolution"] == settings.resolution and (p["seed"] or 0) == settings.seed
+    assert (p["data_dir"] or "data") == settings.data_dir

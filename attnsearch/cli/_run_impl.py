@@ -198,6 +198,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
             rundir.discard()  # failed before its first trial: the name stays free
         raise
     _print_front(summary, rundir.path)
+    term.note(f"how far this proxy's ranking holds on this data: {fidelity_command(settings)}")
     if summary.get("interrupted"):
         term.error(f"interrupted: {summary['done']}/{settings.trials} trials done. {resume_hint}")
         raise SystemExit(130)
@@ -335,6 +336,29 @@ def _narrowed(space, width: float) -> int:
     return sum(
         len(cs) - len(p.get(t, [])) for f, p in zip(full, proxy, strict=True) for t, cs in f.items()
     )
+
+
+def fidelity_command(settings) -> str:
+    """The ``attnsearch fidelity`` call that measures this run's proxy on this run's data
+    (values quoted for a POSIX shell)."""
+    import shlex
+
+    flags = {
+        "--space": settings.space,
+        "--dataset": settings.dataset,
+        "--data-dir": settings.data_dir if settings.data_dir != "data" else None,
+        "--epochs": settings.epochs,
+        "--width": settings.width,
+        "--resolution": settings.resolution,
+        "--batch-size": settings.batch_size,
+        "--limit": settings.limit,
+        "--seed": settings.seed or None,
+    }
+    parts = ["attnsearch", "fidelity"]
+    for flag, value in flags.items():
+        if value is not None:
+            parts += [flag, shlex.quote(str(value))]
+    return " ".join(parts)
 
 
 def _print_front(summary: dict[str, Any], run_dir) -> None:
