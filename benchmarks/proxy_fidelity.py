@@ -147,11 +147,38 @@ def main() -> None:
             "wall_seconds": report["wall_seconds"],
             **{k: v for k, v in s.items() if k != "scores"},
             "scores": {k: v["kendall_tau"] for k, v in s.get("scores", {}).items()},
+            "reference_by_epoch": _reference_by_epoch(report),
         }
     if args.dry_run:
         return
     C.write_json(args.out_dir / "proxy_fidelity_summary.json", jsonable(summary))
     _print_rows(summary["panels"])
+
+
+def _reference_by_epoch(report: dict) -> dict:
+    """How early the reference settles: Kendall τ of the members' mean reference accuracy
+    after epoch e against after its last epoch, for every member and for the random ones
+    (an upper bound on what a proxy of e epochs could reach only if it shared the
+    reference's learning-rate schedule, which it does not: the reference's cosine is 10×
+    longer)."""
+    from attnsearch import stats
+
+    members = [m for m in report["panel"] if any("history" in r for r in m["reference"])]
+    if len(members) < 3:
+        return {}
+    epochs = min(len(r["history"]) for m in members for r in m["reference"] if "history" in r)
+    out = {}
+    for kind in ("all", "random"):
+        ms = [m for m in members if kind == "all" or m["kind"] == kind]
+        if len(ms) < 3:
+            continue
+        acc = [
+            [stats.mean([r["history"][e] for r in m["reference"] if "history" in r])
+             for m in ms]
+            for e in range(epochs)
+        ]  # fmt: skip
+        out[kind] = {e + 1: stats.kendall_tau(acc[e], acc[-1]) for e in range(epochs)}
+    return out
 
 
 def _pairs(body: str) -> list[tuple[str, str]]:
@@ -248,6 +275,10 @@ def _print_rows(panels: dict) -> None:
             ]
         )
     C.print_table("proxy fidelity", cols, rows)
+    for name, s in panels.items():
+        for kind, taus in s.get("reference_by_epoch", {}).items():
+            cells = ", ".join(f"{e}: {t:.2f}" for e, t in taus.items())
+            print(f"{name}, {kind} members: τ(reference after epoch e, after the last) {cells}")
     print(json.dumps({n: s.get("kendall_tau") for n, s in panels.items()}))
 
 
