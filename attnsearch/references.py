@@ -18,7 +18,14 @@ from typing import Any
 from attnsearch.architecture import Architecture, SlotChoice
 from attnsearch.errors import InputError
 
-__all__ = ["MODES", "PAPERS", "Reference", "reference_networks", "references_for"]
+__all__ = [
+    "MODES",
+    "PAPERS",
+    "Reference",
+    "reference_networks",
+    "references_for",
+    "references_left_out",
+]
 
 MODES = ("fit", "all", "none")
 
@@ -141,19 +148,46 @@ def references_for(
         raise ReferenceError(f"unknown references mode {mode!r}; valid: {', '.join(MODES)}")
     if mode == "none":
         return []
+    return _plan(space, width, budget, mode, cost_fn)[0]
+
+
+def references_left_out(
+    space, *, width: float, budget: int, mode: str = "fit", cost_fn=None
+) -> dict[str, list[tuple[str, int | None]]]:
+    """The papers' networks for ``space.backbone`` that :func:`references_for` leaves out,
+    by reason: ``"over_budget"`` (``fit`` only; with their cost), ``"proxy_width"`` (in the
+    space, but a choice cannot be built at the proxy ``width``), ``"not_in_space"`` (a choice
+    the space does not offer). Empty lists where nothing is left out; what a run tells its
+    user, so an empty reference table is explained."""
+    if mode not in MODES:
+        raise ReferenceError(f"unknown references mode {mode!r}; valid: {', '.join(MODES)}")
+    return _plan(space, width, budget, mode, cost_fn)[1]
+
+
+def _plan(space, width, budget, mode, cost_fn):
     if cost_fn is None:
         from attnsearch.flops.analytic import cost_table
 
         table = cost_table(space.backbone, space.input, space.num_classes)
         cost_fn = lambda a: table.total(a.slots)  # noqa: E731
     options = space.options(width)
-    out = []
+    full = space.options(1.0)
+    out: list[Reference] = []
+    left: dict[str, list[tuple[str, int | None]]] = {
+        "over_budget": [],
+        "proxy_width": [],
+        "not_in_space": [],
+    }
     for name, key, arch in reference_networks(space.backbone, space.num_classes, space.input):
         if space.unit_choices(arch, options) is None:
+            buildable_wide = space.unit_choices(arch, full) is not None
+            left["proxy_width" if buildable_wide else "not_in_space"].append((name, None))
             continue
         flops = int(cost_fn(arch))
         fits = flops <= budget
         if fits or mode == "all":
             title, arxiv = PAPERS[key]
             out.append(Reference(name, title, arxiv, arch, flops, fits))
-    return out
+        else:
+            left["over_budget"].append((name, flops))
+    return out, left

@@ -9,7 +9,12 @@ from attnsearch.architecture import SlotChoice
 from attnsearch.errors import InputError
 from attnsearch.flops import count_params
 from attnsearch.flops.analytic import analytic_flops
-from attnsearch.references import PAPERS, reference_networks, references_for
+from attnsearch.references import (
+    PAPERS,
+    reference_networks,
+    references_for,
+    references_left_out,
+)
 from attnsearch.spaces import load_space, parse_space
 
 # params: the official implementations (tests/test_networks.py); FLOPs: the README table
@@ -124,6 +129,36 @@ def test_modes_and_budget():
     assert references_for(space, width=1.0, budget=4 * G, mode="none") == []
     looser = references_for(space, width=1.0, budget=int(4.17 * G), mode="fit")
     assert {r.name for r in looser} == set(RESNET50) - {"CA-ResNet-50"}
+
+
+def test_what_is_left_out_and_why():
+    """Every paper network of the backbone is either a reference of the run or left out with
+    its reason: over the budget (with its cost), not buildable at the proxy width, or not in
+    the space."""
+    from attnsearch.search._driver import left_out_text
+
+    space = load_space("resnet50")
+    left = references_left_out(space, width=0.5, budget=4 * G)
+    assert [n for n, _ in left["over_budget"]] == [
+        "ResNet-50", "SE-ResNet-50", "ECA-Net50", "CBAM-ResNet-50", "SA-Net50", "CA-ResNet-50"
+    ]  # fmt: skip
+    assert all(c > 4 * G for _, c in left["over_budget"])
+    assert left["proxy_width"] == [("EPSANet-50 (small)", None)] and not left["not_in_space"]
+    text = left_out_text(left, 0.5, latency=False)
+    assert text.startswith("references left out — over the budget: ResNet-50 4.14 GFLOPs")
+    assert "cannot be built at proxy width 0.5: EPSANet-50 (small)" in text
+    # `all` trains the over-budget ones as context: only the unbuildable one is left out
+    every = references_left_out(space, width=0.5, budget=4 * G, mode="all")
+    assert not every["over_budget"] and every["proxy_width"]
+    wide = references_left_out(space, width=1.0, budget=5 * G)
+    assert not any(wide.values()) and left_out_text(wide, 1.0, latency=False) is None
+    tiny = references_left_out(load_space("tiny"), width=1.0, budget=100 * G)
+    assert [n for n, _ in tiny["not_in_space"]] == ["RFCBAM-ResNet-18", "RFCA-ResNet-18"]
+    for mode, budget in (("fit", 4 * G), ("all", 4 * G), ("fit", 5 * G)):
+        kept = {r.name for r in references_for(space, width=0.5, budget=budget, mode=mode)}
+        out = references_left_out(space, width=0.5, budget=budget, mode=mode)
+        gone = {n for names in out.values() for n, _ in names}
+        assert kept | gone == set(RESNET50) and not kept & gone
 
 
 def test_bad_mode_is_input_error():

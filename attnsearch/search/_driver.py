@@ -128,6 +128,25 @@ def cost_of(settings: RunSettings, run_dir):
     return int(round(settings.latency_budget_ms * 1e6)), LatencyCost(table)
 
 
+def left_out_text(left: dict, width: float, *, latency: bool) -> str | None:
+    """One line on the papers' networks a run does not train, and why (``None``: none)."""
+    from attnsearch.budget import format_flops, format_latency
+
+    def cost(v: int) -> str:
+        return format_latency(v / 1e6) if latency else format_flops(v)  # latency: ns
+
+    parts = []
+    if left["over_budget"]:
+        names = ", ".join(f"{n} {cost(c)}" for n, c in left["over_budget"])
+        parts.append(f"over the budget: {names} (--references all trains them as context)")
+    if left["proxy_width"]:
+        names = ", ".join(n for n, _ in left["proxy_width"])
+        parts.append(f"cannot be built at proxy width {width:g}: {names} (--width 1)")
+    if left["not_in_space"]:
+        parts.append("not in this space: " + ", ".join(n for n, _ in left["not_in_space"]))
+    return "references left out — " + "; ".join(parts) if parts else None
+
+
 def seed_from(source_dir: str, study, proposer) -> int:
     """Copy the finished trials of the run in ``source_dir`` into ``study`` (a warm start,
     :func:`attnsearch.proposal.warm_start`); they are history for the sampler only."""
@@ -154,7 +173,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     import ray
 
     from attnsearch.proposal import make_sampler
-    from attnsearch.references import references_for
+    from attnsearch.references import references_for, references_left_out
     from attnsearch.results import storage_for, write_results
     from attnsearch.search._ray import (
         check_resources,
@@ -203,6 +222,13 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     references = references_for(
         space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
     )
+    if view is not None and settings.references != "none":
+        left = references_left_out(
+            space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
+        )
+        text = left_out_text(left, settings.width, latency=settings.latency_budget_ms is not None)
+        if text:
+            view.note(text)
     kill_stray_ray(run)
     _INTERRUPT.clear()
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
