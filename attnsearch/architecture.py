@@ -33,6 +33,17 @@ class ArchitectureError(InputError):
     """An architecture that cannot be built; the message names the key and the reason."""
 
 
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ArchitectureError(
+            f"not valid JSON ({e.msg} at line {e.lineno} col {e.colno})"
+        ) from None
+    except ValueError:  # an integer of thousands of digits
+        raise ArchitectureError("not valid JSON (a number too long)") from None
+
+
 MAX_CHANNELS, MAX_SIDE = 4096, 16384  # input shapes beyond these are typos, not images
 MAX_CLASSES = 1_000_000
 
@@ -162,36 +173,26 @@ class Architecture:
         if not path.exists():
             raise ArchitectureError(f"{path}: no such file")
         try:
-            return cls.from_json(path)
+            text = path.read_text()
+        except OSError as e:
+            raise ArchitectureError(f"{path}: cannot read ({e.strerror or e})") from None
+        except UnicodeDecodeError:
+            raise ArchitectureError(f"{path}: not UTF-8 text") from None
+        try:
+            return cls.from_json(_loads(text))
         except ArchitectureError as e:
-            text = str(e)
-            raise ArchitectureError(
-                text if text.startswith(f"{path}: ") else f"{path}: {text}"
-            ) from None
+            raise ArchitectureError(f"{path}: {e}") from None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | Path) -> Architecture:
-        """Parse the JSON contract from a dict, a JSON string, or a path to a file."""
+        """Parse the JSON contract from a dict, a JSON string, or a path to a file (as
+        :meth:`from_file`)."""
         if isinstance(data, Path) or (
             isinstance(data, str) and not data.lstrip().startswith(("{", "["))
         ):
-            path = Path(data)
-            try:
-                text = path.read_text()
-            except OSError as e:
-                raise ArchitectureError(f"{path}: cannot read ({e.strerror or e})") from None
-            except UnicodeDecodeError:
-                raise ArchitectureError(f"{path}: not UTF-8 text") from None
-            data = text
+            return cls.from_file(data)
         if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except json.JSONDecodeError as e:
-                raise ArchitectureError(
-                    f"not valid JSON ({e.msg} at line {e.lineno} col {e.colno})"
-                ) from None
-            except ValueError:  # an integer of thousands of digits
-                raise ArchitectureError("not valid JSON (a number too long)") from None
+            data = _loads(data)
         if not isinstance(data, Mapping):
             raise ArchitectureError(f"must be a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - set(_TOP_KEYS))

@@ -11,8 +11,8 @@ optimizer steps (same data, batch and width; more epochs). The report compares t
   bootstrap 95 % intervals; the same τ for trivial rankers (params, FLOPs);
 * top-5 overlap; seconds per evaluation;
 * the reference's and the proxy's agreement with themselves (τ of one seed's ranking
-  against another's): a reference that cannot reproduce its own order cannot grade a
-  proxy, whatever τ the proxy gets against it;
+  against another's): a reference that barely reproduces its own order grades a proxy
+  poorly, whatever τ the proxy gets against it;
 * the same noise and ranking figures within each kind of member: the uniform networks a
   short proxy cannot train can carry the whole spread, the random ones are what a search
   compares;
@@ -664,7 +664,7 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
         return out
     ref = [m["reference_mean"] for m in usable]
     proxy = [m["proxy_mean"] for m in usable]
-    ref_within = math.sqrt(stats.mean([m["reference_sd"] ** 2 for m in usable]))
+    ref_within = _pooled_sd(usable, "reference")
 
     def rank_stats(x: list[float]) -> dict[str, Any]:
         return {
@@ -707,26 +707,42 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
 
 
 def _seed_tau(members: list[dict], schedule: str) -> float | None:
-    """Mean Kendall τ between the rankings that two seeds of ``schedule`` give the members
-    (over every pair of seeds all of them share): how well that schedule agrees with itself.
-    The reference's value bounds what any proxy's τ against it can show; ``None`` with fewer
-    than 3 members or 2 seeds."""
+    """Mean Kendall τ between the rankings that two seeds of ``schedule`` give the members,
+    over every pair of seeds (each pair on the members that have both runs, at least 3): how
+    well that schedule agrees with itself. For the reference it is a rough guide to what a
+    proxy's τ against it can show (that τ is taken against the mean of the reference seeds,
+    a little steadier than one seed). ``None`` without such a pair; NaN when every pair's
+    τ is undefined (all accuracies tied)."""
     runs = [{r["seed"]: r["accuracy"] for r in _ok(m[schedule])} for m in members]
-    shared = sorted(set.intersection(*(set(r) for r in runs))) if runs else []
-    if len(runs) < 3 or len(shared) < 2:
+    seeds = sorted({s for r in runs for s in r})
+    taus = []
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1 :]:
+            both = [r for r in runs if a in r and b in r]
+            if len(both) >= 3:
+                taus.append(stats.kendall_tau([r[a] for r in both], [r[b] for r in both]))
+    if not taus:
         return None
-    taus = [
-        stats.kendall_tau([r[a] for r in runs], [r[b] for r in runs])
-        for i, a in enumerate(shared)
-        for b in shared[i + 1 :]
-    ]
     finite = [t for t in taus if not math.isnan(t)]
     return stats.mean(finite) if finite else math.nan
 
 
+def _pooled_sd(members: list[dict], schedule: str) -> float | None:
+    """Seed sd pooled over the members with at least 2 runs of ``schedule`` (``None``: no
+    such member; a single run says nothing about noise)."""
+    sds = [
+        stats.sd([r["accuracy"] for r in _ok(m[schedule])])
+        for m in members
+        if len(_ok(m[schedule])) >= 2
+    ]
+    return math.sqrt(stats.mean([v**2 for v in sds])) if sds else None
+
+
 def _by_kind(usable: list[dict], bootstrap_seed: int) -> dict[str, dict[str, Any]]:
     """Noise and ranking figures within each kind of member (``uniform``, ``random``): the
-    random members are what a search compares, the uniform ones can dominate the spread."""
+    random members are what a search compares, the uniform ones can dominate the spread.
+    Over the members with both proxy and reference runs (the panel-wide noise figures use
+    every member with 2 proxy runs, so the two can differ by the members left out)."""
     out: dict[str, dict[str, Any]] = {}
     for kind in sorted({m["kind"] for m in usable}):
         ms = [m for m in usable if m["kind"] == kind]
@@ -740,7 +756,7 @@ def _by_kind(usable: list[dict], bootstrap_seed: int) -> dict[str, dict[str, Any
             "within_sd": within,
             "between_sd": stats.sd(proxy),
             "between_over_within": stats.sd(proxy) / within if within else math.inf,
-            "reference_within_sd": math.sqrt(stats.mean([m["reference_sd"] ** 2 for m in ms])),
+            "reference_within_sd": _pooled_sd(ms, "reference"),
             "reference_between_sd": stats.sd(ref),
             "kendall_tau": stats.kendall_tau(proxy, ref),
             "kendall_tau_ci95": list(

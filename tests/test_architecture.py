@@ -284,3 +284,16 @@ def test_direct_construction_is_validated():
         Architecture.uniform("resnet50", "sa", groups=256)
     with pytest.raises(ArchitectureError, match="all"):
         Architecture.uniform("resnet50", "gcnet")
+
+
+def test_from_file_names_the_file_once_whatever_its_name(tmp_path):
+    """A file called like a key ('backbone') is still named: the prefix is added, not
+    guessed from the message."""
+    path = tmp_path / "backbone"
+    path.write_text('{"slots": []}')
+    with pytest.raises(ArchitectureError) as info:
+        Architecture.from_file(path)
+    assert str(info.value) == f"{path}: backbone: missing"
+    (tmp_path / "null.json").write_text("null")
+    with pytest.raises(ArchitectureError, match=r"null\.json: must be a JSON object"):
+        Architecture.from_json(tmp_path / "null.json")  # a path goes through from_file

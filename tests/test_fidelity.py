@@ -114,6 +114,13 @@ def test_summary_says_how_well_the_reference_agrees_with_itself():
     assert flipped["reference_seed_tau"] == pytest.approx(-1.0)
     one_seed = summarize(_report(proxy, [[0.5 + 0.05 * i] for i in range(6)], kinds))
     assert one_seed["reference_seed_tau"] is None
+    assert one_seed["reference_within_sd"] is None  # one run per member: noise not measured
+    # one failed reference run leaves the pair on the other 5 members, not nothing
+    report = _report(proxy, [[0.5 + 0.05 * i, 0.8 - 0.05 * i] for i in range(6)], kinds)
+    report["panel"][0]["reference"][1] = {"seed": 101, "failed": "loss became nan"}
+    assert summarize(report)["reference_seed_tau"] == pytest.approx(-1.0)
+    tied = summarize(_report(proxy, [[0.99, 0.99]] * 6, kinds))
+    assert math.isnan(tied["reference_seed_tau"])  # a saturated reference ranks nothing
 
 
 def test_summary_splits_the_figures_by_kind_of_member():
@@ -297,13 +304,15 @@ def test_journal_counts_a_run_once_and_tries_a_failed_run_again(tmp_path, monkey
 @pytest.mark.parametrize(
     "over",
     [{}, {"dataset": "clutter:24", "epochs": 3, "width": 0.25, "limit": 500, "seed": 7},
-     {"dataset": "folder:/data/my images", "resolution": 16, "data_dir": "/tmp/d d"}],
+     {"dataset": "folder:/data/my images", "resolution": 16, "data_dir": "/tmp/d d",
+      "cpus_per_trial": 3.0}],
 )  # fmt: skip
 def test_run_names_the_fidelity_call_for_its_own_proxy(over):
     """The line a run ends with: a fidelity call the fidelity command parses, with the run's
     proxy settings (a path with a space survives the shell quoting)."""
     import shlex
 
+    from attnsearch.budget import parse_budget
     from attnsearch.cli._run_impl import fidelity_command
     from attnsearch.cli.fidelity import command
     from attnsearch.search import RunSettings
@@ -318,3 +327,5 @@ def test_run_names_the_fidelity_call_for_its_own_proxy(over):
     assert p["batch_size"] == settings.batch_size and p["limit"] == settings.limit
     assert p["resolution"] == settings.resolution and (p["seed"] or 0) == settings.seed
     assert (p["data_dir"] or "data") == settings.data_dir
+    assert (p["threads"] or 1) == int(settings.cpus_per_trial)
+    assert parse_budget(p["budget"]) == 4 * 10**9  # the panel stays under the run's budget

@@ -339,20 +339,28 @@ def _narrowed(space, width: float) -> int:
 
 
 def fidelity_command(settings) -> str:
-    """The ``attnsearch fidelity`` call that measures this run's proxy on this run's data
-    (values quoted for a POSIX shell)."""
+    """The ``attnsearch fidelity`` call that measures this run's proxy on this run's data,
+    on architectures under its FLOPs budget, with its threads per training (values quoted
+    for a POSIX shell). A CUDA run trains in bf16, ``fidelity --device cuda`` in float32."""
     import shlex
 
+    from attnsearch.evaluation import run_defaults
+
+    default = run_defaults()
+    threads = max(1, int(settings.cpus_per_trial))
     flags = {
         "--space": settings.space,
         "--dataset": settings.dataset,
-        "--data-dir": settings.data_dir if settings.data_dir != "data" else None,
+        "--data-dir": settings.data_dir if settings.data_dir != default["data_dir"] else None,
         "--epochs": settings.epochs,
         "--width": settings.width,
         "--resolution": settings.resolution,
         "--batch-size": settings.batch_size,
         "--limit": settings.limit,
-        "--seed": settings.seed or None,
+        "--seed": settings.seed if settings.seed != default["seed"] else None,
+        "--threads": threads if threads != max(1, int(default["cpus_per_trial"])) else None,
+        # a latency run's panel is not filtered: fidelity's --budget is FLOPs
+        "--budget": settings.budget if settings.latency_budget_ms is None else None,
     }
     parts = ["attnsearch", "fidelity"]
     for flag, value in flags.items():

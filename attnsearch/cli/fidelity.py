@@ -254,9 +254,10 @@ def _print(term, report: dict) -> None:
             ]
         )
     term.table("proxy fidelity", ["", "value"], lines)
-    if s["reference_seed_tau"] is not None and s["reference_seed_tau"] < 0.5:
+    self_tau = s["reference_seed_tau"]
+    if self_tau is not None and not self_tau >= 0.5:  # NaN too: every seed pair tied
         term.note(
-            f"the reference agrees with itself only at τ = {_fmt(s['reference_seed_tau'])} "
-            "(seed against seed): it cannot rank these architectures, so no proxy τ against it "
-            "means much; a longer reference or harder data is needed"
+            f"the reference agrees with itself only at τ = {_fmt(self_tau)} (seed against "
+            "seed): it barely ranks these architectures, so a proxy τ against it says little; "
+            "a longer reference, more reference seeds or harder data are needed"
         )
