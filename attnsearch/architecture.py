@@ -22,7 +22,7 @@ from typing import Any
 
 from attnsearch import modules
 from attnsearch.backbones import BACKBONES, slot_infos
-from attnsearch.errors import InputError
+from attnsearch.errors import InputError, read_text
 
 __all__ = ["Architecture", "ArchitectureError", "SlotChoice", "check_choice"]
 
@@ -172,12 +172,7 @@ class Architecture:
         path = Path(path)
         if not path.exists():
             raise ArchitectureError(f"{path}: no such file")
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ArchitectureError(f"{path}: cannot read ({e.strerror or e})") from None
-        except UnicodeDecodeError:
-            raise ArchitectureError(f"{path}: not UTF-8 text") from None
+        text = read_text(path, ArchitectureError)
         try:
             return cls.from_json(_loads(text))
         except ArchitectureError as e:

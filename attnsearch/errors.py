@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-__all__ = ["InputError"]
+from pathlib import Path
+
+__all__ = ["InputError", "read_text"]
 
 
 class InputError(ValueError):
     """Bad input (a value, a file, a folder); the message is one line naming the problem."""
 
     exit_code = 2
+
+
+def read_text(path: Path, error: type[InputError] = InputError) -> str:
+    """The UTF-8 text of an input file; a file that cannot be read or decoded raises
+    ``error`` with one line naming the file."""
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text") from None

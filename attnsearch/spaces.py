@@ -41,7 +41,7 @@ from attnsearch.architecture import (
     input_problem,
 )
 from attnsearch.backbones import BACKBONES, slot_infos
-from attnsearch.errors import InputError
+from attnsearch.errors import InputError, read_text
 
 __all__ = ["SearchSpace", "SpaceError", "load_space", "space_names", "Options"]
 
@@ -276,13 +276,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         path = Path(text_path)
         if not path.is_file():
             raise SpaceError(f"{path}: no such space file")
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise SpaceError(f"{path}: cannot read ({e.strerror or e})") from None
-        except UnicodeDecodeError:
-            raise SpaceError(f"{path}: not UTF-8 text") from None
-        return parse_space(text, path.stem, str(path))
+        return parse_space(read_text(path, SpaceError), path.stem, str(path))
     res = _builtin_dir() / f"{text_path}.yaml"
     if not res.is_file():
         raise SpaceError(
