@@ -643,7 +643,7 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
         out["error"] = "fewer than 3 architectures have 2 or more proxy runs"
         return out
     k = min(len(_ok(m["proxy"])) for m in noisy)
-    within = math.sqrt(stats.mean([m["proxy_sd"] ** 2 for m in noisy]))
+    within = _pooled_sd(noisy, "proxy")  # every member here has 2 or more proxy runs
     between = stats.sd([m["proxy_mean"] for m in noisy])
     proxy_runs = [r for m in panel for r in _ok(m["proxy"])]
     out.update(
@@ -750,7 +750,7 @@ def _by_kind(usable: list[dict], bootstrap_seed: int) -> dict[str, dict[str, Any
             continue
         proxy = [m["proxy_mean"] for m in ms]
         ref = [m["reference_mean"] for m in ms]
-        within = math.sqrt(stats.mean([m["proxy_sd"] ** 2 for m in ms]))
+        within = _pooled_sd(ms, "proxy")
         out[kind] = {
             "architectures": len(ms),
             "within_sd": within,
