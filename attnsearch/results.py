@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsearch import stats
+from attnsearch.datasets import dataset_caveat
 from attnsearch.rundir import JOURNAL, SQLITE, ResultsError, RunDir, TrialRecord
 
 ROLE_REFERENCE, ROLE_REPEAT = "reference", "repeat"  # TrialRecord.role of the extra trials
@@ -28,6 +29,8 @@ __all__ = [
     "pareto_members",
     "repeats_needed",
     "verdict",
+    "signal",
+    "unseparated",
     "write_results",
     "trial_rows",
 ]
@@ -165,6 +168,7 @@ class Measured:
     accuracies: list[float]
     seeds: list[int]
     trials: list[int]  # every stored trial measuring it
+    selected: bool = False  # a search trial: its first seed is what put it on the front
 
     @property
     def mean(self) -> float:
@@ -174,19 +178,56 @@ class Measured:
     def std(self) -> float:
         return stats.sd(self.accuracies)
 
+    @property
+    def fresh(self) -> list[float]:
+        """The accuracies a claim about it may rest on: every seed but the one that
+        selected it (a search trial's own first seed; a reference was not selected)."""
+        return self.accuracies[1:] if self.selected else list(self.accuracies)
+
+    @property
+    def fresh_seeds(self) -> list[int]:
+        return self.seeds[1:] if self.selected else list(self.seeds)
+
+
+NOISE_MODEL = (
+    "seed sd pooled over every architecture trained with 2 or more seeds (df = sum of "
+    "n - 1); intervals and every separated/not-separated statement use it with a two-sided "
+    "pooled t-test at 95 %; a front member's selection seed is left out of the means "
+    "compared, but kept in the pooled sd (its luck widens the sd: conservative)"
+)
+
 
 @dataclass(frozen=True)
 class Noise:
-    """The seed noise pooled over every architecture measured with ≥ 2 seeds."""
+    """The run's one noise model: the seed sd pooled over every architecture measured with
+    ≥ 2 seeds, with its degrees of freedom. Every interval and every separation statement
+    of a run (table marks, verdict, pareto.json, pareto.png) comes from it."""
 
     sd: float | None  # pooled within-architecture sample sd; None before any repeat
     df: int  # its degrees of freedom (sum of n - 1)
+    architectures: int = 0  # how many architectures it pools
+    runs: int = 0  # how many trainings it rests on
 
     def half_width(self, n: int) -> float | None:
         """Half the 95 % t-interval of a mean over ``n`` seeds (pooled sd)."""
-        if self.sd is None or self.df < 1:
+        if self.sd is None or self.df < 1 or n < 1:
             return None
         return stats.t_quantile(self.df) * self.sd / math.sqrt(n)
+
+    def test(self, a: list[float], b: list[float]) -> tuple[float, bool] | None:
+        """The pooled t-test of mean(a) vs mean(b): ``(t, separated)``, or ``None``."""
+        if not a or not b:
+            return None
+        return stats.pooled_t(stats.mean(a), len(a), stats.mean(b), len(b), self.sd, self.df)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pooled_sd": self.sd,
+            "df": self.df,
+            "architectures": self.architectures,
+            "runs": self.runs,
+            "model": NOISE_MODEL,
+        }
 
 
 @dataclass
@@ -239,20 +280,16 @@ def measurements(study) -> Measurements:
             m.seeds.append(t.number)
             m.trials.append(t.number)
         elif r.role is None and "warm_start_from" not in r.extra:  # another run's: not ours
-            search[t.number] = Measured(t.number, r, [acc], [t.number], [t.number])
+            search[t.number] = Measured(t.number, r, [acc], [t.number], [t.number], True)
     for of, acc, number in sorted(repeats, key=lambda x: x[2]):
         if of in search:
             search[of].accuracies.append(acc)
             search[of].seeds.append(number)
             search[of].trials.append(number)
-    groups = [m for m in [*search.values(), *refs.values()] if len(m.accuracies) >= 2]
-    df = sum(len(m.accuracies) - 1 for m in groups)
-    pooled = None
-    if df > 0:
-        pooled = math.sqrt(math.fsum((len(m.accuracies) - 1) * m.std**2 for m in groups) / df)
-    return Measurements(
-        list(search.values()), refs, Noise(pooled, df), planned_repeats, planned_refs
-    )
+    groups = [m.accuracies for m in [*search.values(), *refs.values()] if len(m.accuracies) >= 2]
+    pooled, df = stats.pooled_sd(groups)
+    noise = Noise(pooled, df, len(groups), sum(len(g) for g in groups))
+    return Measurements(list(search.values()), refs, noise, planned_repeats, planned_refs)
 
 
 def cost_of(record: TrialRecord) -> float:
@@ -299,18 +336,31 @@ def repeats_needed(study, repeats: int) -> dict[int, int]:
 
 
 def _interval(m: Measured, noise: Noise) -> list[float] | None:
-    half = noise.half_width(len(m.accuracies))
-    return None if half is None else [m.mean - half, m.mean + half]
+    """95 % interval of the mean over the fresh seeds (pooled sd); ``None`` without."""
+    fresh = m.fresh
+    half = noise.half_width(len(fresh))
+    if half is None:
+        return None
+    return [stats.mean(fresh) - half, stats.mean(fresh) + half]
 
 
 def _keys(m: Measured, prof: dict, noise: Noise) -> dict[str, Any]:
-    """The pareto.json keys of one measured architecture."""
+    """The pareto.json keys of one measured architecture.
+
+    ``accuracy`` is the mean of every seed (what the front is computed on); the claims —
+    ``interval95``, the ``unseparated`` marks, the verdict — rest on ``fresh_accuracies``,
+    the seeds other than ``selection_seed`` (``None`` for a reference)."""
+    fresh = m.fresh
     return {
         "architecture": m.record.architecture,
         "accuracy": m.mean,
         "accuracies": list(m.accuracies),
         "accuracy_std": m.std,
         "seeds": list(m.seeds),
+        "selection_seed": m.seeds[0] if m.selected else None,
+        "fresh_seeds": m.fresh_seeds,
+        "fresh_accuracies": fresh,
+        "fresh_accuracy": stats.mean(fresh) if fresh else None,
         "interval95": _interval(m, noise),
         "flops": int(m.record.flops),
         **({"latency_ms": float(m.record.latency_ms)} if m.record.latency_ms is not None else {}),
@@ -320,8 +370,12 @@ def _keys(m: Measured, prof: dict, noise: Noise) -> dict[str, Any]:
     }
 
 
-def _overlap(a: list[float] | None, b: list[float] | None) -> bool:
-    return a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]
+def unseparated(a: dict[str, Any], b: dict[str, Any], noise: Noise) -> bool:
+    """True when the pooled t-test on the fresh seeds is done and does not separate ``a``
+    and ``b`` (pareto.json / summary.json entries); False when it separates them or
+    cannot be done (a side without fresh seeds, or the noise not measured)."""
+    result = noise.test(a["fresh_accuracies"], b["fresh_accuracies"])
+    return result is not None and not result[1]
 
 
 def pareto_members(
@@ -331,7 +385,8 @@ def pareto_members(
 
     Search trials only (never references or repeats); each member's ``accuracies`` are its
     own seed and its repeats'. ``unseparated`` names the neighbours (next member, best
-    fitting reference) whose 95 % interval overlaps the member's.
+    fitting reference) that the pooled t-test on fresh seeds does not separate from it
+    (:func:`unseparated`, the test the verdict uses).
     """
     run_dir = Path(run_dir)
     ms = ms or measurements(study)
@@ -349,12 +404,14 @@ def pareto_members(
         )
     fitting = [r for r in refs if r.record.fits]
     best_ref = max(fitting, key=lambda r: r.mean, default=None)
-    ref_ci = _interval(best_ref, ms.noise) if best_ref is not None else None
+    ref_entry = None
+    if best_ref is not None:
+        ref_entry = {"fresh_accuracies": best_ref.fresh}
     for i, m in enumerate(members):
         close = []
-        if i + 1 < len(members) and _overlap(m["interval95"], members[i + 1]["interval95"]):
+        if i + 1 < len(members) and unseparated(m, members[i + 1], ms.noise):
             close.append(f"trial {members[i + 1]['trial']}")
-        if best_ref is not None and _overlap(m["interval95"], ref_ci):
+        if ref_entry is not None and unseparated(m, ref_entry, ms.noise):
             close.append(best_ref.record.reference)
         m["unseparated"] = close
     return members
@@ -377,24 +434,15 @@ def reference_entries(run_dir: str | Path, ms: Measurements) -> list[dict[str, A
     ]
 
 
-def welch(a: list[float], b: list[float]) -> tuple[float, float] | None:
-    """Welch's t statistic and Welch-Satterthwaite df of mean(a) - mean(b); ``None`` when
-    either has fewer than two values or both have no spread."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    va, vb = stats.sd(a) ** 2 / len(a), stats.sd(b) ** 2 / len(b)
-    if va + vb == 0:
-        return None
-    t = (stats.mean(a) - stats.mean(b)) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return t, df
-
-
-def verdict(members: list[dict], references: list[dict]) -> dict[str, Any]:
+def verdict(members: list[dict], references: list[dict], noise: Noise) -> dict[str, Any]:
     """Did the search beat the best reference that fits, by how much, beyond noise?
 
-    Beyond noise: Welch's two-sided t-test at 95 % on the per-seed accuracies of the most
-    accurate front member and the most accurate fitting reference (df rounded down).
+    The most accurate front member (on the mean of all its seeds: how it was chosen) is
+    compared on its fresh seeds — its selection seed left out, so the winner's luck is not
+    in the comparison — with the most accurate fitting reference on all its seeds, by the
+    run's one test (:meth:`Noise.test`: pooled seed sd and df, two-sided, 95 %), the same
+    that marks the table's unseparated pairs. Picking the best of several references by
+    their means favours the reference a little: the direction of doubt is the search's.
     """
     fitting = [r for r in references if r["fits"]]
     if not members or not fitting:
@@ -402,36 +450,100 @@ def verdict(members: list[dict], references: list[dict]) -> dict[str, Any]:
         return {"reference": None, "trial": None, "beat": None, "text": f"verdict: {why}"}
     best = max(members, key=lambda m: m["accuracy"])
     ref = max(fitting, key=lambda r: r["accuracy"])
-    diff = best["accuracy"] - ref["accuracy"]
-    w = welch(best["accuracies"], ref["accuracies"])
-    beyond = None if w is None else abs(w[0]) > stats.t_quantile(max(1, math.floor(w[1])))
-    out = {
+    fresh, ref_acc = best["fresh_accuracies"], ref["fresh_accuracies"]
+    out: dict[str, Any] = {
         "reference": ref["name"],
-        "reference_accuracy": ref["accuracy"],
+        "reference_accuracy": stats.mean(ref_acc),
+        "reference_seeds": list(ref["fresh_seeds"]),
         "trial": best["trial"],
-        "accuracy": best["accuracy"],
-        "difference": diff,
-        "beat": diff > 0,
-        "test": "Welch t, two-sided, 95 %",
-        "t": None if w is None else w[0],
-        "df": None if w is None else w[1],
-        "beyond_noise": beyond,
+        "selection_seed": best["selection_seed"],
+        "seeds": list(best["fresh_seeds"]),
+        "test": "pooled t, two-sided, 95 % (the run's seed sd and df)",
+        "t": None,
+        "df": noise.df,
+        "beyond_noise": None,
     }
+    if not fresh:
+        out.update({"accuracy": None, "difference": None, "beat": None})
+        out["text"] = (
+            f"verdict: not judged: trial {best['trial']} has no seed besides the one that "
+            f"selected it (run with --repeats 2 or more) — its {best['accuracy']:.4f} vs "
+            f"{ref['name']}'s {out['reference_accuracy']:.4f} is a selected, biased figure"
+        )
+        return out
+    diff = stats.mean(fresh) - out["reference_accuracy"]
+    out.update({"accuracy": stats.mean(fresh), "difference": diff, "beat": diff > 0})
+    result = noise.test(fresh, ref_acc)
     pair = (
-        f"trial {best['trial']} ({best['accuracy']:.4f}) vs {ref['name']} "
-        f"({ref['accuracy']:.4f}), {100 * diff:+.2f} points"
+        f"trial {best['trial']} ({out['accuracy']:.4f}, {len(fresh)} fresh seed"
+        f"{'s' if len(fresh) > 1 else ''}) vs {ref['name']} ({out['reference_accuracy']:.4f}, "
+        f"{len(ref_acc)} seeds), {100 * diff:+.2f} points"
     )
-    if beyond is None:
+    if result is None:
         head = "the search beat" if diff > 0 else "the search did not beat"
-        tail = "noise not measured (fewer than 2 seeds each)"
+        tail = "noise not measured (no architecture has 2 seeds)"
     else:
-        test = f"Welch t = {w[0]:.2f}, df {w[1]:.1f}, 95 %"
-        if not beyond:
+        t, separated = result
+        out.update({"t": t, "beyond_noise": separated})
+        test = f"pooled t = {t:.2f}, df {noise.df}, 95 %"
+        if not separated:
             head, tail = "the search's best is within noise of", f"not separated ({test})"
         else:
             head = "the search beat" if diff > 0 else "the search did not beat"
             tail = f"beyond noise ({test})"
     out["text"] = f"verdict: {head} the best reference that fits: {pair}, {tail}"
+    return out
+
+
+SIGNAL_RATIO = 2.0  # between-architecture sd below 2× the seed sd: the proxy cannot rank
+
+
+def signal(ms: Measurements) -> dict[str, Any]:
+    """The run's own signal: how far apart the architectures it trained are, against its
+    seed noise.
+
+    ``between_sd``: the sd of one accuracy per trained architecture (each search trial's
+    own seed, each reference's first seed — none of them selected), with the seed noise
+    removed (:func:`attnsearch.stats.between_sd`); ``seed_sd``: the run's pooled seed sd
+    (:class:`Noise`). A ratio below :data:`SIGNAL_RATIO` says that this proxy cannot
+    separate these candidates on this data.
+    """
+    firsts = [m.accuracies[0] for m in [*ms.search, *ms.references.values()]]
+    noise = ms.noise
+    out: dict[str, Any] = {
+        "architectures": len(firsts),
+        "seed_sd": noise.sd,
+        "seed_df": noise.df,
+        "seed_architectures": noise.architectures,
+        "seed_runs": noise.runs,
+        "between_sd": None,
+        "between_sd_raw": stats.sd(firsts) if len(firsts) >= 2 else None,
+        "ratio": None,
+        "separates": None,
+    }
+    if len(firsts) < 3 or noise.sd is None:
+        why = (
+            f"only {len(firsts)} architecture{'s' if len(firsts) != 1 else ''} trained"
+            if len(firsts) < 3
+            else "no architecture trained with 2 seeds (references or --repeats 2)"
+        )
+        out["text"] = f"signal: not measured ({why})"
+        return out
+    between = stats.between_sd(firsts, noise.sd)
+    ratio = between / noise.sd if noise.sd else math.inf
+    out.update({"between_sd": between, "ratio": ratio, "separates": ratio >= SIGNAL_RATIO})
+    text = (
+        f"signal: between-architecture sd {100 * between:.2f} points ({len(firsts)} "
+        f"architectures, one unselected run each, seed noise removed), seed sd "
+        f"{100 * noise.sd:.2f} points (pooled over {noise.architectures} architectures, "
+        f"{noise.runs} runs, df {noise.df}): ratio {ratio:.2f}"
+    )
+    if ratio < SIGNAL_RATIO:
+        text += (
+            f" < {SIGNAL_RATIO:g} — this proxy cannot separate these candidates on this "
+            "data; the front's order is mostly seed noise"
+        )
+    out["text"] = text
     return out
 
 
@@ -453,7 +565,7 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
     ms = measurements(study)
     members = pareto_members(run_dir, study, ms)
     references = reference_entries(run_dir, ms)
-    judged = verdict(members, references)
+    judged = verdict(members, references, ms.noise)
     _atomic_write(run_dir / "pareto.json", json.dumps(members, indent=2) + "\n")
     _write_csv(
         run_dir / "pareto.csv",
@@ -482,7 +594,9 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
         "members": members,
         "references": references,
         "verdict": judged,
-        "noise": {"pooled_sd": ms.noise.sd, "df": ms.noise.df},
+        "noise": ms.noise.to_json(),
+        "signal": signal(ms),
+        "caveat": dataset_caveat(run.settings.dataset),
         "counts": counts,
     }
     _atomic_write(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -530,8 +644,11 @@ def plot_pareto(
         xs = [m["flops"] / 1e9 for m in members]
         ys = [m["accuracy"] for m in members]
         ax.plot(xs, ys, "-", c="tab:red", label=f"Pareto front, mean of seeds ({len(members)})")
-        for m, x, y in zip(members, xs, ys, strict=True):
-            ci = m.get("interval95")
+        ax.plot([], [], "o", c="tab:red", label="fresh seeds' mean ± 95 % (hollow: not separated)")
+        for m, x in zip(members, xs, strict=True):
+            if m.get("fresh_accuracy") is None:
+                continue  # only its selection seed: nothing to claim
+            y, ci = m["fresh_accuracy"], m.get("interval95")
             err = None if ci is None else [[y - ci[0]], [ci[1] - y]]
             ax.errorbar(
                 [x],

@@ -2,6 +2,10 @@
 
 * :func:`mean`, :func:`sd` (sample, n - 1), :func:`t_quantile`, :func:`t_interval` — the
   95 % interval of a mean over a few seeds.
+* :func:`pooled_sd` — the within-group (seed) sd pooled over groups, with its degrees of
+  freedom; :func:`pooled_t` — the two-sample t-test on that pooled sd (the one test every
+  "separated / not separated" statement of a run comes from); :func:`between_sd` — the
+  spread between groups with the seed noise taken out.
 * :func:`kendall_tau` (τ-b, ties handled as in Kendall 1945 / ``scipy.stats.kendalltau``),
   :func:`spearman_rho` (Pearson correlation of average ranks), :func:`top_k_overlap`.
 * :func:`bootstrap_ci` — a seeded percentile bootstrap over paired observations.
@@ -18,6 +22,9 @@ __all__ = [
     "sd",
     "t_quantile",
     "t_interval",
+    "pooled_sd",
+    "pooled_t",
+    "between_sd",
     "ranks",
     "kendall_tau",
     "spearman_rho",
@@ -77,6 +84,50 @@ def t_interval(xs: Sequence[float]) -> tuple[float, float]:
     m = mean(xs)
     half = t_quantile(len(xs) - 1) * sd(xs) / math.sqrt(len(xs))
     return m - half, m + half
+
+
+def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float | None, int]:
+    """The within-group sample sd pooled over ``groups``, and its degrees of freedom.
+
+    ``sqrt(Σ (n_i - 1) s_i² / Σ (n_i - 1))`` over the groups with at least two values (a
+    single value says nothing about noise); ``(None, 0)`` when no group has two.
+    """
+    df = sum(len(g) - 1 for g in groups if len(g) >= 2)
+    if df == 0:
+        return None, 0
+    ss = math.fsum((len(g) - 1) * sd(g) ** 2 for g in groups if len(g) >= 2)
+    return math.sqrt(ss / df), df
+
+
+def pooled_t(
+    mean_a: float, n_a: int, mean_b: float, n_b: int, sd_pooled: float | None, df: int
+) -> tuple[float, bool] | None:
+    """Two-sided two-sample t-test at 95 % with a pooled seed sd: ``(t, separated)``.
+
+    ``t = (mean_a - mean_b) / (sd_pooled · sqrt(1/n_a + 1/n_b))`` against Student's t with
+    the pooled ``df``. ``None`` when it cannot be done: no pooled sd (``df`` < 1) or a side
+    with no value. A zero pooled sd separates any two different means.
+    """
+    if sd_pooled is None or df < 1 or n_a < 1 or n_b < 1:
+        return None
+    diff = mean_a - mean_b
+    se = sd_pooled * math.sqrt(1 / n_a + 1 / n_b)
+    if se == 0:
+        return (math.copysign(math.inf, diff) if diff else 0.0), diff != 0
+    t = diff / se
+    return t, abs(t) > t_quantile(df)
+
+
+def between_sd(values: Sequence[float], within: float) -> float:
+    """The sd between groups from one value per group, seed noise removed.
+
+    One value per group is (group level + seed noise), so its variance is
+    ``between² + within²``; this returns ``sqrt(max(0, sd(values)² - within²))``. Needs at
+    least two values.
+    """
+    if len(values) < 2:
+        raise ValueError("a spread needs at least two values")
+    return math.sqrt(max(0.0, sd(values) ** 2 - within**2))
 
 
 def ranks(xs: Sequence[float]) -> list[float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 import optuna
 import pytest
@@ -20,11 +21,13 @@ from attnsearch.references import references_for
 from attnsearch.results import (
     ROLE_REFERENCE,
     ROLE_REPEAT,
+    Noise,
     front_on_means,
     measurements,
+    signal,
     storage_for,
+    unseparated,
     verdict,
-    welch,
     write_results,
 )
 from attnsearch.rundir import FailKind, TrialRecord
@@ -191,20 +194,105 @@ def test_interrupted_extras_are_asked_again_once_after_reconcile(tmp_path):
     assert done_count(lib.study) == lib.settings.trials
 
 
-def test_welch_and_verdict():
-    a, b = [0.80, 0.82, 0.81], [0.70, 0.71, 0.69]
-    t, df = welch(a, b)
-    # by hand: means 0.81 / 0.70, sd 0.01 each, se = sqrt(2 * 0.0001 / 3)
-    assert t == pytest.approx(0.11 / math.sqrt(2e-4 / 3)) and df == pytest.approx(4.0)
-    member = {"trial": 3, "accuracy": 0.81, "accuracies": a}
-    ref = {"name": "R", "fits": True, "accuracy": 0.70, "accuracies": b}
-    over = {"name": "O", "fits": False, "accuracy": 0.99, "accuracies": [0.99, 0.98]}
-    v = verdict([member], [ref, over])
+def _member(trial: int, accs: list[float]) -> dict:
+    """A pareto.json member as results._keys writes it: the first seed selected it."""
+    return {
+        "trial": trial, "accuracy": sum(accs) / len(accs), "accuracies": accs,
+        "selection_seed": trial, "fresh_seeds": list(range(100, 100 + len(accs) - 1)),
+        "fresh_accuracies": accs[1:],
+    }  # fmt: skip
+
+
+def _ref(name: str, accs: list[float], fits: bool = True) -> dict:
+    return {
+        "name": name, "fits": fits, "accuracy": sum(accs) / len(accs), "accuracies": accs,
+        "selection_seed": None, "fresh_seeds": list(range(len(accs))), "fresh_accuracies": accs,
+    }  # fmt: skip
+
+
+def test_verdict_uses_the_pooled_test_and_leaves_the_selection_seed_out():
+    noise = Noise(0.01, 6)  # pooled seed sd 1 point on 6 df
+    member = _member(3, [0.95, 0.81, 0.80])  # the lucky 0.95 put it on the front
+    ref = _ref("R", [0.70, 0.71, 0.69])
+    over = _ref("O", [0.99, 0.98], fits=False)
+    v = verdict([member], [ref, over], noise)
     assert v["reference"] == "R" and v["beat"] and v["beyond_noise"]
-    assert v["difference"] == pytest.approx(0.11) and "+11.00 points" in v["text"]
-    close = verdict([member], [{**ref, "accuracy": 0.805, "accuracies": [0.78, 0.83]}])
-    assert close["beyond_noise"] is False and "within noise" in close["text"]
-    assert verdict([member], [over])["reference"] is None
+    assert v["accuracy"] == pytest.approx(0.805)  # fresh seeds only, not 0.853
+    assert v["difference"] == pytest.approx(0.105) and "+10.50 points" in v["text"]
+    assert (
+        v["selection_seed"] == 3 and v["seeds"] == [100, 101] and v["reference_seeds"] == [0, 1, 2]
+    )
+    # by hand: t = 0.105 / (0.01 * sqrt(1/2 + 1/3)), df 6
+    assert v["t"] == pytest.approx(0.105 / (0.01 * math.sqrt(1 / 2 + 1 / 3))) and v["df"] == 6
+    # the selection seed alone would "beat" R; the fresh seeds do not
+    lucky = _member(4, [0.95, 0.70])
+    v = verdict([lucky], [ref], noise)
+    assert v["beyond_noise"] is False and "within noise" in v["text"]
+    assert verdict([member], [over], noise)["reference"] is None
+    only = verdict([_member(5, [0.99])], [ref], noise)
+    assert only["beat"] is None and "not judged" in only["text"]
+    unmeasured = verdict([member], [ref], Noise(None, 0))
+    assert unmeasured["beyond_noise"] is None and "noise not measured" in unmeasured["text"]
+
+
+def test_the_table_and_the_verdict_cannot_disagree_where_the_old_tests_did():
+    """c78fd9f: the intervals used the pooled sd (≈ 5 points) and called the pair "not
+    separated", the verdict used each arm's own two seeds (sd 1.2 points) and said "beyond
+    noise". Now both come from one test."""
+    noise = Noise(0.06, 4)
+    member = _member(14, [0.88, 0.853, 0.836])  # fresh seeds agree closely
+    ref = _ref("ResNet-50", [0.709, 0.726])
+    v = verdict([member], [ref], noise)
+    assert unseparated(member, ref, noise) and v["beyond_noise"] is False
+    assert "not separated" in v["text"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_verdict_agrees_with_the_unseparated_mark(seed):
+    import random
+
+    rng = random.Random(seed)
+    noise = Noise(rng.uniform(0.001, 0.08), rng.randint(1, 20))
+    member = _member(1, [rng.uniform(0.3, 0.9) for _ in range(rng.randint(2, 4))])
+    ref = _ref("R", [rng.uniform(0.3, 0.9) for _ in range(rng.randint(1, 4))])
+    v = verdict([member], [ref], noise)
+    assert v["beyond_noise"] is (not unseparated(member, ref, noise))
+
+
+def test_signal_line_against_a_hand_computation(tmp_path):
+    """Three search trials (one repeated) and a reference with two seeds: the between sd
+    from one unselected run per architecture, the seed sd pooled over the two groups."""
+    lib = Library(tmp_path, references="fit", trials=3)
+    lib.extras()
+    lib.drive()
+    ms = measurements(lib.study)
+    firsts = [m.accuracies[0] for m in [*ms.search, *ms.references.values()]]
+    groups = [m.accuracies for m in [*ms.search, *ms.references.values()] if len(m.accuracies) > 1]
+    ss = sum((len(g) - 1) * statistics.variance(g) for g in groups)
+    df = sum(len(g) - 1 for g in groups)
+    within = math.sqrt(ss / df)
+    between = math.sqrt(max(0.0, statistics.variance(firsts) - within**2))
+    sig = signal(ms)
+    assert sig["seed_sd"] == pytest.approx(within) and sig["seed_df"] == df
+    assert sig["between_sd"] == pytest.approx(between)
+    assert sig["architectures"] == len(firsts) and sig["seed_runs"] == sum(map(len, groups))
+    assert sig["ratio"] == pytest.approx(between / within)
+    assert f"{100 * between:.2f} points" in sig["text"] and f"df {df}" in sig["text"]
+    assert ("cannot separate" in sig["text"]) is (between / within < 2)
+    saved = write_results(lib.run, lib.study)
+    assert saved["signal"] == sig and saved["noise"]["runs"] == sum(map(len, groups))
+
+
+def test_signal_says_plainly_when_the_proxy_cannot_separate():
+    from attnsearch.results import Measured, Measurements
+
+    rec = TrialRecord()
+    search = [Measured(i, rec, [a], [i], [i], True) for i, a in enumerate([0.50, 0.51, 0.49])]
+    ref = Measured(9, rec, [0.50, 0.53], [9, 10], [9, 10])
+    ms = Measurements(search, {"R": ref}, Noise(0.0212, 1, 1, 2), {}, {})
+    sig = signal(ms)
+    assert sig["separates"] is False and "cannot separate these candidates" in sig["text"]
+    assert "not measured" in signal(Measurements(search, {}, Noise(None, 0), {}, {}))["text"]
 
 
 def _storage_trials(run_dir):

@@ -253,6 +253,16 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
     assert [r["name"] for r in summary["references"]] == ["ResNet-18"]
     table = cli("pareto", "cli", cwd=tmp_path)
     assert summary["verdict"]["text"].split(":")[0] in table.stdout and "References" in table.stdout
+    # the run measures its own signal, and the table and the verdict come from one test
+    assert summary["signal"]["text"] in " ".join(proc.stdout.split()).replace("─", "") or (
+        "signal:" in proc.stdout
+    )
+    assert "signal:" in table.stdout
+    v = summary["verdict"]
+    if v.get("beyond_noise") is not None:
+        best = next(m for m in front if m["trial"] == v["trial"])
+        assert v["beyond_noise"] is ("ResNet-18" not in best["unseparated"])
+        assert ("not separated" in v["text"]) is ("ResNet-18" in best["unseparated"])
     dup = cli("run", "--budget", "2G", "--space", "tiny", "--name", "cli", cwd=tmp_path)
     assert dup.returncode == 2 and "already exists" in dup.stderr
     missing = cli("pareto", "nope", cwd=tmp_path)

@@ -67,3 +67,31 @@ def test_bootstrap_ci_is_seeded_and_brackets():
     assert a[0] < tau < a[1] <= 1.0
     # a perfect ranking resamples to 1 every time (ties-in-both pairs are ignored)
     assert stats.bootstrap_ci(x, x, stats.kendall_tau, resamples=50) == (1.0, 1.0)
+
+
+def test_pooled_sd_weights_by_degrees_of_freedom():
+    groups = [[1.0, 3.0], [2.0, 4.0, 6.0], [5.0]]  # the single value has no say
+    # by hand: (1 * 2 + 2 * 4) / (1 + 2) = 10 / 3
+    sd_, df = stats.pooled_sd(groups)
+    assert df == 3 and sd_ == pytest.approx(math.sqrt(10 / 3))
+    assert stats.pooled_sd([[1.0], [2.0]]) == (None, 0)
+
+
+def test_pooled_t_by_hand():
+    t, separated = stats.pooled_t(0.80, 2, 0.70, 3, 0.02, 6)
+    assert t == pytest.approx(0.10 / (0.02 * math.sqrt(1 / 2 + 1 / 3)))
+    assert separated is (t > 2.446912)
+    t, separated = stats.pooled_t(0.80, 2, 0.78, 2, 0.02, 6)
+    assert t == pytest.approx(1.0) and separated is False
+    assert stats.pooled_t(0.8, 2, 0.7, 2, None, 0) is None
+    assert stats.pooled_t(0.8, 0, 0.7, 2, 0.02, 3) is None
+    assert stats.pooled_t(0.8, 2, 0.7, 2, 0.0, 3)[1] is True
+    assert stats.pooled_t(0.8, 2, 0.8, 2, 0.0, 3) == (0.0, False)
+
+
+def test_between_sd_removes_the_seed_noise():
+    values = [0.1, 0.3, 0.5]  # sample variance 0.04
+    assert stats.between_sd(values, 0.1) == pytest.approx(math.sqrt(0.04 - 0.01))
+    assert stats.between_sd(values, 0.5) == 0.0
+    with pytest.raises(ValueError):
+        stats.between_sd([0.1], 0.1)

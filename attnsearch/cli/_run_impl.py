@@ -379,7 +379,10 @@ def _print_front(summary: dict[str, Any], run_dir) -> None:
         summary["members"],
         summary.get("references"),
         summary.get("verdict"),
+        summary.get("signal"),
     )
+    if summary.get("caveat"):
+        term.line(f"caveat: {summary['caveat']}")
     term.line(
         f"results: {run_dir}/ (pareto.json, summary.json, pareto.png, trials.csv, study.journal)"
     )

@@ -46,23 +46,41 @@ class Terminal:
         members: list[dict[str, Any]],
         references: list[dict[str, Any]] | None = None,
         verdict: dict[str, Any] | None = None,
+        signal: dict[str, Any] | None = None,
     ) -> None:
-        """The Pareto front (pareto.json members) with 95 % intervals, then the references
-        (summary.json) and the verdict line. ``≈`` marks a member whose interval overlaps
-        the next member's or the best fitting reference's (no measurement separates them).
+        """The Pareto front (pareto.json members), then the references (summary.json), the
+        verdict and the signal line. Accuracies shown with an interval are the fresh seeds'
+        mean (a member's selection seed left out); ``≈`` marks a member that the run's
+        pooled t-test does not separate from the next member or the best fitting reference
+        — the same test as the verdict's, so the two never disagree.
         """
         from attnsearch.architecture import Architecture
         from attnsearch.budget import format_flops
 
         def acc(m: dict[str, Any]) -> str:
+            if m.get("fresh_accuracies") is not None and not m["fresh_accuracies"]:
+                return "—"  # only the seed that selected it: nothing to claim
             ci = m.get("interval95")
+            value = m.get("fresh_accuracy", m["accuracy"])
             half = "" if ci is None else f" ± {(ci[1] - ci[0]) / 2:.4f}"
-            return f"{m['accuracy']:.4f}{half}"
+            return f"{value:.4f}{half}"
 
-        columns = ["trial", "accuracy (95 %)", "seeds", "FLOPs", "params", "architecture"]
+        def first(m: dict[str, Any]) -> str:
+            return f"{m['accuracies'][0]:.4f}" if m.get("selection_seed") is not None else "—"
+
+        columns = [
+            "trial",
+            "selection seed",
+            "fresh seeds (95 %)",
+            "seeds",
+            "FLOPs",
+            "params",
+            "architecture",
+        ]
         rows = [
             [
                 f"{m['trial']}{' ≈' if m.get('unseparated') else ''}",
+                first(m),
                 acc(m),
                 len(m.get("accuracies") or [m["accuracy"]]),
                 format_flops(m["flops"]),
@@ -75,7 +93,7 @@ class Terminal:
         close = [m for m in members if m.get("unseparated")]
         if close:
             self.line(
-                "≈ not separated by the measurements (95 % intervals overlap): "
+                "≈ not separated by the measurements (pooled t-test on fresh seeds, 95 %): "
                 + "; ".join(f"{m['trial']} ~ {', '.join(m['unseparated'])}" for m in close)
             )
         if references:
@@ -96,6 +114,8 @@ class Terminal:
             )
         if verdict is not None:
             self.line(verdict["text"])
+        if signal is not None:
+            self.line(signal["text"])
 
     def line(self, text: str = "", **kwargs: Any) -> None:
         self.out.print(text, **kwargs)

@@ -41,5 +41,6 @@ def command(name: str, results_dir: str, as_json: bool) -> None:
         summary["members"],
         summary["references"],
         summary["verdict"],
+        summary.get("signal"),
     )
     term.line(f"written: {run.path}/pareto.json, summary.json, pareto.png")
