@@ -115,6 +115,7 @@ def test_summary_and_names() -> None:
     assert dataset_names() == [
         "digits",
         "clutter",
+        "mnist-clutter",
         "synthetic",
         "cifar10",
         "cifar100",

@@ -54,7 +54,7 @@ def _timeout(ctx, param, value):
     "--dataset",
     default=_run("dataset"),
     show_default=True,
-    help="digits | clutter[:SIZE] | synthetic | cifar10 | cifar100 | folder:PATH",
+    help="digits | clutter[:SIZE] | mnist-clutter[:P] | synthetic | cifar10 | cifar100 | folder:PATH",
 )
 @click.option(
     "--data-dir",

@@ -38,7 +38,7 @@ class RunSettings:
     # hard FLOPs limit on the deploy network (latency runs: the space's dearest architecture)
     budget: int = bounded(dataclasses.MISSING, 1, 10**30)
     space: str = "resnet50"  # shipped space name or path to a .yaml file
-    dataset: str = "digits"  # digits | clutter[:SIZE] | synthetic | cifar10|100 | folder:PATH
+    dataset: str = "digits"  # digits | clutter[:SIZE] | mnist-clutter[:P] | synthetic | cifar10|100 | folder:PATH
     data_dir: str = "data"  # where CIFAR archives live (downloaded there when absent)
     trials: int = bounded(24, 1, 1_000_000)  # trained (feasible) trials to complete
     sampler: str = "tpe-mv"  # tpe-mv | tpe | nsga2 | random | gp (benchmarks/RESULTS.md §9)
