@@ -52,6 +52,7 @@ __all__ = [
     "build_panel",
     "jsonable",
     "run_fidelity",
+    "stage_a",
     "summarize",
 ]
 
@@ -88,7 +89,12 @@ class PanelMember:
 
 # ---- the panel ---------------------------------------------------------------------------
 def build_panel(
-    space, width: float, size: int = 24, seed: int = 0, budget: int | None = None
+    space,
+    width: float,
+    size: int = 24,
+    seed: int = 0,
+    budget: int | None = None,
+    uniform: Sequence[str] | None = None,
 ) -> list[PanelMember]:
     """The seeded panel: uniform networks first, then random ones spread over FLOPs.
 
@@ -98,6 +104,8 @@ def build_panel(
         size: number of architectures (the uniform ones count; at least 3).
         seed: fixes the random members.
         budget: leave out architectures above this many FLOPs (``None``: no limit).
+        uniform: a uniform-only panel of these attention types, in this order (``size``
+            and ``seed`` are then unused): the staged go/no-go check (:func:`stage_a`).
     """
     from attnsearch.architecture import Architecture, SlotChoice
     from attnsearch.backbones import BACKBONES
@@ -117,7 +125,22 @@ def build_panel(
         return Architecture(space.backbone, tuple(slots), space.num_classes, space.input)
 
     members: list[tuple[str, str, Architecture]] = []
-    for type_name, _ in space.choices:
+    if uniform is not None:
+        known = [t for t, _ in space.choices]
+        if len(set(uniform)) != len(uniform) or len(uniform) < 3:
+            raise FidelityError(
+                f"--uniform needs 3 or more different types, got {','.join(uniform)!r}"
+            )
+        for type_name in uniform:
+            choice = _uniform_choice(type_name, options) if type_name in known else None
+            if choice is None:
+                raise FidelityError(
+                    f"--uniform {type_name}: not a choice of every slot of space "
+                    f"{space.name!r} at width {width:g} (types: {', '.join(known)})"
+                )
+            members.append((f"uniform-{type_name}", "uniform", make([choice] * len(space.units))))
+        size = len(members)
+    for type_name, _ in space.choices if uniform is None else ():
         choice = _uniform_choice(type_name, options)
         if choice is None:
             continue
@@ -285,6 +308,7 @@ def run_fidelity(
     progress: Callable[[int, int, dict], None] | None = None,
     journal: str | Path | None = None,
     stages: Sequence[str] = STAGES,
+    uniform: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train the panel under the proxy and the reference; return the full report.
 
@@ -307,6 +331,8 @@ def run_fidelity(
             for the same panel, data and settings (:class:`FidelityError` otherwise).
         stages: which runs to train: ``("proxy", "reference")`` (all) or one of them; the
             report uses every run the journal holds.
+        uniform: a uniform-only panel of these types (see :func:`build_panel`); its
+            summary carries the go/no-go of :func:`stage_a`.
 
     Returns:
         A JSON-ready dict: ``settings``, ``panel`` (per member: runs, means, scores) and
@@ -327,7 +353,7 @@ def run_fidelity(
             f"--stage {stages[0]} needs --journal FILE (the other stage's runs live there; "
             "without it the runs trained now would be reported alone and lost)"
         )
-    members = build_panel(space, settings.width, panel, panel_seed, budget)
+    members = build_panel(space, settings.width, panel, panel_seed, budget, uniform)
     dataset = settings.load_dataset()
     batch = settings.resolved_batch_size(len(dataset.train_x))
     steps_per_epoch = max(1, len(dataset.train_x) // min(batch, len(dataset.train_x)))
@@ -383,6 +409,7 @@ def run_fidelity(
             "dataset_info": dataset.summary(),
             "panel": len(members),
             "panel_seed": panel_seed,
+            "uniform": list(uniform) if uniform is not None else None,
             "proxy_seeds": proxy_seeds,
             "reference_factor": reference_factor,
             "reference_seeds": reference_seeds,
@@ -656,6 +683,7 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
             "seconds_per_proxy_eval": stats.mean([r["seconds"] for r in proxy_runs]),
         }
     )
+    out["stage_a"] = stage_a(panel)
     if len(usable) < 3:
         out["ranking_missing"] = (
             "fewer than 3 architectures have both proxy and reference runs: no ranking "
@@ -706,6 +734,83 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
     return out
 
 
+STAGE_A_RATIO = 2.0  # proxy: between-architecture sd at least this many seed sds
+STAGE_A_SATURATED = 0.97  # reference: a best network above this has no room to rank
+
+
+def stage_a(panel: list[dict]) -> dict[str, Any] | None:
+    """The go/no-go of a default task and proxy, on a panel holding the plain network.
+
+    Passes when all four hold: (1) under the proxy the between-architecture sd (of the
+    members' proxy means) is at least :data:`STAGE_A_RATIO` × the pooled seed sd; (2) the
+    reference is not saturated (its best mean below :data:`STAGE_A_SATURATED`); (3) the
+    reference separates at least one attention network from plain beyond noise; (4) the
+    proxy orders every pair that the reference separates the same way. "Separates" is the
+    pooled two-sample t-test at 95 % (:func:`attnsearch.stats.pooled_t`) with the
+    schedule's seed sd pooled over the panel — the test a run's verdict uses. ``None``
+    without a plain member. Each figure says how many runs it rests on.
+    """
+    plain = next((m for m in panel if m["name"] == "uniform-none"), None)
+    if plain is None:
+        return None
+    runs = {sch: {m["name"]: [r["accuracy"] for r in _ok(m[sch])] for m in panel} for sch in STAGES}
+    out: dict[str, Any] = {
+        "checks": {},
+        "runs": {sch: sum(map(len, runs[sch].values())) for sch in STAGES},
+    }
+    p_sd, p_df = stats.pooled_sd(list(runs["proxy"].values()))
+    p_means = {k: stats.mean(v) for k, v in runs["proxy"].items() if v}
+    checks = out["checks"]
+    if p_sd and len(p_means) >= 3:
+        ratio = stats.sd(list(p_means.values())) / p_sd
+        checks["proxy_between_over_within"] = {"value": ratio, "pass": ratio >= STAGE_A_RATIO}
+    else:
+        checks["proxy_between_over_within"] = {"value": None, "pass": None}
+    r_sd, r_df = stats.pooled_sd(list(runs["reference"].values()))
+    r_means = {k: stats.mean(v) for k, v in runs["reference"].items() if v}
+    if not r_means:
+        checks["reference_not_saturated"] = {"value": None, "pass": None}
+        checks["reference_separates_attention"] = {"value": None, "pass": None}
+        checks["proxy_agrees_on_separated_pairs"] = {"value": None, "pass": None}
+        out["pass"] = None if checks["proxy_between_over_within"]["pass"] is not False else False
+        out["missing"] = "no reference runs yet (--stage reference with the same --journal)"
+        return out
+    best = max(r_means.values())
+    checks["reference_not_saturated"] = {"value": best, "pass": best < STAGE_A_SATURATED}
+
+    def separated(a: str, b: str) -> bool | None:
+        ra, rb = runs["reference"][a], runs["reference"][b]
+        res = stats.pooled_t(
+            stats.mean(ra) if ra else 0.0, len(ra), stats.mean(rb) if rb else 0.0, len(rb),
+            r_sd, r_df,
+        )  # fmt: skip
+        return None if res is None else res[1]
+
+    names = [m["name"] for m in panel if runs["reference"][m["name"]]]
+    vs_plain = [n for n in names if n != "uniform-none" and separated(n, "uniform-none")]
+    untestable = r_sd is None or not runs["reference"]["uniform-none"]
+    checks["reference_separates_attention"] = {
+        "value": vs_plain,
+        "pass": None if untestable else bool(vs_plain),
+    }
+    pairs, disagree = [], []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if separated(a, b) and a in p_means and b in p_means:
+                pairs.append([a, b])
+                if (r_means[a] > r_means[b]) != (p_means[a] > p_means[b]):
+                    disagree.append([a, b])
+    checks["proxy_agrees_on_separated_pairs"] = {
+        "value": {"separated_pairs": pairs, "disagreeing": disagree},
+        "pass": None if untestable else not disagree,
+    }
+    out["proxy_seed_sd"], out["proxy_df"] = p_sd, p_df
+    out["reference_seed_sd"], out["reference_df"] = r_sd, r_df
+    verdicts = [c["pass"] for c in checks.values()]
+    out["pass"] = False if False in verdicts else (None if None in verdicts else True)
+    return out
+
+
 def _seed_tau(members: list[dict], schedule: str) -> float | None:
     """Mean Kendall τ between the rankings that two seeds of ``schedule`` give the members,
     over every pair of seeds (each pair on the members that have both runs, at least 3): how
@@ -728,14 +833,10 @@ def _seed_tau(members: list[dict], schedule: str) -> float | None:
 
 
 def _pooled_sd(members: list[dict], schedule: str) -> float | None:
-    """Seed sd pooled over the members with at least 2 runs of ``schedule`` (``None``: no
-    such member; a single run says nothing about noise)."""
-    sds = [
-        stats.sd([r["accuracy"] for r in _ok(m[schedule])])
-        for m in members
-        if len(_ok(m[schedule])) >= 2
-    ]
-    return math.sqrt(stats.mean([v**2 for v in sds])) if sds else None
+    """Seed sd pooled (df-weighted, :func:`attnsearch.stats.pooled_sd`) over the members
+    with at least 2 runs of ``schedule`` (``None``: no such member)."""
+    groups = [[r["accuracy"] for r in _ok(m[schedule])] for m in members]
+    return stats.pooled_sd(groups)[0]
 
 
 def _by_kind(usable: list[dict], bootstrap_seed: int) -> dict[str, dict[str, Any]]:

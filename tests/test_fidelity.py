@@ -9,7 +9,15 @@ import pytest
 
 from attnsearch.cli import main
 from attnsearch.evaluation import ProxySettings
-from attnsearch.fidelity import SCORES, build_panel, jsonable, run_fidelity, summarize
+from attnsearch.fidelity import (
+    SCORES,
+    FidelityError,
+    build_panel,
+    jsonable,
+    run_fidelity,
+    stage_a,
+    summarize,
+)
 from attnsearch.spaces import load_space
 
 MICRO = ["--space", "tiny", "--dataset", "digits", "--limit", "60", "--epochs", "1",
@@ -329,3 +337,73 @@ def test_run_names_the_fidelity_call_for_its_own_proxy(over):
     assert (p["data_dir"] or "data") == settings.data_dir
     assert (p["threads"] or 1) == int(settings.cpus_per_trial)
     assert parse_budget(p["budget"]) == 4 * 10**9  # the panel stays under the run's budget
+
+
+def test_uniform_panel_holds_exactly_the_types_asked():
+    space = load_space("resnet50")
+    panel = build_panel(space, 0.5, uniform=["none", "se", "cbam", "ca", "epsa"])
+    assert [m.name for m in panel] == [
+        "uniform-none", "uniform-se", "uniform-cbam", "uniform-ca", "uniform-epsa",
+    ]  # fmt: skip
+    assert all(m.kind == "uniform" for m in panel)
+    assert {s.type for s in panel[2].arch.slots} == {"cbam"}
+    with pytest.raises(FidelityError, match="--uniform bogus"):
+        build_panel(space, 0.5, uniform=["none", "se", "bogus"])
+    with pytest.raises(FidelityError, match="3 or more different"):
+        build_panel(space, 0.5, uniform=["none", "none", "se"])
+
+
+def _named(report: dict) -> dict:
+    for m, name in zip(
+        report["panel"], ["uniform-none", "uniform-se", "uniform-cbam"], strict=True
+    ):
+        m["name"] = name
+    return report
+
+
+def test_stage_a_passes_only_when_all_four_checks_hold():
+    kinds = ["uniform"] * 3
+    # proxy: spread 10 points, seed sd ~0.7 point; reference: SE and CBAM beat plain clearly
+    proxy = [[0.50, 0.51, 0.49], [0.60, 0.61, 0.59], [0.70, 0.71, 0.69]]
+    ref = [[0.80, 0.81], [0.88, 0.89], [0.90, 0.91]]
+    a = stage_a(_named(_report(proxy, ref, kinds))["panel"])
+    assert a["pass"] is True, a
+    assert a["checks"]["reference_separates_attention"]["value"] == ["uniform-se", "uniform-cbam"]
+    assert a["runs"] == {"proxy": 9, "reference": 6}
+    # the proxy ranks plain first where the reference separates it last: FAIL
+    backwards = [[0.70, 0.71, 0.69], [0.60, 0.61, 0.59], [0.50, 0.51, 0.49]]
+    a = stage_a(_named(_report(backwards, ref, kinds))["panel"])
+    assert a["pass"] is False
+    assert a["checks"]["proxy_agrees_on_separated_pairs"]["pass"] is False
+    # a saturated reference (best ≥ 97 %) fails however well the proxy agrees
+    sat = [[0.975, 0.976], [0.985, 0.986], [0.99, 0.991]]
+    a = stage_a(_named(_report(proxy, sat, kinds))["panel"])
+    assert a["checks"]["reference_not_saturated"]["pass"] is False and a["pass"] is False
+    # seed noise as large as the spread: the proxy cannot separate the candidates
+    noisy = [[0.50, 0.60, 0.40], [0.52, 0.62, 0.42], [0.54, 0.64, 0.44]]
+    a = stage_a(_named(_report(noisy, ref, kinds))["panel"])
+    assert a["checks"]["proxy_between_over_within"]["pass"] is False and a["pass"] is False
+    # the reference separates no attention network from plain: FAIL
+    flat = [[0.80, 0.85], [0.81, 0.86], [0.82, 0.84]]
+    a = stage_a(_named(_report(proxy, flat, kinds))["panel"])
+    assert a["checks"]["reference_separates_attention"]["pass"] is False
+    # the proxy runs alone: not decided (but a failed proxy check already fails)
+    alone = _named(_report(proxy, [[], [], []], kinds))
+    assert stage_a(alone["panel"])["pass"] is None
+    assert stage_a(_named(_report(noisy, [[], [], []], kinds))["panel"])["pass"] is False
+    assert stage_a(_report(proxy, ref, kinds)["panel"]) is None  # no plain member
+
+
+def test_uniform_cli_reports_stage_a(capsys):
+    micro = [a for a in MICRO if a not in ("--panel", "3")]
+    code, out, err = _main(capsys, "fidelity", *micro, "--uniform", "none,se,eca", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [m["name"] for m in data["panel"]] == ["uniform-none", "uniform-se", "uniform-eca"]
+    assert data["settings"]["uniform"] == ["none", "se", "eca"]
+    assert set(data["summary"]["stage_a"]["checks"]) == {
+        "proxy_between_over_within", "reference_not_saturated",
+        "reference_separates_attention", "proxy_agrees_on_separated_pairs",
+    }  # fmt: skip
+    code, out, err = _main(capsys, "fidelity", *micro, "--uniform", "none,se,nope")
+    assert code == 2 and "--uniform nope" in err

@@ -27,6 +27,13 @@ from attnsearch.proxy import MAX_SEED
     help="Fixes the panel.",
 )
 @click.option(
+    "--uniform",
+    default=None,
+    metavar="TYPES",
+    help="A uniform-only panel of these types instead (comma-separated, e.g. "
+    "none,se,cbam,ca,epsa): the staged go/no-go check of a task and proxy (stage A).",
+)
+@click.option(
     "--budget",
     default=None,
     callback=budget_option,
@@ -87,6 +94,7 @@ def command(
     space,
     panel,
     panel_seed,
+    uniform,
     budget,
     proxy_seeds,
     reference_factor,
@@ -158,6 +166,7 @@ def command(
         progress=progress,
         journal=journal,
         stages=("proxy", "reference") if stage == "all" else (stage,),
+        uniform=_types(uniform),
     )
     data = jsonable(report)
     if output:
@@ -168,6 +177,57 @@ def command(
     _print(term, report)
     if output:
         term.line(f"report: {output}")
+
+
+def _types(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip().lower() for t in text.split(",") if t.strip()]
+
+
+def _stage_a_lines(term, a: dict | None) -> None:
+    """The go/no-go of stage A, one line per check and the outcome."""
+    if a is None:
+        return
+    c = a["checks"]
+    vs = c["reference_separates_attention"]["value"]
+    agree = c["proxy_agrees_on_separated_pairs"]["value"]
+
+    def mark(check: dict) -> str:
+        return {True: "pass", False: "FAIL", None: "not measured"}[check["pass"]]
+
+    rows = [
+        [
+            "proxy between / within ≥ 2",
+            _fmt(c["proxy_between_over_within"]["value"], 2),
+            mark(c["proxy_between_over_within"]),
+        ],
+        [
+            "reference best < 97 %",
+            _fmt(c["reference_not_saturated"]["value"], 4),
+            mark(c["reference_not_saturated"]),
+        ],
+        [
+            "reference separates attention from plain",
+            "n/a" if vs is None else (", ".join(vs) or "none"),
+            mark(c["reference_separates_attention"]),
+        ],
+        [
+            "proxy orders the separated pairs alike",
+            "n/a"
+            if agree is None
+            else f"{len(agree['separated_pairs']) - len(agree['disagreeing'])}"
+            f"/{len(agree['separated_pairs'])}",
+            mark(c["proxy_agrees_on_separated_pairs"]),
+        ],
+    ]
+    outcome = {True: "PASS", False: "FAIL", None: "not decided"}[a["pass"]]
+    runs = a["runs"]
+    term.table(
+        f"stage A: {outcome} ({runs['proxy']} proxy and {runs['reference']} reference runs)",
+        ["check", "value", ""],
+        rows,
+    )
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -209,6 +269,7 @@ def _print(term, report: dict) -> None:
                 ["s per proxy eval", f"{s['seconds_per_proxy_eval']:.1f}"],
             ],
         )
+        _stage_a_lines(term, s.get("stage_a"))
         term.note(s["ranking_missing"])
         return
     ci = s["kendall_tau_ci95"]
@@ -254,6 +315,7 @@ def _print(term, report: dict) -> None:
             ]
         )
     term.table("proxy fidelity", ["", "value"], lines)
+    _stage_a_lines(term, s.get("stage_a"))
     self_tau = s["reference_seed_tau"]
     if self_tau is not None and not self_tau >= 0.5:  # NaN too: every seed pair tied
         term.note(
