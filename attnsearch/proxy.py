@@ -97,6 +97,9 @@ def check_bounds(obj: Any, where: str | None = None) -> None:
             raise ConfigError(f"{prefix}{f.name} {problem}")
 
 
+OPTIMIZERS = ("sgd", "adamw")  # ProxyConfig.optimizer
+
+
 @dataclass(frozen=True)
 class ProxyConfig:
     """How a candidate is trained. Recorded in run.yaml (as ``proxy:``)."""
@@ -115,9 +118,16 @@ class ProxyConfig:
     seed: int = bounded(0, 0, MAX_SEED)  # base seed; each trial adds its trial number
     zero_init_residual: bool = True  # last BN of each block starts at 0: deep nets train fast
     bf16: bool = True  # bf16 autocast on CUDA (CPU is always float32); False: numbers as on CPU
+    # sgd (Nesterov, lr and weight_decay as above) | adamw (lr and weight_decay taken as
+    # AdamW's: e.g. 0.002 and 0.05); the gates' ~0.5 scale slows SGD, not Adam (MEASURED.md)
+    optimizer: str = "sgd"
 
     def __post_init__(self) -> None:
         check_bounds(self, "proxy")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"proxy.optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
