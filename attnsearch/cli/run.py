@@ -18,6 +18,15 @@ def _proxy(name: str):
     return field_default(ProxyConfig, name)
 
 
+class _GpuShare(Number):
+    """``auto`` (None: resolved against the cluster) or a number of GPUs."""
+
+    def convert(self, value, param, ctx):
+        if value is None or str(value).strip().lower() == "auto":
+            return None
+        return super().convert(value, param, ctx)
+
+
 def _storage(ctx, param, value):
     from pathlib import Path
 
@@ -114,10 +123,11 @@ def _timeout(ctx, param, value):
 )
 @click.option(
     "--gpus-per-trial",
-    default=_run("gpus_per_trial"),
+    default="auto",
     show_default=True,
-    type=Number.of(RunSettings, "gpus_per_trial"),
-    help="GPUs per trial; fractions pack several proxies on one GPU.",
+    type=_GpuShare.of(RunSettings, "gpus_per_trial"),
+    help="GPUs per trial; fractions pack several proxies on one GPU. auto: 0 on a cluster "
+    "without GPUs, else 1/k of a GPU so that --concurrency trials run at once (k at most 4).",
 )
 @click.option(
     "--cpus-per-trial",

@@ -182,6 +182,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         record_ray_session,
         start_ray,
     )
+    from attnsearch.search._gpus import check_driver_torch, resolve_gpus
     from attnsearch.search._resume import pending_reruns, reconcile
     from attnsearch.search._searcher import BudgetedOptunaSearch
     from attnsearch.search._timeout import TrialTimeout
@@ -231,7 +232,6 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
             view.note(text)
     kill_stray_ray(run)
     _INTERRUPT.clear()
-    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
 
     def on_sigint(signum, frame):
         if _INTERRUPT.is_set():
@@ -260,7 +260,15 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         started = start_ray(settings.address)
         if started:
             record_ray_session(run)
-        check_resources(settings.cpus_per_trial, settings.gpus_per_trial)  # before any trial
+        # auto becomes a share of the cluster's GPUs; refused here, before any trial, when
+        # a GPU trial could not train on one (this driver's torch is built without CUDA)
+        gpus, line = resolve_gpus(settings.gpus_per_trial, settings.concurrency)
+        if line and view is not None:
+            view.note(line)
+        settings = settings.replace(gpus_per_trial=gpus)  # what each trial reserves
+        check_resources(settings.cpus_per_trial, gpus)  # before any trial
+        check_driver_torch(gpus)
+        resources = {"cpu": settings.cpus_per_trial, "gpu": gpus}
         fn = tune.with_resources(
             tune.with_parameters(
                 trainable,
@@ -328,4 +336,5 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     summary["repaired"] = searcher.core.repaired
     summary["interrupted"] = _INTERRUPT.is_set()
     summary["done"] = done_count(study)
+    summary["gpus_per_trial"] = settings.gpus_per_trial  # as resolved (None: never connected)
     return summary
