@@ -160,6 +160,15 @@ def _timeout(ctx, param, value):
     "finished).",
 )
 @click.option(
+    "--checkpoint-interval",
+    default=_run("checkpoint_interval"),
+    show_default=True,
+    type=Number.of(RunSettings, "checkpoint_interval"),
+    help="Seconds of training between a trial's checkpoints (checked at each epoch's end; "
+    "0: every epoch); the final weights are always kept. A resume re-trains what an "
+    "interrupted trial did since its last checkpoint.",
+)
+@click.option(
     "--name",
     default=None,
     help="Run name: results go to RESULTS_DIR/NAME (default: SPACE-DATE-TIME).",
@@ -222,8 +231,8 @@ def command(ctx: click.Context, **opts) -> None:
     """Search attention choices per slot: accuracy up, FLOPs down, under --budget.
 
     Resume an interrupted search with --name NAME --resume (its settings come from
-    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial, --address and
-    --trial-timeout may change).
+    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial, --address,
+    --trial-timeout and --checkpoint-interval may change).
     """
     from click.core import ParameterSource
 

@@ -175,6 +175,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     from attnsearch.proposal import make_sampler
     from attnsearch.references import references_for, references_left_out
     from attnsearch.results import storage_for, write_results
+    from attnsearch.search._gpus import check_driver_torch, resolve_gpus
     from attnsearch.search._ray import (
         check_resources,
         execution_log,
@@ -182,7 +183,6 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         record_ray_session,
         start_ray,
     )
-    from attnsearch.search._gpus import check_driver_torch, resolve_gpus
     from attnsearch.search._resume import pending_reruns, reconcile
     from attnsearch.search._searcher import BudgetedOptunaSearch
     from attnsearch.search._timeout import TrialTimeout
@@ -272,7 +272,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         fn = tune.with_resources(
             tune.with_parameters(
                 trainable,
-                dataset=dataset,
+                dataset=(ray.put(dataset),),  # fetched once per worker process, and kept
                 settings=settings,
                 executions=execution_log(run.executions_log),
             ),
