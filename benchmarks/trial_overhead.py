@@ -141,24 +141,25 @@ def searched(args, device) -> dict:
     }
 
 
-def direct_split(arch, data, proxy, device, *, trial_seed: int = 0, checkpoint_every=None):
+def direct_split(arch, data, proxy, device, *, trial_seed: int = 0, interval: float = 0.0):
     """The worker's parts of one trial without Ray: ``run_trial`` with a report that saves
-    each checkpoint as the trainable does (``checkpoint_every`` epochs; None: the search's
-    rule, every epoch before the cut of issue 21); seconds per part and ``wall``."""
+    checkpoints as the trainable does (the final weights always, an intermediate one when
+    ``interval`` seconds passed since the last; 0: every epoch); seconds per part, ``wall``,
+    and ``first_epoch_steps`` (cuDNN autotuning and warm-up are paid there)."""
     from attnsearch.rundir import save_checkpoint
     from attnsearch.search._worker import run_trial
 
-    saved = {"seconds": 0.0}
+    last = [time.perf_counter()]
+    epoch_steps: list[float] = []
 
     def report(metrics, payload):
-        epoch = payload["epoch"]
-        final = epoch >= proxy.epochs
-        if not final and checkpoint_every is not None and epoch % checkpoint_every:
+        epoch_steps.append(metrics["timings"]["steps"])
+        final = payload["epoch"] >= proxy.epochs
+        if not final and time.perf_counter() - last[0] < interval:
             return
-        t = time.perf_counter()
+        last[0] = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
-            save_checkpoint(out, epoch, payload["model"], payload.get("optimizer"))
-        saved["seconds"] += time.perf_counter() - t
+            save_checkpoint(out, payload["epoch"], payload["model"], payload.get("optimizer"))
 
     t0 = time.perf_counter()
     out = run_trial(arch, proxy, data, trial_seed, report, device=device)
@@ -168,6 +169,9 @@ def direct_split(arch, data, proxy, device, *, trial_seed: int = 0, checkpoint_e
     row["checkpoint"] = tm.get("report", 0.0)
     row["worker_other"] = max(0.0, wall - sum(row.values()))
     row["wall"] = wall
+    row["first_epoch_steps"] = epoch_steps[0] if epoch_steps else None
+    if len(epoch_steps) > 1:  # the later epochs' mean: the steady rate
+        row["later_epoch_steps_mean"] = (epoch_steps[-1] - epoch_steps[0]) / (len(epoch_steps) - 1)
     row["failed"] = out.failed
     return row
 
