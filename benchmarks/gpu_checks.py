@@ -33,8 +33,12 @@ detached: a Ray, an MPS daemon is told to quit first). Files:
 * ``log.txt`` — every part's output.
 
 ``--smoke`` runs every part on the CPU in CI-sized form (ResNet-18 backbone, tiny data, 1
-and 2 sharing trainers, ``--part`` budgets of seconds); ``tests/test_gpu_checks.py`` runs
-it, so the script cannot rot.
+and 2 sharing trainers); ``tests/test_gpu_checks.py`` runs it, so the script cannot rot,
+once with ``GPU_CHECKS_NO_RAY=1`` (Ray, Optuna, click and rich made unimportable, as on the
+last lent machine: the probe must see it and part (b) fall back to plain processes).
+
+Nothing to carry: the script needs torch, PyYAML and the repository only (Ray does not fit
+the run tool's 64 MiB carry; without it part (b) uses plain processes).
 """
 
 from __future__ import annotations
@@ -69,6 +73,27 @@ FILES = ("status.json", *(f"{p}.json" for p, _, _ in PARTS), "log.txt")  # 7 of 
 IMPORTS = ("torch", "ray", "optuna", "click", "rich")  # attnsearch run needs them all
 
 
+NO_RAY = ("ray", "optuna", "click", "rich")  # what GPU_CHECKS_NO_RAY=1 makes unimportable
+
+
+def _block_imports() -> None:
+    """``GPU_CHECKS_NO_RAY=1``: this process cannot import Ray, Optuna, click or rich, as
+    on the last lent machine (torch only); the smoke test checks the fallback so."""
+    import importlib.abc
+
+    class _Blocked(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in NO_RAY:
+                raise ModuleNotFoundError(f"No module named {name!r} (GPU_CHECKS_NO_RAY)")
+            return None
+
+    sys.meta_path.insert(0, _Blocked())
+
+
+if os.environ.get("GPU_CHECKS_NO_RAY"):
+    _block_imports()
+
+
 def _write(path: Path, payload) -> None:
     """Write JSON atomically (one ``.tmp`` beside it for a moment: the 8th file at most)."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -77,9 +102,16 @@ def _write(path: Path, payload) -> None:
 
 
 # ---- what the machine has -------------------------------------------------------------
-def probe() -> dict:
+def _importable(module: str) -> bool:
     import importlib.util
 
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def probe() -> dict:
     import torch
 
     info = {
@@ -88,7 +120,7 @@ def probe() -> dict:
         "cuda_build": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
         "cpus": os.cpu_count(),
-        "imports": {m: importlib.util.find_spec(m) is not None for m in IMPORTS},
+        "imports": {m: _importable(m) for m in IMPORTS},
         "mps_control": shutil.which("nvidia-cuda-mps-control"),
     }
     if info["cuda_available"]:
@@ -361,14 +393,15 @@ def _sharing_cfg(smoke: bool) -> dict:
 def part_b_sharing(out: Path, smoke: bool, deadline: float) -> None:
     cfg = _sharing_cfg(smoke)
     info = probe()
-    use_ray = info["attnsearch_run"] and not os.environ.get("GPU_CHECKS_NO_RAY")
+    use_ray = info["attnsearch_run"]
+    missing = ", ".join(m for m, ok in info["imports"].items() if not ok)
     payload = {
-        "method": "attnsearch run (Ray Tune, fractional GPUs)" if use_ray
-        else "plain trainer processes (attnsearch run cannot import: "
-        + ", ".join(m for m, ok in info["imports"].items() if not ok or m == "ray" and
-                    os.environ.get("GPU_CHECKS_NO_RAY")) + ")",
-        "config": cfg, "modes": [],
-    }  # fmt: skip
+        "method": "attnsearch run (Ray Tune, fractional GPUs)"
+        if use_ray
+        else f"plain trainer processes (attnsearch run cannot import {missing})",
+        "config": cfg,
+        "modes": [],
+    }
     folder = Path(tempfile.mkdtemp(prefix="gpu_checks_b"))
     ks = cfg["ray_ks"] if use_ray else cfg["ks"]
     for i, k in enumerate(ks):

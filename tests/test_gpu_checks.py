@@ -51,8 +51,10 @@ def test_smoke_runs_every_part_without_ray(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GPU_CHECKS_NO_RAY": "1"}
     proc = _smoke(tmp_path / "out", env)
     _check(tmp_path / "out", proc)
+    status = json.loads((tmp_path / "out" / "status.json").read_text())
+    assert status["probe"]["imports"]["ray"] is False and not status["probe"]["attnsearch_run"]
     sharing = json.loads((tmp_path / "out" / "b_sharing.json").read_text())
-    assert sharing["method"].startswith("plain trainer processes")
+    assert sharing["method"].startswith("plain trainer processes (attnsearch run cannot")
     assert [m["trainers"] for m in sharing["modes"]] == [1, 2]
 
 
