@@ -516,7 +516,7 @@ def part_c_formulations(out: Path, smoke: bool, deadline: float) -> None:
     if plain:
         for r in payload["rows"]:
             for f in forms:
-                r[f"{f}_x_plain"] = r[f"{f}_ms"] / plain[f"{forms[-1]}_ms"]
+                r[f"{f}_x_plain"] = r[f"{f}_ms"] / plain[f"{f}_ms"]
     _write(out / "c_formulations.json", payload)
 
 
