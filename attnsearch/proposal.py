@@ -423,14 +423,14 @@ class Proposer:
                 self.tell(trial, state=optuna.trial.TrialState.FAIL)
                 return
             # its last epoch was reported: complete, whatever happened to the worker after
-            TrialRecord.set(
-                trial,
-                **{
-                    k: result[k]
-                    for k in ("history", "train_seconds", "node_id", "epoch", "resume_error")
-                    if k in result
-                },
-            )
+            kept = ("history", "train_seconds", "node_id", "epoch", "resume_error")
+            TrialRecord.set(trial, **{k: result[k] for k in kept if k in result})
+            # the worker's timers (Tune hands a searcher its results flattened: timings/...)
+            timings = result.get("timings") or {
+                k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("timings/")
+            }
+            if timings:
+                TrialRecord.set(trial, timings=timings)
             TrialRecord.set(trial, trained=True)
             if stopped_early:  # ASHA stopped it: its accuracy is not comparable
                 TrialRecord.set(trial, early_stopped=True)

@@ -636,6 +636,7 @@ class TrialRecord:
     repeat_of: int | None = None  # role=repeat: the search trial it re-evaluates
     seed: int | None = None  # trial seed given to training (the trial number)
     resume_error: str | None = None  # that checkpoint was unreadable: trained from scratch
+    timings: dict | None = None  # the worker's timers at its last report (trial_overhead.py)
     extra: dict = field(default_factory=dict)  # attributes this version does not know
 
     @classmethod

@@ -44,6 +44,8 @@ class TrainResult:
     state_dict: dict  # final weights (CPU tensors)
     train_losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     val_losses: list[float] = field(default_factory=list)  # validation cross-entropy per epoch
+    # seconds spent per part (see train_candidate's ``timings``)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _device_for_trial() -> torch.device:
@@ -100,10 +102,16 @@ def validate(
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     loss = torch.zeros((), device=x.device, dtype=torch.float64)
     mf = torch.channels_last if x.is_cuda else torch.contiguous_format
+    batch_size = max(1, min(batch_size, len(x)))
     for i in range(0, len(x), batch_size):
-        xb = _normalize(x[i : i + batch_size], mean, std, torch.float32)
+        xb = x[i : i + batch_size]
+        short = batch_size - len(xb)
+        if short:  # the ragged last batch, padded: one input shape (one cuDNN plan set)
+            xb = torch.cat([xb, xb.new_zeros((short, *xb.shape[1:]))])
+        xb = _normalize(xb, mean, std, torch.float32)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(xb.contiguous(memory_format=mf))
+        logits = logits[: batch_size - short]  # eval mode: per-sample, padding changes none
         yb = y[i : i + batch_size]
         correct += (logits.argmax(1) == yb).sum()
         loss += F.cross_entropy(logits.float(), yb, reduction="sum").double()
@@ -121,6 +129,8 @@ def train_candidate(
     report: Callable[[int, float, dict], None] | None = None,
     start_epoch: int = 0,
     start_state: dict | None = None,
+    timings: dict[str, float] | None = None,
+    keep_state: bool = True,
 ) -> TrainResult:
     """Train ``arch``'s proxy network on ``data`` and report validation accuracy each epoch.
 
@@ -134,11 +144,28 @@ def train_candidate(
             holds ``model`` and ``optimizer`` state dicts (for checkpoints).
         start_epoch: resume from this epoch (with ``start_state``).
         start_state: ``{"model": ..., "optimizer": ...}`` to resume from.
+        timings: filled in place, as training goes, with the seconds spent so far on
+            ``data`` (placing the dataset on the device), ``build`` (network, optimizer,
+            resumed state), ``steps`` (the training steps, one host sync per epoch),
+            ``validate`` and ``report`` (the ``report`` calls: checkpoints).
+        keep_state: the result holds the final weights as CPU tensors (False: an empty
+            dict, no device-to-host copy; a search trial has them from its checkpoint).
 
     Raises:
         TrainingError: the loss became NaN or infinite.
     """
-    device = device or _device_for_trial()
+    device = torch.device(device) if device is not None else _device_for_trial()
+    timings = {} if timings is None else timings
+    for part in ("data", "build", "steps", "validate", "report"):
+        timings.setdefault(part, 0.0)
+    tick = time.perf_counter()
+
+    def lap(part: str) -> None:  # time since the last lap goes to ``part``
+        nonlocal tick
+        now = time.perf_counter()
+        timings[part] += now - tick
+        tick = now
+
     torch.manual_seed(cfg.seed + trial_seed)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed + trial_seed)
@@ -157,15 +184,9 @@ def train_candidate(
         _zero_init_residual(model)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    train_x = data.train_x.to(device, non_blocking=True)
-    train_y = data.train_y.to(device, non_blocking=True)
-    val_x = data.val_x.to(device, non_blocking=True)
-    val_y = data.val_y.to(device, non_blocking=True)
-    if cfg.resolution is not None and train_x.shape[-1] != cfg.resolution:
-        train_x = _resize(train_x, cfg.resolution)
-        val_x = _resize(val_x, cfg.resolution)
-    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+    lap("build")
+    train_x, train_y, val_x, val_y, mean, std = _resident(data, device, cfg.resolution)
+    lap("data")
 
     n = len(train_x)
     bs = min(cfg.batch_size, n)
@@ -179,10 +200,11 @@ def train_candidate(
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    fused = cuda or None  # CUDA: one fused kernel per step; CPU: the default (foreach)
     if cfg.optimizer == "adamw":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr)
+        opt: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr, fused=fused)
     else:
-        opt = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
+        opt = torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True, fused=fused)
     warm = max(1, int(total_steps * cfg.warmup))
 
     def lr_at(step: int) -> float:  # linear warm-up, then linear decay to zero
@@ -202,6 +224,7 @@ def train_candidate(
     train_losses: list[float] = []
     val_losses: list[float] = []
     t0 = time.perf_counter()
+    lap("build")
     acc = 0.0
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -223,7 +246,9 @@ def train_candidate(
         mean_loss = loss_sum.item() / steps_per_epoch  # the one host sync per epoch
         if not math.isfinite(mean_loss):
             raise TrainingError(f"training loss became {mean_loss} in epoch {epoch + 1}")
+        lap("steps")
         acc, val_loss = validate(model, val_x, val_y, mean, std, autocast=bf16)
+        lap("validate")
         history.append(acc)
         train_losses.append(mean_loss)
         val_losses.append(val_loss)
@@ -233,15 +258,49 @@ def train_candidate(
                 acc,
                 {"model": model.state_dict(), "optimizer": opt.state_dict(), "loss": mean_loss},
             )
+            lap("report")
     if start_epoch >= cfg.epochs:  # resumed from the final checkpoint: evaluate, no training
         acc, val_loss = validate(model, val_x, val_y, mean, std, autocast=bf16)
+        lap("validate")
         history.append(acc)
         val_losses.append(val_loss)
         if report is not None:
             report(cfg.epochs, acc, {"model": model.state_dict(), "optimizer": {}, "loss": 0.0})
+            lap("report")
     seconds = time.perf_counter() - t0
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return TrainResult(acc, history, seconds, cfg.epochs, state, train_losses, val_losses)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if keep_state else {}
+    return TrainResult(
+        acc, history, seconds, cfg.epochs, state, train_losses, val_losses, dict(timings)
+    )
+
+
+# the dataset placed on a device, kept for the next trial of the same process (a reused
+# Ray actor trains many trials on one dataset): (data, device, resolution) -> tensors
+_RESIDENT: dict[tuple, tuple] = {}
+
+
+def _resident(data, device: torch.device, resolution: int | None) -> tuple:
+    """``(train_x, train_y, val_x, val_y, mean, std)`` of ``data`` on ``device`` (resized to
+    ``resolution``): copied once per process and kept, for one dataset at a time."""
+    key = (id(data), str(device), resolution)
+    hit = _RESIDENT.get(key)
+    if hit is not None and hit[0] is data:  # the same object (its id cannot be reused)
+        return hit[1]
+    _RESIDENT.clear()  # one dataset at a time: free the last one's device memory
+    train_x = data.train_x.to(device, non_blocking=True)
+    train_y = data.train_y.to(device, non_blocking=True)
+    val_x = data.val_x.to(device, non_blocking=True)
+    val_y = data.val_y.to(device, non_blocking=True)
+    if resolution is not None and train_x.shape[-1] != resolution:
+        train_x = _resize(train_x, resolution)
+        val_x = _resize(val_x, resolution)
+    mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the copies are asynchronous: time them here
+    placed = (train_x, train_y, val_x, val_y, mean, std)
+    _RESIDENT[key] = (data, placed)  # holds data: its id stays its own while cached
+    return placed
 
 
 def _zero_init_residual(model: nn.Module) -> None:

@@ -96,6 +96,7 @@ OPTIONS = [
     (RUN, "--width", ()),
     (RUN, "--cpus-per-trial", ()),
     (RUN, "--gpus-per-trial", ("0",)),
+    (RUN, "--checkpoint-interval", ("0",)),
     (["run", "--space", "tiny"], "--budget", ("1e30",)),
     (["evaluate", "arch.json"], "--seeds", ()),
     (["evaluate", "arch.json"], "--first-seed", ("0",)),
@@ -118,7 +119,10 @@ OPTIONS = [
     (["export", "--arch", "arch.json", "-o", "m.py"], "--trial", ("0",)),
     (["export", "x", "--best"], "--max-flops", ("1e30",)),
 ]
-FLOAT_OPTIONS = {"--width", "--cpus-per-trial", "--gpus-per-trial", "--budget", "--max-flops"}
+FLOAT_OPTIONS = {
+    "--width", "--cpus-per-trial", "--gpus-per-trial", "--checkpoint-interval", "--budget",
+    "--max-flops",
+}  # fmt: skip
 
 
 def _numeric_cases():

@@ -48,6 +48,8 @@ ARGS = [
     "1",
     "--references",
     "none",
+    "--checkpoint-interval",  # an epoch checkpoint every epoch: the kills test resuming
+    "0",
 ]
 
 

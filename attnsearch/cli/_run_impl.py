@@ -23,6 +23,7 @@ _RESUMABLE_CHANGES = (
     "cpus_per_trial",
     "address",
     "trial_timeout",
+    "checkpoint_interval",
 )
 _COMPARED = (
     "budget",

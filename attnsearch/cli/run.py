@@ -18,6 +18,15 @@ def _proxy(name: str):
     return field_default(ProxyConfig, name)
 
 
+class _GpuShare(Number):
+    """``auto`` (None: resolved against the cluster) or a number of GPUs."""
+
+    def convert(self, value, param, ctx):
+        if value is None or str(value).strip().lower() == "auto":
+            return None
+        return super().convert(value, param, ctx)
+
+
 def _storage(ctx, param, value):
     from pathlib import Path
 
@@ -114,10 +123,11 @@ def _timeout(ctx, param, value):
 )
 @click.option(
     "--gpus-per-trial",
-    default=_run("gpus_per_trial"),
+    default="auto",
     show_default=True,
-    type=Number.of(RunSettings, "gpus_per_trial"),
-    help="GPUs per trial; fractions pack several proxies on one GPU.",
+    type=_GpuShare.of(RunSettings, "gpus_per_trial"),
+    help="GPUs per trial; fractions pack several proxies on one GPU. auto: 0 on a cluster "
+    "without GPUs, else 1/k of a GPU so that --concurrency trials run at once (k at most 4).",
 )
 @click.option(
     "--cpus-per-trial",
@@ -148,6 +158,15 @@ def _timeout(ctx, param, value):
     help="Seconds a trial may run before it is stopped and recorded as failed; 0: no "
     "limit (default: 10x the longest finished trial, at least 300s; none before one "
     "finished).",
+)
+@click.option(
+    "--checkpoint-interval",
+    default=_run("checkpoint_interval"),
+    show_default=True,
+    type=Number.of(RunSettings, "checkpoint_interval"),
+    help="Seconds of training between a trial's checkpoints (checked at each epoch's end; "
+    "0: every epoch); the final weights are always kept. A resume re-trains what an "
+    "interrupted trial did since its last checkpoint.",
 )
 @click.option(
     "--name",
@@ -212,8 +231,8 @@ def command(ctx: click.Context, **opts) -> None:
     """Search attention choices per slot: accuracy up, FLOPs down, under --budget.
 
     Resume an interrupted search with --name NAME --resume (its settings come from
-    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial, --address and
-    --trial-timeout may change).
+    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial, --address,
+    --trial-timeout and --checkpoint-interval may change).
     """
     from click.core import ParameterSource
 

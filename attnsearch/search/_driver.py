@@ -175,6 +175,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     from attnsearch.proposal import make_sampler
     from attnsearch.references import references_for, references_left_out
     from attnsearch.results import storage_for, write_results
+    from attnsearch.search._gpus import check_driver_torch, resolve_gpus
     from attnsearch.search._ray import (
         check_resources,
         execution_log,
@@ -231,7 +232,6 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
             view.note(text)
     kill_stray_ray(run)
     _INTERRUPT.clear()
-    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
 
     def on_sigint(signum, frame):
         if _INTERRUPT.is_set():
@@ -260,11 +260,19 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         started = start_ray(settings.address)
         if started:
             record_ray_session(run)
-        check_resources(settings.cpus_per_trial, settings.gpus_per_trial)  # before any trial
+        # auto becomes a share of the cluster's GPUs; refused here, before any trial, when
+        # a GPU trial could not train on one (this driver's torch is built without CUDA)
+        gpus, line = resolve_gpus(settings.gpus_per_trial, settings.concurrency)
+        if line and view is not None:
+            view.note(line)
+        settings = settings.replace(gpus_per_trial=gpus)  # what each trial reserves
+        check_resources(settings.cpus_per_trial, gpus)  # before any trial
+        check_driver_torch(gpus)
+        resources = {"cpu": settings.cpus_per_trial, "gpu": gpus}
         fn = tune.with_resources(
             tune.with_parameters(
                 trainable,
-                dataset=dataset,
+                dataset=(ray.put(dataset),),  # fetched once per worker process, and kept
                 settings=settings,
                 executions=execution_log(run.executions_log),
             ),
@@ -328,4 +336,5 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     summary["repaired"] = searcher.core.repaired
     summary["interrupted"] = _INTERRUPT.is_set()
     summary["done"] = done_count(study)
+    summary["gpus_per_trial"] = settings.gpus_per_trial  # as resolved (None: never connected)
     return summary

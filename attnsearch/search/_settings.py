@@ -44,10 +44,16 @@ class RunSettings:
     sampler: str = "tpe-mv"  # tpe-mv | tpe | nsga2 | random | gp (benchmarks/RESULTS.md §9)
     policy: str = "spread"  # over-budget candidates: reject | repair | spread (proposal.py)
     concurrency: int = bounded(2, 1, 4096)  # trials running at once
-    gpus_per_trial: float = bounded(0.0, 0, 1024)  # fractions pack several proxies on a GPU
+    # GPUs per trial; fractions pack several proxies on a GPU; None: auto, resolved against
+    # the cluster once connected (search/_gpus.py: a share of its GPUs, or 0 without any)
+    gpus_per_trial: float | None = bounded(None, 0, 1024)
     cpus_per_trial: float = bounded(1.0, 0, 4096, lo_open=True)  # CPU threads per trial
     address: str | None = None  # existing Ray cluster; None starts a local one
     storage: str | None = None  # Tune's checkpoints: path/URI every node sees; None: run folder
+    # seconds of training between a trial's intermediate checkpoints (checked at each epoch's
+    # end; 0: every epoch); the final weights are always saved. A resume re-trains what an
+    # interrupted trial did since its last one: under 2x this, or one epoch if longer
+    checkpoint_interval: float = bounded(60.0, 0, 10**9)
     # seconds a trial may run; 0: no limit; None: automatic (10x the longest finished trial)
     trial_timeout: float | None = bounded(None, 0, 10**9)
     limit: int | None = bounded(None, 1, 10**9)  # cap on training images (quick runs)

@@ -32,6 +32,7 @@ class TrialOutcome:
     train_losses: list[float] = field(default_factory=list)  # mean training loss per epoch
     val_losses: list[float] = field(default_factory=list)  # validation cross-entropy per epoch
     resume_error: str | None = None  # the checkpoint could not be read: trained from scratch
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per part (training.py)
 
 
 # report(metrics, state): metrics = {"accuracy", "epoch", "history", "train_seconds"},
@@ -84,6 +85,7 @@ def run_trial(
         on_start(start_epoch)
     t0 = time.perf_counter()
     history: list[float] = []
+    timings: dict[str, float] = {}  # the trainer's timers, filled as it goes
 
     def each_epoch(epoch: int, acc: float, state: dict) -> None:
         history.append(acc)
@@ -94,6 +96,7 @@ def run_trial(
             "epoch": epoch,
             "history": list(history),
             "train_seconds": time.perf_counter() - t0,
+            "timings": dict(timings),  # so far; this report's own time is not in it
         }
         payload = {"epoch": epoch, "model": state["model"]}
         if epoch < cfg.epochs:  # intermediate: keep what resuming needs
@@ -110,6 +113,8 @@ def run_trial(
             start_epoch=start_epoch,
             start_state=start_state,
             device=device,
+            timings=timings,
+            keep_state=False,  # the final weights are in the last checkpoint
         )
     except Exception as e:  # the candidate failed by itself: record why, keep searching
         if _is_worker_death(e):
@@ -121,6 +126,7 @@ def run_trial(
             train_seconds=time.perf_counter() - t0,
             failed=f"{type(e).__name__}: {e}".splitlines()[0][:300],
             resume_error=resume_error,
+            timings=dict(timings),
         )
     return TrialOutcome(
         result.accuracy,
@@ -130,6 +136,7 @@ def run_trial(
         resume_error=resume_error,
         train_losses=list(result.train_losses),
         val_losses=list(result.val_losses),
+        timings=dict(timings),
     )
 
 
@@ -149,18 +156,41 @@ def _is_worker_death(e: BaseException) -> bool:
     return type(e).__name__ in ("RayActorError", "WorkerCrashedError", "NodeDiedError")
 
 
+_DATASET: dict[str, Any] = {}  # this worker process's copy of the run's dataset, by ref
+
+
+def resident_dataset(dataset):
+    """The trial's dataset: a ``(ObjectRef,)`` handle from the driver is fetched once per
+    worker process and kept for its next trials (a reused actor: no fetch, and the same
+    object, so the trainer keeps its device copy too); a Dataset is itself."""
+    if not isinstance(dataset, tuple):
+        return dataset
+    import ray
+
+    (ref,) = dataset
+    key = ref.hex()
+    if key not in _DATASET:
+        _DATASET.clear()  # one run's dataset at a time
+        _DATASET[key] = ray.get(ref)
+    return _DATASET[key]
+
+
 def trainable(config: dict, dataset=None, settings=None, executions=None) -> None:
     """Ray Tune function trainable: :func:`run_trial` with Tune checkpoints and reports.
 
-    ``settings`` is the :class:`attnsearch.search.RunSettings`; ``executions`` the
-    driver's execution-log actor (:func:`attnsearch.search._ray.execution_log`): a worker
-    never writes the run folder itself, which may be on another machine.
+    ``dataset`` is a Dataset or the driver's ``(ObjectRef,)`` of one
+    (:func:`resident_dataset`); ``settings`` is the :class:`attnsearch.search.RunSettings`;
+    ``executions`` the driver's execution-log actor
+    (:func:`attnsearch.search._ray.execution_log`): a worker never writes the run folder
+    itself, which may be on another machine.
     """
     import ray
     from ray import tune
 
+    from attnsearch.search._gpus import trial_device
     from attnsearch.search._ray import report_execution
 
+    entered = time.time()  # the trial's wall clock starts here in the worker
     arch = Architecture.from_json(config["architecture"])
     number = int(config["trial_number"])
     node_id = ray.get_runtime_context().get_node_id()
@@ -177,34 +207,60 @@ def trainable(config: dict, dataset=None, settings=None, executions=None) -> Non
             executions, number, node_id, start_epoch, config.get("digest"), resume_error
         )
 
+    last_saved = [time.perf_counter()]  # the trial's start counts as its last checkpoint
+
     def report(metrics: dict, payload: dict) -> None:
         metrics = {**metrics, "flops": config["flops"], "trial_number": number, "node_id": node_id}
         if config.get("role"):  # the live view counts references and repeats apart
             metrics["role"] = config["role"]
         if resume_error:  # recorded with the trial: it trained from scratch
             metrics["resume_error"] = resume_error
+        final = payload["epoch"] >= settings.epochs  # its weights are kept: always saved
+        if not final and time.perf_counter() - last_saved[0] < settings.checkpoint_interval:
+            metrics["timings"] = {**metrics["timings"], "entered": entered, "sent": time.time()}
+            tune.report(metrics)  # too soon after the last checkpoint: none this epoch
+            return
+        last_saved[0] = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
+            t = time.perf_counter()
             save_checkpoint(out, payload["epoch"], payload["model"], payload.get("optimizer"))
+            # the worker's side of the trial's wall time, recorded on the trial
+            # (benchmarks/trial_overhead.py): this save, and when the report left
+            saved = time.perf_counter() - t
+            metrics["timings"] = {
+                **metrics["timings"], "save_now": saved, "entered": entered, "sent": time.time()
+            }  # fmt: skip
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(out))
 
-    outcome = run_trial(
-        arch,
-        settings.proxy,
-        dataset,
-        number,
-        report,
-        checkpoint=checkpoint,
-        on_start=on_start,
-        threads=settings.cpus_per_trial,
-    )
-    if outcome.failed is not None:
+    def failed(reason: str) -> None:
         tune.report(
             {
                 "accuracy": 0.0,
                 "flops": config["flops"],
-                "failed": outcome.failed,
+                "failed": reason,
                 "trial_number": number,
                 "node_id": node_id,
                 **({"resume_error": resume_error} if resume_error else {}),
             }
         )
+
+    # a trial that reserved a GPU trains on it, or fails saying why; never on the CPU
+    reserved = float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
+    try:
+        device = trial_device(reserved)
+    except RuntimeError as e:
+        failed(str(e))
+        return
+    outcome = run_trial(
+        arch,
+        settings.proxy,
+        resident_dataset(dataset),
+        number,
+        report,
+        checkpoint=checkpoint,
+        on_start=on_start,
+        threads=settings.cpus_per_trial,
+        device=device,
+    )
+    if outcome.failed is not None:
+        failed(outcome.failed)
