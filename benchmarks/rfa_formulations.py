@@ -23,6 +23,7 @@ From another script, the formulation is chosen with
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
@@ -36,14 +37,15 @@ TYPES = ("rfaconv", "rfcbamconv", "rfcaconv", "sa")
 FORMS = ("reference", "fast")
 
 
-def _shapes(type_name: str, width: float, size: int) -> Counter:
-    """(in, out, stride, h, w) of each slot of the ResNet-50 proxy -> how many slots."""
+def _shapes(type_name: str, width: float, size: int, stem: str) -> Counter:
+    """(in, out, stride, h, w) of each slot of a ResNet-50 -> how many slots."""
     from attnsearch import modules
     from attnsearch.backbones import slot_infos
 
     gate = modules.get(type_name).placement == "gate"
     shapes: Counter = Counter()
-    h = size  # the small-image stem keeps the input size
+    # the small-image stem keeps the input size; the ImageNet stem divides it by 4
+    h = size if stem == "proxy" else math.ceil(math.ceil(size / 2) / 2)
     for info in slot_infos("resnet50", width):
         h_out = -(-h // 2) if info.stride == 2 else h
         if gate:
@@ -67,10 +69,14 @@ def _module(type_name: str, shape, device):
     return spec.cls(cin, cout, stride).to(device)
 
 
-def _step(module, x, device):
+def _step(module, x, device, forward_only: bool):
     import torch
 
     cuda = device.type == "cuda"
+
+    def forward():
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            module(x)
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
@@ -80,7 +86,7 @@ def _step(module, x, device):
         for p in module.parameters():
             p.grad = None
 
-    return step
+    return forward if forward_only else step
 
 
 def _copies(step) -> int:
@@ -119,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (default 7; quick 2)")
     p.add_argument("--width", type=float, default=0.5, help="proxy width (default 0.5)")
     p.add_argument("--size", type=int, default=32, help="input size (default 32)")
+    p.add_argument("--stem", choices=("proxy", "deploy"), default="proxy", help="slot shapes")
+    p.add_argument("--forward", action="store_true", help="eval forward only (latency)")
     p.add_argument("--channels-last", action="store_true", help="CPU: channels_last inputs")
     p.add_argument("--types", default=",".join(TYPES), help="comma-separated subset")
     args = p.parse_args(argv)
@@ -148,16 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     busy = C.wait_for_quiet(timeout=0 if args.quick else 60)
     rows, records = [], []
     for type_name in types:
-        shapes = _shapes(type_name, args.width, 8 if args.quick else args.size)
+        shapes = _shapes(type_name, args.width, 8 if args.quick else args.size, args.stem)
         total = dict.fromkeys(FORMS, 0.0)
         for shape, n_slots in shapes.items():
-            module = _module(type_name, shape, device).train()
+            module = _module(type_name, shape, device).train(not args.forward)
             if channels_last:
                 module = module.to(memory_format=torch.channels_last)
             gen = torch.Generator(device="cpu").manual_seed(1)
             x = torch.randn(batch, shape[0], shape[3], shape[4], generator=gen).to(device)
-            x = x.contiguous(memory_format=mf).requires_grad_()
-            step = _step(module, x, device)
+            x = x.contiguous(memory_format=mf).requires_grad_(not args.forward)
+            step = _step(module, x, device, args.forward)
             best = dict.fromkeys(FORMS, float("inf"))
             copies = {}
             for form in FORMS:  # warm-up (cuDNN autotuning), then the copies of one step
@@ -213,17 +221,28 @@ def main(argv: list[str] | None = None) -> int:
         records.append({"type": type_name, "network_reference_ms": ref, "network_fast_ms": fast})
 
     what = "CPU time, 1 thread, float32" if not cuda else "wall, bf16 autocast"
+    what += ", eval forward" if args.forward else ", training fwd+bwd"
+    what += f", ResNet-50 {args.stem} slots at width {args.width}, {args.size}² input"
     layout = "channels_last" if channels_last else "contiguous"
     columns = ["type", "slot shape", "slots", "reference ms", "fast ms", "ref/fast"]
     columns += ["copies ref", "copies fast"]
     C.print_table(
-        f"fwd+bwd per step, batch {batch}, {what}, {layout}, min of {rounds} rounds "
+        f"per step, batch {batch}, {what}, {layout}, min of {rounds} rounds "
         f"(CPU busy before start: {busy if busy is None else f'{busy:.0%}'})",
         columns,
         rows,
     )
     info = C.machine(device)
-    info.update(batch=batch, rounds=rounds, layout=layout, busy_before=busy)
+    info.update(
+        batch=batch,
+        rounds=rounds,
+        layout=layout,
+        busy_before=busy,
+        stem=args.stem,
+        width=args.width,
+        size=args.size,
+        forward_only=args.forward,
+    )
     C.write_json(args.out, {"machine": info, "results": records})
     return 0
 

@@ -31,8 +31,10 @@ What the fast forms change (the same sums and products, in another order or layo
 Which form runs (:func:`use_fast`) is decided per call from the process-wide mode:
 
 * ``"reference"`` / ``"fast"``: that form everywhere;
-* ``"auto"`` (the default): the fast form on every device but the CPU; on the CPU the
-  form measured faster there for each type (:data:`FAST_ON_CPU`, RESULTS §14).
+* ``"auto"`` (the default): per device type, the types listed in :data:`AUTO_FAST` run
+  the fast form; a device type not listed there (CUDA) runs every fast form. On the CPU
+  the list holds the types whose fast form was measured faster there (RESULTS §14: the
+  RFA family; SA's strided reductions are slower on the CPU than its copies).
 
 :func:`set_formulation` sets the mode, :func:`formulation` sets it for a ``with`` block
 (the FLOPs counter counts the reference form this way), :func:`get_formulation` reads it.
@@ -48,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "FAST_ON_CPU",
+    "AUTO_FAST",
     "FAST_TYPES",
     "MODES",
     "formulation",
@@ -64,8 +66,9 @@ __all__ = [
 MODES = ("auto", "reference", "fast")
 # the classes with a fast form (their ``forward`` asks :func:`use_fast`)
 FAST_TYPES = ("RFAConv", "RFCBAMConv", "RFCAConv", "ShuffleAttention")
-# classes whose fast form is the faster one on the CPU (benchmarks/rfa_formulations.py)
-FAST_ON_CPU: frozenset[str] = frozenset()
+# device type -> the classes whose fast form ``auto`` runs there; not listed: all of them.
+# CPU: measured by benchmarks/rfa_formulations.py (RESULTS §14)
+AUTO_FAST: dict[str, frozenset[str]] = {"cpu": frozenset({"RFAConv", "RFCBAMConv", "RFCAConv"})}
 
 _mode = "auto"
 
@@ -80,7 +83,7 @@ def set_formulation(mode: str) -> None:
     """Choose the formulation of the RFA family and SA for the whole process.
 
     Args:
-        mode: ``"auto"`` (fast off the CPU, measured choice on it), ``"reference"``
+        mode: ``"auto"`` (the choice of :data:`AUTO_FAST` by device), ``"reference"``
             (the official formulation) or ``"fast"`` (the device formulation).
 
     Raises:
@@ -109,7 +112,8 @@ def formulation(mode: str) -> Iterator[None]:
 def use_fast(module: nn.Module, x: torch.Tensor) -> bool:
     """Whether ``module`` runs its fast form on the input ``x`` under the current mode."""
     if _mode == "auto":
-        return x.device.type != "cpu" or type(module).__name__ in FAST_ON_CPU
+        chosen = AUTO_FAST.get(x.device.type)
+        return chosen is None or type(module).__name__ in chosen
     return _mode == "fast"
 
 
