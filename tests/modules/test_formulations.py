@@ -8,9 +8,10 @@ load across); the same counted FLOPs; and the export keeps the reference form.
 Tolerances. float32: ``|fast - reference| <= 1e-5 · scale + 1e-4 · |reference|``, where
 ``scale`` is the largest magnitude of that kind (the output, the input gradient, or all
 parameter gradients together: a gradient that is zero in exact arithmetic, such as a bias
-before a BN in training, is noise at that scale). bfloat16 (CPU): each form's error against
-the float32 reference stays within 5 % of the output's largest magnitude, the bar of the
-contract suite, and the fast form's error is at most twice the reference form's plus 1 %.
+before a BN in training, is noise at that scale). bfloat16 (CPU; all in bf16, or float32
+weights under CPU autocast with a bf16 input): each form's error against the float32
+reference stays within 2 % of the output's largest magnitude (measured worst: 0.88 % for
+both forms), and the fast form's error is at most twice the reference form's plus 0.5 %.
 """
 
 from __future__ import annotations
@@ -147,9 +148,9 @@ def test_bfloat16_within_the_stated_tolerance(case, cls, ctor, shape, autocast):
         cls, ctor, shape, autocast=autocast
     )
     assert fast_dtype == ref_dtype, case
-    assert ref_err <= 0.05 * peak, (case, ref_err, peak)
-    assert fast_err <= 0.05 * peak, (case, fast_err, peak)
-    assert fast_err <= 2 * ref_err + 0.01 * peak, (case, fast_err, ref_err, peak)
+    assert ref_err <= 0.02 * peak, (case, ref_err, peak)
+    assert fast_err <= 0.02 * peak, (case, fast_err, peak)
+    assert fast_err <= 2 * ref_err + 0.005 * peak, (case, fast_err, ref_err, peak)
 
 
 @pytest.mark.parametrize(("case", "cls", "ctor", "shape"), CASES, ids=IDS)
