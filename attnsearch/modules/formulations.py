@@ -11,7 +11,7 @@ What the fast forms change (the same sums and products, in another order or layo
 
 * RFA family: the receptive-field features stay folded as ``(b, C·k², h, w)``. The final
   ``k×k`` stride-``k`` convolution over the unfolded ``(C, h·k, w·k)`` map is the ``1×1``
-  convolution over the folded tensor with the weight viewed as ``(out, C·k², 1, 1)``
+  convolution over the folded tensor with the weight reshaped to ``(out, C·k², 1, 1)``
   (RESULTS §5), so the unfold copy disappears; every attention is applied as a broadcast
   multiply on the ``(b, C, k, k, h, w)`` view, in the input's memory format.
 * RFAConv: the grouped ``1×1`` convolution ``C → C·k²`` (one input channel per output) is a
@@ -34,7 +34,7 @@ Which form runs (:func:`use_fast`) is decided per call from the process-wide mod
 * ``"auto"`` (the default): per device type, the types listed in :data:`AUTO_FAST` run
   the fast form; a device type not listed there (CUDA) runs every fast form. On the CPU
   the list holds the types whose fast form was measured faster there (RESULTS §14: the
-  RFA family; SA's strided reductions are slower on the CPU than its copies).
+  RFA family; SA's strided reductions cost more on the CPU than the reference's copies).
 
 :func:`set_formulation` sets the mode, :func:`formulation` sets it for a ``with`` block
 (the FLOPs counter counts the reference form this way), :func:`get_formulation` reads it.
