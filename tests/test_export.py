@@ -264,7 +264,9 @@ def test_exported_network_matches(tmp_path: Path, group: str) -> None:
         shape = (kwargs["in_channels"], size, size)
         _perturb(net, len(manifest), shape)
         x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
-        with torch.no_grad():
+        # the file holds the reference form (the device form against it:
+        # tests/modules/test_formulations.py)
+        with torch.no_grad(), modules.formulation("reference"):
             out = net(x)
         # the legacy format skips the zip checksums: much faster for 100 MB state dicts
         torch.save(

@@ -64,16 +64,21 @@ def _global_names(tree: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
 
+def _calls(node: ast.AST, test) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and test(node.func.id)
+
+
 def _strip_checks(source: str) -> str:
-    """Drop statements that only call the registry's ``check*`` functions."""
+    """Drop statements that only call the registry's ``check*`` functions, and the
+    ``if use_fast(...):`` branches to the device formulations
+    (:mod:`attnsearch.modules.formulations`): the export keeps the reference form."""
     tree = ast.parse(source)
     drop: set[int] = set()
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Call)
-            and isinstance(node.value.func, ast.Name)
-            and _is_check(node.value.func.id)
+        if (isinstance(node, ast.Expr) and _calls(node.value, _is_check)) or (
+            isinstance(node, ast.If)
+            and not node.orelse
+            and _calls(node.test, lambda name: name == "use_fast")
         ):
             drop.update(range(node.lineno, node.end_lineno + 1))
     lines = source.splitlines()

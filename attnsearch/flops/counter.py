@@ -24,7 +24,9 @@ The convention (documented in the README, "FLOPs convention"):
 
 * Any op without a rule raises :class:`UncountedOpError`, so nothing is silently left out.
 
-:func:`count` runs the model once in eval mode without gradients, batch size 1.
+:func:`count` runs the model once in eval mode without gradients, batch size 1, in the
+modules' reference formulation (:mod:`attnsearch.modules.formulations`): the figure is the
+paper's module's, whichever formulation the device would run.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from attnsearch.modules.formulations import formulation
 
 __all__ = ["Count", "UncountedOpError", "count", "count_params"]
 
@@ -276,7 +280,7 @@ def count(model: nn.Module, input_shape: Sequence[int]) -> Count:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         x = torch.zeros(1, *input_shape, device=device)
-        with torch.no_grad(), _CountingMode(result):
+        with torch.no_grad(), formulation("reference"), _CountingMode(result):
             model(x)
     finally:
         for m, mode in training.items():

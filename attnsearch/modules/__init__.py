@@ -3,6 +3,9 @@
 Importing this package registers every type, in the order of DESIGN.md §2 (gates first,
 then conv replacements): that is the order the registry lists them in. Use :func:`get` /
 :data:`REGISTRY`. A new type is one file that calls :func:`register` and one line here.
+
+The RFA family and SA also have a device formulation (:mod:`.formulations`), chosen per
+call by device; :func:`set_formulation` / :func:`formulation` override the choice.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from attnsearch.modules import epsa  # noqa: F401
 from attnsearch.modules import rfaconv  # noqa: F401  (rfaconv, rfcbamconv, rfcaconv)
 
 # isort: on
+from attnsearch.modules.formulations import formulation, get_formulation, set_formulation
 from attnsearch.modules.registry import (
     REGISTRY,
     HParam,
@@ -27,4 +31,15 @@ from attnsearch.modules.registry import (
     resolve,
 )
 
-__all__ = ["REGISTRY", "HParam", "ModuleSpec", "get", "module_names", "register", "resolve"]
+__all__ = [
+    "REGISTRY",
+    "HParam",
+    "ModuleSpec",
+    "formulation",
+    "get",
+    "get_formulation",
+    "module_names",
+    "register",
+    "resolve",
+    "set_formulation",
+]

@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnsearch.modules import formulations
+from attnsearch.modules.formulations import use_fast
 from attnsearch.modules.registry import HParam, ModuleSpec, register
 
 __all__ = [
@@ -245,6 +247,8 @@ class RFAConv(nn.Module):
         self.conv = _final_conv(in_channels, out_channels, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fast(self, x):  # the device formulation; not exported
+            return formulations.rfaconv(self, x)
         b, c = x.shape[:2]
         k2 = self.kernel_size**2
         weight = self.get_weight(x)
@@ -294,6 +298,8 @@ class RFCBAMConv(nn.Module):
         self.conv = _final_conv(in_channels, out_channels, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fast(self, x):  # the device formulation; not exported
+            return formulations.rfcbamconv(self, x)
         b, c = x.shape[:2]
         channel_attention = self.se(x)
         generated = self.generate(x)
@@ -349,6 +355,8 @@ class RFCAConv(nn.Module):
         self.conv = _final_conv(in_channels, out_channels, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fast(self, x):  # the device formulation; not exported
+            return formulations.rfcaconv(self, x)
         b, c = x.shape[:2]
         generated = self.generate(x)
         h, w = generated.shape[-2:]

@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnsearch.modules import formulations
+from attnsearch.modules.formulations import use_fast
 from attnsearch.modules.registry import HParam, ModuleSpec, register
 
 __all__ = ["ShuffleAttention", "check", "flops"]
@@ -80,6 +82,8 @@ class ShuffleAttention(nn.Module):
         self.gn = nn.GroupNorm(half, half)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fast(self, x):  # the device formulation; not exported
+            return formulations.shuffle_attention(self, x)
         b, c, h, w = x.shape
         x0, x1 = x.reshape(b * self.groups, c // self.groups, h, w).chunk(2, dim=1)
 
