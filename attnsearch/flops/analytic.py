@@ -135,7 +135,8 @@ def cost_table(
     width: float = 1.0,
 ) -> CostTable:
     """A shared, memoised :class:`CostTable`."""
-    return _table(_Key(backbone, tuple(input_shape), num_classes, stem, float(width)))
+    c, h, w = input_shape
+    return _table(_Key(backbone, (int(c), int(h), int(w)), num_classes, stem, float(width)))
 
 
 def analytic_flops(arch, *, stem: str = "deploy", width: float = 1.0, input_shape=None) -> int:
