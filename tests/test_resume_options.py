@@ -48,13 +48,37 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+class _Grpc:
+    """A port on 127.0.0.1 that answers HTTP/2's preface with a SETTINGS frame, as Ray's
+    GCS does (the connection probe passes; nothing else is served)."""
+
+    def __init__(self):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+
+    def close(self):
+        self.sock.close()
+
+
 @pytest.fixture
 def listening():
-    """A port on 127.0.0.1 where something listens (the connection probe passes)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        yield f"127.0.0.1:{s.getsockname()[1]}"
+    server = _Grpc()
+    yield server.address
+    server.close()
 
 
 def _dead_port() -> int:
@@ -198,14 +222,15 @@ def test_recorded_cluster_and_storage_are_shown_not_used(
 
 def test_an_explicit_address_wins_over_the_recorded_one(finished, tmp_path, monkeypatch):
     run_dir = _copy(finished, tmp_path)
-    with socket.socket() as a, socket.socket() as b:
-        for s in (a, b):
-            s.bind(("127.0.0.1", 0))
-            s.listen()
-        recorded, typed = (f"127.0.0.1:{s.getsockname()[1]}" for s in (a, b))
+    servers = [_Grpc(), _Grpc()]
+    try:
+        recorded, typed = (s.address for s in servers)
         _record(run_dir, address=recorded)
         tune = _Tune(monkeypatch)
         _resume(tmp_path, monkeypatch, "--trials", "2", "--address", typed)
+    finally:
+        for s in servers:
+            s.close()
     assert tune.seen["address"] == typed
 
 
@@ -244,8 +269,29 @@ def test_probe_has_a_deadline():
 
     t0 = time.monotonic()
     with pytest.raises(InputError, match="cannot connect"):
-        probe_address("192.0.2.1:6379", deadline=1.0)  # TEST-NET-1: never answers
+        probe_address("198.51.100.1:6379", deadline=1.0)  # TEST-NET-2: never answers
     assert time.monotonic() - t0 < 5
+
+
+def test_probe_refuses_a_port_that_listens_but_is_no_ray(monkeypatch):
+    """ray.init to a port that accepts but never speaks gRPC waited over 90 s (measured)."""
+    from attnsearch.errors import InputError
+    from attnsearch.search._ray import probe_address
+
+    monkeypatch.delenv("RAY_USE_TLS", raising=False)
+    with socket.socket() as s:  # accepts connections (the backlog), never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        t0 = time.monotonic()
+        with pytest.raises(InputError, match="no answer within 1 s"):
+            probe_address(address, deadline=1.0)
+        assert time.monotonic() - t0 < 5
+    server = _Grpc()
+    try:
+        probe_address(server.address, deadline=5.0)  # a gRPC server's SETTINGS: passes
+    finally:
+        server.close()
 
 
 # ---- a crafted ray_session.json -------------------------------------------------------------

@@ -52,7 +52,9 @@ def start_ray(address: str | None) -> bool:
     if address:
         if address.strip() == "auto":  # the cluster `ray start` last recorded on this machine
             try:
-                found = ray._private.services.canonicalize_bootstrap_address(address)
+                from ray._private.services import canonicalize_bootstrap_address
+
+                found = canonicalize_bootstrap_address(address)
             except Exception as e:
                 raise InputError(f"--address auto: no Ray cluster found ({e})") from None
             if found:
@@ -106,13 +108,20 @@ def _shown(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
+# HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, Ray
+# Client) answers with a SETTINGS frame of its own before any call or authentication
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 def probe_address(address: str, deadline: float = PROBE_SECONDS) -> None:
-    """Refuse an address where nothing answers: a TCP connect to its host and port within
-    ``deadline`` seconds (name resolution included). ``ray.init`` to such an address would
-    retry forever, deaf to SIGTERM.
+    """Refuse an address where no Ray answers: within ``deadline`` seconds (name
+    resolution included), a TCP connect to its host and port, and there a reply to HTTP/2's
+    preface (the gRPC that Ray's GCS speaks; skipped under ``RAY_USE_TLS``, where the
+    connect alone is checked). ``ray.init`` to such an address would retry for minutes or
+    forever, deaf to SIGTERM.
 
     Raises:
-        InputError: one line naming the address and what the connect met.
+        InputError: one line naming the address and what the probe met.
     """
     import socket
     import threading
@@ -120,12 +129,28 @@ def probe_address(address: str, deadline: float = PROBE_SECONDS) -> None:
     target = _host_port(address)
     if target is None:
         return
+    tls = os.environ.get("RAY_USE_TLS", "0").strip().lower() in ("1", "true")
     outcome: dict[str, str] = {}
 
     def connect() -> None:
+        end = time.monotonic() + deadline
         try:
-            with socket.create_connection(target, timeout=deadline):
+            with socket.create_connection(target, timeout=deadline) as sock:
+                if not tls:
+                    sock.sendall(_H2_HELLO)
+                    reply = b""
+                    while len(reply) < 9:
+                        sock.settimeout(max(0.01, end - time.monotonic()))
+                        chunk = sock.recv(9 - len(reply))
+                        if not chunk:
+                            break
+                        reply += chunk
+                    if len(reply) < 9 or reply[3] != 4:  # not a SETTINGS frame
+                        outcome["error"] = "something listens there, but not a Ray (gRPC) server"
+                        return
                 outcome["ok"] = ""
+        except TimeoutError:
+            outcome["error"] = f"no answer within {deadline:g} s"
         except OSError as e:
             outcome["error"] = e.strerror or str(e) or type(e).__name__
 
