@@ -413,8 +413,8 @@ def record_ray_session(run: RunDir) -> None:
     every process of the Ray (the ones Ray started for this node and their descendants:
     raylet workers, the renamed ``ray::DashboardAgent``/``ray::RuntimeEnvAgent``) with its
     start time; signed with this user's key (:func:`session_key`), which never leaves
-    ``~/.cache/attnsearch``. Without a key nothing is recorded, and a later cleanup kills
-    nothing.
+    ``~/.cache/attnsearch``. Without a key the record is kept unsigned, and a later cleanup
+    kills nothing.
     """
     with contextlib.suppress(Exception):  # best effort: without one, cleanup kills nothing
         _record_ray_session(run)
@@ -423,9 +423,6 @@ def record_ray_session(run: RunDir) -> None:
 def _record_ray_session(run: RunDir) -> None:
     import ray
 
-    key = session_key(create=True)
-    if key is None:
-        return
     node = ray._private.worker._global_node
     session_dir = Path(node.get_session_dir_path())
     roots = {
@@ -445,7 +442,8 @@ def _record_ray_session(run: RunDir) -> None:
         "driver": [me, table[me][1]] if me in table else None,
         "processes": sorted([pid, table[pid][1]] for pid in pids),
     }
-    signed = sign_session_record(record, key)
+    key = session_key(create=True)  # none (no writable cache folder): kept unsigned
+    signed = sign_session_record(record, key) if key is not None else record
     details = {k: v for k, v in signed.items() if k not in ("session", "driver_pid")}
     run.record_ray_session(record["session"], me, **details)
 
