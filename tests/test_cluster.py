@@ -219,7 +219,8 @@ def test_two_nodes_without_a_shared_filesystem_survive_a_driver_kill(tmp_path):
         proc.kill()
         proc.wait()
         kill_time = time.time()
-        resumed = _run(address, env, private, "split", 4, ["--resume"])
+        # the cluster and the storage are named again: a resume never takes run.yaml's
+        resumed = _run(address, env, private, "split", 4, ["--resume", "--storage", str(shared)])
         reasons = (run_dir / "trials.csv").read_text() if resumed.returncode else ""
         assert resumed.returncode == 0, resumed.stderr[-3000:] + reasons
         rows = _rows(run_dir)

@@ -17,7 +17,14 @@ import pytest
 from conftest import cli, make_run
 
 from attnsearch.errors import InputError
-from attnsearch.search._ray import _stat, kill_stray_ray, stray_ray_pids
+from attnsearch.search._ray import (
+    _boot_id,
+    _stat,
+    kill_stray_ray,
+    session_key,
+    sign_session_record,
+    stray_ray_pids,
+)
 
 
 def _sleeper(*args: str) -> subprocess.Popen:
@@ -75,26 +82,70 @@ def test_an_unverifiable_session_record_kills_nothing(tmp_path, procs):
     assert _alive(other), "a process of a Ray this run did not prove its own was killed"
 
 
-def test_stray_pids_are_proved_by_pid_and_start_time(tmp_path, procs):
+@pytest.fixture
+def signed(tmp_path, monkeypatch):
+    """``signed(**fields)``: a session record as a driver of this user writes it (signed
+    with this user's key, this boot, a session folder under Ray's temp dir), both private
+    to this test; ``signed.session`` is that folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    session = tmp_path / "raytmp" / "ray" / "session_2026-01-01_00-00-00_000000_7"
+    session.mkdir(parents=True)
+    key = session_key(create=True)
+    assert key is not None
+
+    def sign(**fields):
+        record = {
+            "session": session.name,
+            "driver_pid": 999_999_999,
+            "session_dir": str(session),
+            "boot": _boot_id(),
+            "driver": [999_999_999, 1],
+            "processes": [],
+            **fields,
+        }
+        return sign_session_record(record, key)
+
+    sign.session = session
+    return sign
+
+
+def test_stray_pids_are_proved_by_pid_and_start_time(signed, procs):
     ours, reused = procs(), procs()
-    dead_driver = [999_999_999, 1]
-    record = {
-        "session": "session_x",
-        "driver": dead_driver,
-        "processes": [[ours.pid, _start_time(ours.pid)], [reused.pid, _start_time(reused.pid) + 1]],
-    }
-    assert stray_ray_pids(record) == {ours.pid}  # a pid reused by another process is spared
+    listed = [[ours.pid, _start_time(ours.pid)], [reused.pid, _start_time(reused.pid) + 1]]
+    assert stray_ray_pids(signed(processes=listed)) == {ours.pid}  # a reused pid is spared
+    # the same facts without this user's signature prove nothing
+    forged = {**signed(processes=listed), "mac": "0" * 64}
+    assert stray_ray_pids(forged) == set()
+    unsigned = {k: v for k, v in signed(processes=listed).items() if k != "mac"}
+    assert stray_ray_pids(unsigned) == set()
+    edited = {**signed(processes=[]), "processes": listed}  # signed, then edited
+    assert stray_ray_pids(edited) == set()
     # the driver that started it is alive (same pid and start time): nothing is stray
-    alive_driver = {**record, "driver": [os.getpid(), _start_time(os.getpid())]}
-    assert stray_ray_pids(alive_driver) == set()
+    alive = signed(processes=listed, driver=[os.getpid(), _start_time(os.getpid())])
+    assert stray_ray_pids(alive) == set()
     # this process and its ancestors are never taken, whatever the record says
-    me = {**record, "processes": [[os.getpid(), _start_time(os.getpid())]]}
+    me = signed(processes=[[os.getpid(), _start_time(os.getpid())]])
     assert stray_ray_pids(me) == set()
     for bad in (None, [], {"processes": "x"}, {"processes": [["a", 1]]}, {"driver": 5}):
         assert stray_ray_pids(bad) == set()
+    assert stray_ray_pids(signed(processes="x")) == set()
+    assert stray_ray_pids(signed(boot="another boot", processes=listed)) == set()
 
 
-def test_stray_pids_take_descendants_of_proved_ones(tmp_path):
+def test_only_rays_own_executables_are_taken(signed, procs):
+    """A listed process that is not Ray's (not this Python, not a binary of Ray's package)
+    is never taken, even from a signed record."""
+    sleeper = subprocess.Popen(["sleep", "120"])
+    try:
+        listed = [[sleeper.pid, _start_time(sleeper.pid)]]
+        assert stray_ray_pids(signed(processes=listed)) == set()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_stray_pids_take_descendants_of_proved_ones(signed):
     """Ray's agents rename themselves (``ray::DashboardAgent``): they are found as children
     of a proved process, not by their command line."""
     parent = subprocess.Popen(
@@ -111,33 +162,57 @@ def test_stray_pids_take_descendants_of_proved_ones(tmp_path):
     )
     try:
         child = int(parent.stdout.readline())
-        record = {
-            "session": "s",
-            "driver": [999_999_999, 1],
-            "processes": [[parent.pid, _start_time(parent.pid)]],
-        }
+        record = signed(processes=[[parent.pid, _start_time(parent.pid)]])
         assert stray_ray_pids(record) == {parent.pid, child}
     finally:
         os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()
 
 
-def test_session_dir_match_needs_the_owner_nonce(tmp_path, procs):
-    session = tmp_path / "session_2026-01-01_00-00-00_000000_7"
-    session.mkdir()
-    worker = procs(f"--session-dir={session}")
-    record = {
-        "session": session.name,
-        "session_dir": str(session),
-        "nonce": "abc123",
-        "driver": [999_999_999, 1],
-        "processes": [],
-    }
-    assert stray_ray_pids(record) == set()  # no owner file: not proved ours
-    (session / "attnsearch_owner").write_text("other")
-    assert stray_ray_pids(record) == set()  # someone else's nonce
-    (session / "attnsearch_owner").write_text("abc123")
-    assert stray_ray_pids(record) == {worker.pid}
+def test_session_dir_match_needs_rays_code_and_a_folder_under_rays_temp_dir(
+    signed, procs, tmp_path
+):
+    """A process is taken by its command line only when it runs Ray's code with the exact
+    ``--session-dir=`` of a signed record's session folder; a command line that merely
+    contains that string (``python -c``, a shell, a script of someone else's) is not."""
+    session = signed.session
+    script = tmp_path / "worker.py"
+    script.write_text("import time; time.sleep(120)")
+    others = [
+        procs(f"--session-dir={session}"),  # python -c ...
+        subprocess.Popen([sys.executable, str(script), f"--session-dir={session}"]),
+        subprocess.Popen(["bash", "-c", "sleep 120; true", f"--session-dir={session}"]),
+    ]
+    try:
+        assert stray_ray_pids(signed()) == set()
+    finally:
+        for p in others[1:]:
+            p.kill()
+            p.wait()
+    # a signed record whose session folder is not directly under Ray's temp dir, or not
+    # this user's folder, proves nothing
+    elsewhere = tmp_path / "session_2026-01-01_00-00-00_000000_8"
+    elsewhere.mkdir()
+    assert stray_ray_pids(signed(session=elsewhere.name, session_dir=str(elsewhere))) == set()
+    link = session.parent / "session_2026-01-01_00-00-00_000000_9"
+    link.symlink_to(elsewhere)
+    assert stray_ray_pids(signed(session=link.name, session_dir=str(link))) == set()
+
+
+def test_session_key_is_private_to_the_user(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    key = session_key(create=True)
+    path = tmp_path / "cache" / "attnsearch" / "session.key"
+    assert key is not None and session_key() == key and session_key(create=True) == key
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "cache" / "attnsearch").stat().st_mode & 0o777 == 0o700
+    path.chmod(0o644)  # readable by others: not a secret any more
+    assert session_key() is None
+    path.unlink()
+    path.symlink_to(tmp_path / "planted")
+    (tmp_path / "planted").write_text("a" * 64)
+    (tmp_path / "planted").chmod(0o600)
+    assert session_key() is None, "a symlinked key is never used"
 
 
 _OWN_RAY = textwrap.dedent(
@@ -163,7 +238,9 @@ _OWN_RAY = textwrap.dedent(
 )
 
 
-def test_own_local_ray_with_stale_cluster_file_token_auth_and_full_cleanup(tmp_path):
+def test_own_local_ray_with_stale_cluster_file_token_auth_and_full_cleanup(
+    tmp_path, monkeypatch
+):
     """Without --address a search starts its own Ray, even with a stale
     ``ray_current_cluster`` (a dead head's address) in Ray's temp dir and RAY_AUTH_MODE
     set to disabled; token auth is on; after its driver died
@@ -173,6 +250,8 @@ def test_own_local_ray_with_stale_cluster_file_token_auth_and_full_cleanup(tmp_p
     (temp / "ray").mkdir()
     (temp / "ray" / "ray_current_cluster").write_text("127.0.0.1:1\n")
     run = make_run(tmp_path / "results", "r", 2_000_000_000, space="tiny")
+    monkeypatch.setenv("RAY_TMPDIR", str(temp))  # the cleanup below runs in this process
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     env = {
         **os.environ,
         "RAY_TMPDIR": str(temp),

@@ -15,16 +15,20 @@ from attnsearch.budget import format_flops, format_latency, parse_budget, parse_
 from attnsearch.cli._terminal import term
 from attnsearch.errors import InputError
 
-# settings a resumed search may change; every other one must match run.yaml
+# settings a resumed search may change (what the user types is used, and saved in
+# run.yaml); every other one must match run.yaml
 _RESUMABLE_CHANGES = (
     "trials",
     "concurrency",
     "gpus_per_trial",
     "cpus_per_trial",
-    "address",
     "trial_timeout",
     "checkpoint_interval",
 )
+# the cluster and the storage: only those this invocation names (--address or RAY_ADDRESS,
+# --storage); the ones run.yaml records are shown, never used (joining a cluster runs its
+# code, and a results folder may come from anywhere)
+_NAMED_AGAIN = ("address", "storage")
 _COMPARED = (
     "budget",
     "space",
@@ -41,7 +45,6 @@ _COMPARED = (
     "early_stop",
     "repeats",
     "references",
-    "storage",
 )
 
 
@@ -69,8 +72,8 @@ def _resumed(opts: dict[str, Any], explicit: set[str], run):
                 "start a new --name"
             )
     changes = {k: opts[k] for k in _RESUMABLE_CHANGES if k in explicit}
-    if changes:
-        settings = settings.replace(**changes)
+    changes.update({k: opts[k] if k in explicit else None for k in _NAMED_AGAIN})
+    settings = settings.replace(**changes)
     open_study(run.path, record.study_name)  # a damaged storage fails here, before Ray
     return record.with_settings(settings)
 
@@ -88,6 +91,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
             raise InputError("--resume needs --name NAME of the search to continue")
         rundir = RunDir.open(opts["results_dir"], opts["name"])
         _resumed(opts, explicit, rundir)  # read-only checks: a damaged folder is left as is
+        _probe(opts)  # before anything is written
         rundir.lock()
         record = _resumed(opts, explicit, rundir)  # again, under the lock
         settings = record.settings
@@ -95,11 +99,12 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         _same_space(record, space, rundir)
         dataset = _load(settings)
         _same_dataset(record, dataset, rundir)
-        if settings.trials != rundir.settings.trials:  # extended: run.yaml says so
-            stored = rundir.record
-            rundir.save_record(
-                stored.with_settings(stored.settings.replace(trials=settings.trials))
-            )
+        stored = rundir.record.settings
+        shown = _recorded_not_used(stored, settings)
+        if shown:
+            term.note(shown)
+        if settings != stored:  # run.yaml holds the settings this driver runs with
+            rundir.save_record(record)
         term.note(f"resuming search {rundir.name}: {settings.trials} trials to finish")
     else:
         if opts["budget"] is None:
@@ -129,6 +134,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
                 _check_latency_budget(table, space, opts["width"], cost_budget.value)
         if opts["name"] is not None:
             RunDir.check_new_name(opts["results_dir"], opts["name"])  # before the dataset
+        _probe(opts)  # a cluster where nothing answers: refused before the folder exists
         warm = _warm_source(opts, space) if opts.get("warm_start") else None
         fields = {f.name for f in dataclasses.fields(RunSettings)} | set(RunSettings.PROXY_OPTIONS)
         skip = {"budget", "latency_table", "warm_start"}
@@ -209,6 +215,42 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
             "(see trials.csv for the reasons)"
         )
         raise SystemExit(1)
+
+
+def _probe(opts: dict[str, Any]) -> None:
+    """Refuse at once a Ray cluster (``--address``, else ``RAY_ADDRESS``) where nothing
+    answers (``ray.init`` would retry forever)."""
+    import os
+
+    from attnsearch.search import probe_address
+
+    address = opts.get("address") or os.environ.get("RAY_ADDRESS")
+    if address:
+        probe_address(address)
+
+
+def _recorded_not_used(stored, settings) -> str | None:
+    """One line naming the cluster and storage run.yaml records that this resume does not
+    use (they are used only when named again), or None."""
+    import os
+
+    def _shown(text: str) -> str:  # one line whatever the text holds
+        return text if text.isprintable() else repr(text)
+
+    address = settings.address or os.environ.get("RAY_ADDRESS") or None
+    parts, flags = [], []
+    if stored.address and stored.address != address:
+        parts.append(f"Ray cluster {_shown(stored.address)}")
+        flags.append(f"--address {_shown(stored.address)}")
+    if stored.storage and stored.storage != settings.storage:
+        parts.append(f"storage {_shown(stored.storage)}")
+        flags.append(f"--storage {_shown(stored.storage)}")
+    if not parts:
+        return None
+    return (
+        f"note: run.yaml records {' and '.join(parts)} from an earlier driver; not used "
+        f"unless named again ({' '.join(flags)})"
+    )
 
 
 def _digest(data: Any) -> str:

@@ -231,8 +231,9 @@ def command(ctx: click.Context, **opts) -> None:
     """Search attention choices per slot: accuracy up, FLOPs down, under --budget.
 
     Resume an interrupted search with --name NAME --resume (its settings come from
-    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial, --address,
-    --trial-timeout and --checkpoint-interval may change).
+    run.yaml; --trials, --concurrency, --gpus-per-trial, --cpus-per-trial,
+    --trial-timeout, --checkpoint-interval, --address and --storage may change; the
+    cluster and storage are used only when named again).
     """
     from click.core import ParameterSource
 

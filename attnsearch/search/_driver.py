@@ -230,7 +230,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         text = left_out_text(left, settings.width, latency=settings.latency_budget_ms is not None)
         if text:
             view.note(text)
-    kill_stray_ray(run)
+    kill_stray_ray(run, note=view.note if view is not None else None)
     _INTERRUPT.clear()
 
     def on_sigint(signum, frame):

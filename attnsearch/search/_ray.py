@@ -5,7 +5,10 @@ A search without ``--address`` (and without ``RAY_ADDRESS``) starts a Ray of its
 (``address="local"``): never one found running on the machine, whatever
 ``ray_current_cluster`` says. After a driver was SIGKILLed, :func:`kill_stray_ray` kills
 only processes it can prove belong to the Ray that driver started (see
-:func:`record_ray_session`); it never trusts ``ray_session.json`` as written.
+:func:`record_ray_session`): ``ray_session.json`` counts only when signed with a key of this
+user kept outside every results folder, and even then only Ray's own processes of that
+session are taken. A cluster named with ``--address`` is probed (a TCP connect with a short
+deadline) before ``ray.init``, which would otherwise retry forever.
 """
 
 from __future__ import annotations
@@ -13,16 +16,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from attnsearch.errors import InputError
 from attnsearch.rundir import RunDir, record_execution
-
-OWNER_FILE = "attnsearch_owner"  # in the session dir of a Ray a search started: its nonce
 
 
 def quiet_ray_env() -> None:
@@ -47,6 +50,17 @@ def start_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address:
+        if address.strip() == "auto":  # the cluster `ray start` last recorded on this machine
+            try:
+                from ray._private.services import canonicalize_bootstrap_address
+
+                found = canonicalize_bootstrap_address(address)
+            except Exception as e:
+                raise InputError(f"--address auto: no Ray cluster found ({e})") from None
+            if found:
+                probe_address(found)
+        else:
+            probe_address(address)
         try:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         except Exception as e:  # unreachable cluster: bad input, not a crash
@@ -63,6 +77,92 @@ def start_ray(address: str | None) -> bool:
         configure_logging=True,
     )
     return True
+
+
+PROBE_SECONDS = 5.0  # how long a connection probe waits for the cluster's GCS port
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """The host and port a Ray address names (``HOST:PORT``, ``[IPv6]:PORT``, ``HOST``
+    (Ray's GCS port 6379), ``ray://HOST[:PORT]`` (Ray Client, 10001)); None for ``local``
+    and ``auto``, which name no host."""
+    from urllib.parse import urlsplit
+
+    text = address.strip()
+    if text in ("local", "auto"):
+        return None
+    scheme, _, rest = text.rpartition("://")
+    try:
+        parts = urlsplit("//" + rest)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or parts.path or parts.query or parts.fragment or parts.username:
+        raise InputError(f"Ray address {_shown(address)} is not HOST:PORT (e.g. 10.0.0.1:6379)")
+    if port is None:
+        port = 10001 if scheme == "ray" else 6379
+    return host, port
+
+
+def _shown(text: str) -> str:
+    return text if text.isprintable() else repr(text)
+
+
+# HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, Ray
+# Client) answers with a SETTINGS frame of its own before any call or authentication
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def probe_address(address: str, deadline: float = PROBE_SECONDS) -> None:
+    """Refuse an address where no Ray answers: within ``deadline`` seconds (name
+    resolution included), a TCP connect to its host and port, and there a reply to HTTP/2's
+    preface (the gRPC that Ray's GCS speaks; skipped under ``RAY_USE_TLS``, where the
+    connect alone is checked). ``ray.init`` to such an address would retry for minutes or
+    forever, deaf to SIGTERM.
+
+    Raises:
+        InputError: one line naming the address and what the probe met.
+    """
+    import socket
+    import threading
+
+    target = _host_port(address)
+    if target is None:
+        return
+    tls = os.environ.get("RAY_USE_TLS", "0").strip().lower() in ("1", "true")
+    outcome: dict[str, str] = {}
+
+    def connect() -> None:
+        end = time.monotonic() + deadline
+        try:
+            with socket.create_connection(target, timeout=deadline) as sock:
+                if not tls:
+                    sock.sendall(_H2_HELLO)
+                    reply = b""
+                    while len(reply) < 9:
+                        sock.settimeout(max(0.01, end - time.monotonic()))
+                        chunk = sock.recv(9 - len(reply))
+                        if not chunk:
+                            break
+                        reply += chunk
+                    if len(reply) < 9 or reply[3] != 4:  # not a SETTINGS frame
+                        outcome["error"] = "something listens there, but not a Ray (gRPC) server"
+                        return
+                outcome["ok"] = ""
+        except TimeoutError:
+            outcome["error"] = f"no answer within {deadline:g} s"
+        except OSError as e:
+            outcome["error"] = e.strerror or str(e) or type(e).__name__
+
+    thread = threading.Thread(target=connect, daemon=True)  # getaddrinfo has no timeout
+    thread.start()
+    thread.join(deadline + 0.5)
+    if "ok" not in outcome:
+        why = outcome.get("error") or f"no answer within {deadline:g} s"
+        raise InputError(
+            f"cannot connect to the Ray cluster at {_shown(address)}: {why} "
+            f"(TCP {target[0]}:{target[1]}); check --address or RAY_ADDRESS"
+        )
 
 
 def _token_auth_on() -> None:
@@ -155,13 +255,166 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _uid(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def _exe(pid: int) -> str | None:
+    try:
+        return os.path.realpath(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return None
+
+
+def _ray_package() -> str:
+    import ray
+
+    return os.path.realpath(os.path.dirname(ray.__file__)) + os.sep
+
+
+def _python() -> str:
+    return os.path.realpath(sys.executable)
+
+
+def _ray_temp_dir() -> str:
+    """Ray's temp dir as this process's Ray would choose it (``RAY_TMPDIR``, ``TMPDIR``,
+    else /tmp; then ``ray``), with symlinks resolved."""
+    from ray._common.utils import get_default_ray_temp_dir
+
+    return os.path.realpath(get_default_ray_temp_dir())
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+# ---- the record's key: a secret of this user, kept outside every results folder ---------
+KEY_FILE = "session.key"  # in ~/.cache/attnsearch (XDG_CACHE_HOME): 0600, never a symlink
+
+
+def key_dir() -> Path:
+    """Where this user's session-record key lives: ``$XDG_CACHE_HOME/attnsearch``, else
+    ``~/.cache/attnsearch``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "attnsearch"
+
+
+def _read_key(path: Path) -> bytes | None:
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            return None  # someone else's, or readable by others: not a secret
+        data = os.read(fd, 129).strip()
+    finally:
+        os.close(fd)
+    return data if len(data) == 64 and re.fullmatch(rb"[0-9a-f]{64}", data) else None
+
+
+def session_key(create: bool = False) -> bytes | None:
+    """This user's secret for authenticating ``ray_session.json`` records (None when there
+    is none, or it is not private to this user: then no record is authenticated).
+
+    With ``create``, made once (32 random bytes, hex) in a 0700 folder, published by a
+    hard link so that a concurrent reader never sees half a key.
+    """
+    import stat
+
+    folder = key_dir()
+    path = folder / KEY_FILE
+    key = _read_key(path)
+    if key is not None or not create:
+        return key
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+            return None  # a folder others can write to could swap the key
+        tmp = folder / f".{KEY_FILE}.{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileExistsError):  # another driver made it first: theirs
+            os.link(tmp, path)
+        os.unlink(tmp)
+    except OSError:
+        return None
+    return _read_key(path)
+
+
+def _mac(key: bytes, record: dict[str, Any]) -> str:
+    import hashlib
+    import hmac
+    import json
+
+    body = {k: v for k, v in record.items() if k != "mac"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_session_record(record: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """``record`` with its ``mac``: an HMAC-SHA256 under this user's key."""
+    return {**record, "mac": _mac(key, record)}
+
+
+def _not_ours(record: Any) -> str | None:
+    """Why ``record`` cannot be taken as one a driver of this user wrote on this boot (None
+    if it can): the key, the MAC, the boot, and a ``session_*`` folder directly under Ray's
+    temp dir, a real folder owned by this user."""
+    import hmac
+    import stat
+
+    if not isinstance(record, dict):
+        return "not a session record"
+    key = session_key()
+    if key is None:
+        return f"no session key of this user in {key_dir()} to authenticate it"
+    mac = record.get("mac")
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(key, record)):
+        return "not written by a driver of this user (no valid MAC)"
+    if record.get("boot") != _boot_id():
+        return "written before the machine last booted"
+    session, folder = record.get("session"), record.get("session_dir")
+    if not (isinstance(session, str) and re.fullmatch(r"session_[\w.-]+", session)):
+        return "no Ray session name"
+    if not isinstance(folder, str) or Path(folder).name != session:
+        return "its session folder does not match its session name"
+    try:
+        real = os.path.realpath(folder)
+        st = os.lstat(real)
+        temp = _ray_temp_dir()
+    except (OSError, ImportError):
+        return f"its session folder {folder!r} is gone"
+    if os.path.dirname(real) != temp:
+        return f"its session folder is not under Ray's temp dir {temp}"
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        return "its session folder is not a folder of this user"
+    return None
+
+
 def record_ray_session(run: RunDir) -> None:
     """Record the local Ray started here, in a form :func:`kill_stray_ray` can verify.
 
-    Recorded: the session name and folder, a random nonce also written into that folder
-    (:data:`OWNER_FILE`), the driver's pid and start time, and every process of the Ray
-    (the ones Ray started for this node and their descendants: raylet workers, the
-    renamed ``ray::DashboardAgent``/``ray::RuntimeEnvAgent``) with its start time.
+    Recorded: the session name and folder, this boot, the driver's pid and start time, and
+    every process of the Ray (the ones Ray started for this node and their descendants:
+    raylet workers, the renamed ``ray::DashboardAgent``/``ray::RuntimeEnvAgent``) with its
+    start time; signed with this user's key (:func:`session_key`), which never leaves
+    ``~/.cache/attnsearch``. Without a key the record is kept unsigned, and a later cleanup
+    kills nothing.
     """
     with contextlib.suppress(Exception):  # best effort: without one, cleanup kills nothing
         _record_ray_session(run)
@@ -172,8 +425,6 @@ def _record_ray_session(run: RunDir) -> None:
 
     node = ray._private.worker._global_node
     session_dir = Path(node.get_session_dir_path())
-    nonce = secrets.token_hex(16)
-    (session_dir / OWNER_FILE).write_text(nonce)
     roots = {
         info.process.pid
         for infos in node.all_processes.values()
@@ -183,26 +434,49 @@ def _record_ray_session(run: RunDir) -> None:
     table = _table()
     pids = (roots | _descendants(roots, table)) & set(table)
     me = os.getpid()
-    run.record_ray_session(
-        session_dir.name,
-        me,
-        session_dir=str(session_dir),
-        nonce=nonce,
-        driver=[me, table[me][1]] if me in table else None,
-        processes=sorted([pid, table[pid][1]] for pid in pids),
-    )
+    record = {
+        "session": session_dir.name,
+        "driver_pid": me,
+        "session_dir": str(session_dir),
+        "boot": _boot_id(),
+        "driver": [me, table[me][1]] if me in table else None,
+        "processes": sorted([pid, table[pid][1]] for pid in pids),
+    }
+    key = session_key(create=True)  # none (no writable cache folder): kept unsigned
+    signed = sign_session_record(record, key) if key is not None else record
+    details = {k: v for k, v in signed.items() if k not in ("session", "driver_pid")}
+    run.record_ray_session(record["session"], me, **details)
+
+
+def _runs_ray(pid: int, argv: list[bytes], ray_dir: str, python: str) -> bool:
+    """The process runs Ray's code: a binary of Ray's package, or this Python running a
+    script of Ray's package."""
+    exe = _exe(pid)
+    if exe is None:
+        return False
+    if exe.startswith(ray_dir):
+        return True
+    if exe != python:
+        return False
+    for arg in argv[1:]:
+        if arg in (b"-c", b"-m"):
+            return False  # code or a module named on the command line: not a file of Ray's
+        if not arg.startswith(b"-"):
+            return os.path.realpath(arg.decode(errors="replace")).startswith(ray_dir)
+    return False
 
 
 def stray_ray_pids(record: dict[str, Any] | None, table=None) -> set[int]:
     """The pids of the Ray a dead driver of this run started, as far as they can be proved.
 
-    A process is taken when its pid and start time match one recorded; or it descends from
-    one so proven; or its command line names the recorded session folder and that folder
-    holds the recorded nonce. Nothing is taken while the recorded driver still lives, nor
-    from a record without these facts (an older or hand-edited ``ray_session.json``); this
-    process and its ancestors never are.
+    Only from a record :func:`_not_ours` accepts (signed with this user's key, this boot, a
+    ``session_*`` folder of this user directly under Ray's temp dir); only processes of
+    this user whose executable is Ray's (a binary of Ray's package, or this Python): those
+    running Ray's code with the exact ``--session-dir=``/``--session_dir=`` argument of
+    that folder, those whose pid and start time the record lists, and their descendants.
+    Nothing while the recorded driver still lives; this process and its ancestors never.
     """
-    if not isinstance(record, dict):
+    if _not_ours(record) is not None:
         return set()
     table = _table() if table is None else table
     try:
@@ -214,30 +488,48 @@ def stray_ray_pids(record: dict[str, Any] | None, table=None) -> set[int]:
         recorded = {(int(p), int(s)) for p, s in record.get("processes") or []}
     except (TypeError, ValueError, IndexError):
         return set()
-    proven = {p for p, s in recorded if p in table and table[p][1] == s}
-    session_dir, nonce = record.get("session_dir"), record.get("nonce")
-    if isinstance(session_dir, str) and isinstance(nonce, str) and nonce:
-        folder = Path(session_dir)
-        try:
-            owned = (
-                folder.name == record.get("session")
-                and (folder / OWNER_FILE).read_text().strip() == nonce
-            )
-        except OSError:
-            owned = False
-        if owned:
-            needle = str(folder).encode()
-            proven |= {p for p in table if needle in _cmdline(p)}
+    try:
+        ray_dir, python = _ray_package(), _python()
+    except ImportError:
+        return set()
+    uid = os.getuid()
+
+    def rays(pid: int) -> bool:
+        exe = _exe(pid)
+        return _uid(pid) == uid and exe is not None and (exe.startswith(ray_dir) or exe == python)
+
+    folder = record["session_dir"].encode()
+    flags = {b"--session-dir=" + folder, b"--session_dir=" + folder}
+    proven = {p for p, s in recorded if p in table and table[p][1] == s and rays(p)}
+    for pid in table:
+        argv = _cmdline(pid).split(b"\0")
+        if flags.intersection(argv) and _uid(pid) == uid and _runs_ray(pid, argv, ray_dir, python):
+            proven.add(pid)
     mine = _ancestors(os.getpid(), table)  # never this process, its parents, its children
     proven -= mine
-    return (proven | _descendants(proven, table)) - mine
+    return (proven | {p for p in _descendants(proven, table) if rays(p)}) - mine
 
 
-def kill_stray_ray(run: RunDir, wait: float = 5.0) -> int:
+def kill_stray_ray(run: RunDir, wait: float = 5.0, note=None) -> int:
     """SIGKILL the processes of a local Ray that a crashed driver of this run left behind
-    (only those :func:`stray_ray_pids` proves); wait up to ``wait`` s for them to end."""
+    (only those :func:`stray_ray_pids` proves); wait up to ``wait`` s for them to end.
+
+    A ``ray_session.json`` that cannot be authenticated kills nothing; ``note`` (a callable
+    taking one line) is told so, and how many processes were stopped.
+    """
+    record = run.ray_session_record()
+    if record is None:
+        return 0
+    reason = _not_ours(record)
+    if reason is not None:
+        if note is not None and run.ray_session_file.exists():
+            note(
+                f"{run.ray_session_file.name}: {reason}; no process stopped (a Ray that a "
+                "killed driver left running is yours to stop)"
+            )
+        return 0
     table = _table()
-    pids = stray_ray_pids(run.ray_session_record(), table)
+    pids = stray_ray_pids(record, table)
     killed = set()
     for pid in pids:
         if _stat(pid) != table[pid]:  # gone, or the pid was reused since the scan
@@ -247,6 +539,8 @@ def kill_stray_ray(run: RunDir, wait: float = 5.0) -> int:
             killed.add(pid)
         except OSError:
             pass
+    if killed and note is not None:
+        note(f"stopped {len(killed)} process(es) of the Ray a killed driver of this run left")
     end = time.monotonic() + wait
     while killed and time.monotonic() < end:
         killed = {p for p in killed if (st := _stat(p)) is not None and st == table[p]}
