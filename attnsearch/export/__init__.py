@@ -68,20 +68,36 @@ def _deploy_meta(arch: Architecture) -> dict[str, Any]:
 
 
 def _check_targets(paths: list[Path], force: bool) -> None:
-    """Refuse folders, and existing files unless ``force`` (checked before anything is written)."""
+    """Refuse folders, symlinks and other non-regular files, and existing files unless
+    ``force`` (checked before anything is written)."""
+    from attnsearch.safeio import check_target, show
+
     for path in paths:
-        if path.is_dir():
-            raise ExportError(f"{path} is a folder; give a file name such as model.py")
+        if path.is_dir() and not path.is_symlink():
+            raise ExportError(f"{show(path)} is a folder; give a file name such as model.py")
+        check_target(path, ExportError)
         if path.exists() and not force:
-            raise ExportError(f"{path} exists; give --force to overwrite it")
+            raise ExportError(f"{show(path)} exists; give --force to overwrite it")
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, data: str | bytes | None = None, *, state: Any = None) -> None:
+    """Write ``data`` (or ``torch.save`` ``state``) to ``path`` atomically: a temporary
+    file beside it, renamed over it once complete (an interrupted export leaves no half
+    file and never writes through a symlink)."""
+    from attnsearch.safeio import atomic_open, show
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
     except OSError as e:
-        raise ExportError(f"cannot write {path} ({e.strerror or e})") from None
+        raise ExportError(f"cannot write {show(path)} ({e.strerror or e})") from None
+    if state is not None:
+        import torch
+
+        with atomic_open(path, "wb", ExportError) as f:
+            torch.save(state, f)
+    else:
+        with atomic_open(path, "w", ExportError) as f:
+            f.write(data)
 
 
 def export_arch(arch: Architecture, output: str | Path, *, force: bool = False) -> dict[str, Any]:
@@ -186,11 +202,6 @@ def export_run(
         checkpoint=str(ckpt),
     )
     if weights:
-        import torch
-
-        try:
-            torch.save(state, target)
-        except OSError as e:
-            raise ExportError(f"cannot write {target} ({e.strerror or e})") from None
+        _write(target, state=state)
         summary["weights"] = str(target)
     return summary
