@@ -54,6 +54,7 @@ __all__ = [
     "Validation",
     "build_table",
     "choice_key",
+    "floor_ms",
     "load_or_build",
     "measure_network",
     "random_architectures",
@@ -588,6 +589,29 @@ def _plain_parts(backbone: str, num_classes: int, channels: int):
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
     head = nn.Sequential(net.avgpool, nn.Flatten(1), net.fc)
     return net, stem, head
+
+
+def floor_ms(space: SearchSpace, settings: Settings) -> float:
+    """Measured milliseconds of the stem and the head alone (plain backbone, ``settings``):
+    every architecture of ``space`` runs both, so a latency budget below this cannot be
+    met. Two measurements, a fraction of a second: what a run checks before measuring a
+    whole table."""
+    import torch
+
+    batch, (c, h, w) = settings.batch, settings.input
+    net, stem, head = _plain_parts(space.backbone, space.num_classes, c)
+    timer = _Timer(settings)
+    with _ThreadScope(settings.threads), torch.no_grad():
+        net.eval()
+        x = torch.zeros(batch, c, h, w)
+        x = stem.eval()(x)
+        for block in [*net.layer1, *net.layer2, *net.layer3, *net.layer4]:
+            x = block(x)
+        head_shape = tuple(x.shape)
+    with _ThreadScope(settings.threads):
+        stem_ms = timer.time_ms(timer.prepare(stem), timer.tensor((batch, c, h, w)))
+        head_ms = timer.time_ms(timer.prepare(head), timer.tensor(head_shape))
+    return stem_ms + head_ms
 
 
 def build_table(
