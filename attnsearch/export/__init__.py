@@ -21,6 +21,7 @@ An existing output file is never overwritten unless ``force`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -80,24 +81,18 @@ def _check_targets(paths: list[Path], force: bool) -> None:
             raise ExportError(f"{show(path)} exists; give --force to overwrite it")
 
 
-def _write(path: Path, data: str | bytes | None = None, *, state: Any = None) -> None:
-    """Write ``data`` (or ``torch.save`` ``state``) to ``path`` atomically: a temporary
-    file beside it, renamed over it once complete (an interrupted export leaves no half
-    file and never writes through a symlink)."""
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, renamed over it
+    once complete (an interrupted export leaves no half file and never writes through a
+    symlink)."""
     from attnsearch.safeio import atomic_open, show
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ExportError(f"cannot write {show(path)} ({e.strerror or e})") from None
-    if state is not None:
-        import torch
-
-        with atomic_open(path, "wb", ExportError) as f:
-            torch.save(state, f)
-    else:
-        with atomic_open(path, "w", ExportError) as f:
-            f.write(data)
+    with atomic_open(path, "w", ExportError) as f:
+        f.write(text)
 
 
 def export_arch(arch: Architecture, output: str | Path, *, force: bool = False) -> dict[str, Any]:
@@ -191,7 +186,18 @@ def export_run(
     meta.update(proxy_params=sum(p.numel() for p in net.parameters()), weights=weights, epoch=epoch)
     target = weights_path(output)
     code = generate_code(arch, meta=meta, weights_file=target.name, **kwargs)
-    _write(output, code)
+    if weights:  # both files or neither: the code is renamed into place only after them
+        from attnsearch.safeio import atomic_open
+
+        with contextlib.suppress(OSError):  # (as _write; a failure shows in atomic_open)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(target, "wb", ExportError) as f:
+            import torch
+
+            torch.save(state, f)
+            _write(output, code)
+    else:
+        _write(output, code)
     summary.update(
         flops=meta["flops"],
         params=meta["params"],
@@ -202,6 +208,5 @@ def export_run(
         checkpoint=str(ckpt),
     )
     if weights:
-        _write(target, state=state)
         summary["weights"] = str(target)
     return summary
