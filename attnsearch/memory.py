@@ -83,6 +83,7 @@ def activation_bytes(
         if isinstance(output, torch.Tensor):
             total += output.numel()
 
+    net.eval()  # the same shapes; batch norm in training mode refuses a 1×1 batch of one
     handles = [m.register_forward_hook(hook) for m in net.modules() if not list(m.children())]
     try:
         with torch.no_grad():
