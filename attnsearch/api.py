@@ -45,7 +45,10 @@ def profile(
     shape = tuple(arch.input if input is None else input)
     if len(shape) != 3 or not all(isinstance(v, int) and v >= 1 for v in shape):
         raise ArchitectureError(f"input: must be three positive integers C,H,W, got {shape}")
-    model = build_network(arch, in_channels=shape[0])
+    import torch
+
+    with torch.device("meta"):  # shapes only: 3×16384×16384 costs no memory
+        model = build_network(arch, in_channels=shape[0])
     result = count(model, shape)
     return {
         "backbone": arch.backbone,

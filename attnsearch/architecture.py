@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,12 @@ class ArchitectureError(InputError):
 
 
 def _loads(text: str) -> Any:
+    from attnsearch.safeio import NestingError, json_loads
+
     try:
-        return json.loads(text)
+        return json_loads(text)
+    except NestingError as e:
+        raise ArchitectureError(f"not valid JSON ({e})") from None
     except json.JSONDecodeError as e:
         raise ArchitectureError(
             f"not valid JSON ({e.msg} at line {e.lineno} col {e.colno})"
@@ -169,14 +174,16 @@ class Architecture:
     def from_file(cls, path: str | Path) -> Architecture:
         """Read an architecture file; every error names the file once (what the commands
         that take ``ARCH.json`` print)."""
+        from attnsearch.safeio import show
+
         path = Path(path)
-        if not path.exists():
-            raise ArchitectureError(f"{path}: no such file")
+        if not os.path.exists(path):  # (Path.exists raises on a name too long)
+            raise ArchitectureError(f"{show(path)}: no such file")
         text = read_text(path, ArchitectureError)
         try:
             return cls.from_json(_loads(text))
         except ArchitectureError as e:
-            raise ArchitectureError(f"{path}: {e}") from None
+            raise ArchitectureError(f"{show(path)}: {e}") from None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | Path) -> Architecture:

@@ -203,6 +203,7 @@ def load_dataset(
     seed: int = 0,
     limit: int | None = None,
     download: bool = True,
+    check: Callable[[tuple[int, int, int], int, int], None] | None = None,
 ) -> Dataset:
     """Load a dataset as a stratified train/validation split of uint8 tensors.
 
@@ -218,6 +219,8 @@ def load_dataset(
         limit: at most this many training images, drawn per class in proportion (at least
             one per class); the validation split is the same with or without it.
         download: fetch a missing CIFAR archive from the Toronto site.
+        check: called with (image shape, training images, classes) before the images are
+            fetched; raises to refuse (what training them would need, for example).
 
     Returns:
         The loaded :class:`Dataset`.
@@ -231,6 +234,7 @@ def load_dataset(
         train_idx, val_idx = _split(source.labels, source.classes, val_fraction, seed, limit)
     else:
         train_idx, val_idx = _split_groups(source, val_fraction, seed, limit)
+    _check_memory(source, train_idx, val_idx, resolution, check)
     train_x = source.fetch(train_idx, resolution)
     val_x = source.fetch(val_idx, resolution)
     mean, std = _channel_stats(train_x)
@@ -249,6 +253,34 @@ def load_dataset(
 
 # ---------------------------------------------------------------------------------------
 # spec parsing and option checks
+
+
+def _check_memory(
+    source: _Source,
+    train_idx: list[int],
+    val_idx: list[int],
+    resolution: int | None,
+    check: Callable[[tuple[int, int, int], int, int], None] | None,
+) -> None:
+    """Refuse a dataset that would not fit in memory at ``resolution`` before the resize
+    allocates it (``--resolution 4096`` on 1,797 digits is 30 GB), then ask ``check``
+    (shape, training images, classes) whether what is to be done with it fits."""
+    from attnsearch.memory import check_fits, dataset_bytes
+
+    if not train_idx:
+        return
+    one = source.fetch(train_idx[:1], None)  # one image at its native size: its channels
+    side = resolution if resolution is not None else max(one.shape[-2:])
+    images = len(train_idx) + len(val_idx)
+    chunk = min(_RESIZE_CHUNK, len(train_idx), max(len(val_idx), 1))  # resized in float
+    need = dataset_bytes(images, one.shape[1], side) + chunk * one.shape[1] * side**2 * 4
+    check_fits(
+        f"the dataset at resolution {side} ({images:,} images of {one.shape[1]}×{side}×{side})",
+        need,
+        advice="use a smaller --resolution or --limit",
+    )
+    if check is not None:
+        check((int(one.shape[1]), side, side), len(train_idx), len(source.classes))
 
 
 def _check_options(
@@ -931,10 +963,11 @@ def _folder_source(root: Path) -> _Source:
         )
     files: list[Path] = []
     labels: list[int] = []
+    walk = _WalkBudget(root)
     for c, d in enumerate(class_dirs):
         found = sorted(
             p
-            for p in _walk_images(d)
+            for p in _walk_images(d, walk)
             if not any(part.startswith(".") for part in p.relative_to(d).parts)
         )
         if not found:
@@ -957,32 +990,80 @@ def _folder_source(root: Path) -> _Source:
     )
 
 
-def _walk_images(top: Path) -> list[Path]:
+MAX_LINK_DEPTH = 16  # folder symlinks followed along one path; beyond: chained links
+MAX_WALK_ENTRIES = 2_000_000  # folder entries looked at in one dataset folder
+WALK_DEADLINE_S = 300.0  # seconds a dataset folder's walk may take
+
+
+class _WalkBudget:
+    """What walking one dataset folder may cost: entries seen and a deadline. Chained
+    (not looping) folder symlinks multiply the paths to walk (two links to the next
+    folder, twenty levels: a million paths); the walk stops with one line instead."""
+
+    def __init__(self, root: Path):
+        import time
+
+        self.root = root
+        self.entries = 0
+        self.deadline = time.monotonic() + WALK_DEADLINE_S
+
+    def spend(self, n: int) -> None:
+        import time
+
+        from attnsearch.safeio import show
+
+        self.entries += n
+        if self.entries > MAX_WALK_ENTRIES:
+            raise DatasetError(
+                f"dataset folder {show(self.root)} has more than {MAX_WALK_ENTRIES:,} entries "
+                "to walk (chained folder symlinks?)"
+            )
+        if time.monotonic() > self.deadline:
+            raise DatasetError(
+                f"dataset folder {show(self.root)}: walking it took more than "
+                f"{WALK_DEADLINE_S:g} s (chained folder symlinks, or a slow file system?)"
+            )
+
+
+def _walk_images(top: Path, walk: _WalkBudget | None = None) -> list[Path]:
     """Image files under ``top``, following folder symlinks; a symlink that leads back into
-    a folder above it (a loop) is refused, once, instead of walking it forever."""
+    a folder above it (a loop) is refused, once, instead of walking it forever, and so are
+    more than :data:`MAX_LINK_DEPTH` symlinked folders along one path and a walk over
+    ``walk``'s budget."""
     import os
 
+    from attnsearch.safeio import show
+
+    walk = walk if walk is not None else _WalkBudget(top)
     found: list[Path] = []
-    stack = [(top, (os.path.realpath(top),))]
+    stack = [(top, (os.path.realpath(top),), 0)]
     while stack:
-        folder, above = stack.pop()
+        folder, above, links = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as e:
-            raise DatasetError(f"cannot read image folder {folder}: {e.strerror}") from None
+            raise DatasetError(f"cannot read image folder {show(folder)}: {e.strerror}") from None
+        walk.spend(len(entries) + 1)
         for entry in entries:
             path = Path(entry.path)
             try:
                 is_dir = entry.is_dir()
+                is_link = is_dir and entry.is_symlink()
             except OSError:
                 continue
             if is_dir:
                 real = os.path.realpath(path)
                 if real in above:
                     raise DatasetError(
-                        f"image folder {path} is a symlink loop (it leads back to {real})"
+                        f"image folder {show(path)} is a symlink loop (it leads back to "
+                        f"{show(real)})"
                     )
-                stack.append((path, (*above, real)))
+                if links + is_link > MAX_LINK_DEPTH:
+                    raise DatasetError(
+                        f"image folder {show(path)} is reached through more than "
+                        f"{MAX_LINK_DEPTH} folder symlinks (chained symlinks are not walked)"
+                    )
+                stack.append((path, (*above, real), links + is_link))
             elif path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
                 found.append(path)
     return found

@@ -14,11 +14,9 @@ class InputError(ValueError):
 
 
 def read_text(path: Path, error: type[InputError] = InputError) -> str:
-    """The UTF-8 text of an input file; a file that cannot be read or decoded raises
+    """The UTF-8 text of an input file; a file that cannot be read or decoded, or that is
+    not a regular file of a sane size (:func:`attnsearch.safeio.read_text`), raises
     ``error`` with one line naming the file."""
-    try:
-        return path.read_text()
-    except OSError as e:
-        raise error(f"{path}: cannot read ({e.strerror or e})") from None
-    except UnicodeDecodeError:
-        raise error(f"{path}: not UTF-8 text") from None
+    from attnsearch.safeio import read_text as _read
+
+    return _read(path, error)

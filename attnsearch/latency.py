@@ -54,6 +54,7 @@ __all__ = [
     "Validation",
     "build_table",
     "choice_key",
+    "floor_ms",
     "load_or_build",
     "measure_network",
     "random_architectures",
@@ -256,7 +257,10 @@ class LatencyTable:
         if not isinstance(data, dict):
             raise fail("not a latency table (expected a JSON object)")
         if data.get("format") != FORMAT_VERSION:
-            raise fail(f"unknown format {data.get('format')!r} (expected {FORMAT_VERSION})")
+            raise fail(f"unknown format {data.get('format')!r:.40} (expected {FORMAT_VERSION})")
+        problem = _table_problem(data)
+        if problem:
+            raise fail(problem)
         try:
             backbone = data["backbone"]
             if backbone not in BACKBONES:
@@ -298,7 +302,7 @@ class LatencyTable:
             )
         except KeyError as e:
             raise fail(f"missing key {e.args[0]!r}") from None
-        except (TypeError, AttributeError) as e:
+        except (TypeError, AttributeError, ValueError) as e:
             raise fail(f"malformed ({e})") from None
         except LatencyError as e:
             if str(e).startswith(source):
@@ -306,7 +310,10 @@ class LatencyTable:
             raise fail(str(e)) from None
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        """Write the table (atomically; never through a symlink)."""
+        from attnsearch.safeio import write_atomic
+
+        write_atomic(path, json.dumps(self.to_json(), indent=1) + "\n", LatencyError)
 
     @classmethod
     def load(
@@ -332,16 +339,21 @@ class LatencyTable:
         Raises:
             LatencyError: unreadable, malformed, or measured under other conditions.
         """
+        from attnsearch.safeio import NestingError, json_loads, read_bytes, show
+
         path = Path(path)
+        text = read_bytes(path, LatencyError)  # a FIFO or a device is refused, not read
         try:
-            text = path.read_text()
-        except OSError as e:
-            raise LatencyError(f"{path}: cannot read ({e.strerror or e})") from None
-        try:
-            data = json.loads(text)
+            data = json_loads(text)
         except json.JSONDecodeError as e:
-            raise LatencyError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        table = cls.from_json(data, str(path))
+            raise LatencyError(
+                f"{show(path)}: not valid JSON ({e.msg} at line {e.lineno})"
+            ) from None
+        except NestingError as e:
+            raise LatencyError(f"{show(path)}: not valid JSON ({e})") from None
+        except ValueError:
+            raise LatencyError(f"{show(path)}: not valid JSON (a number too long)") from None
+        table = cls.from_json(data, show(path))
         if not force:
             s = table.settings
             wanted = {
@@ -405,6 +417,53 @@ def load_or_build(
     table = build_table(space, settings, calibrate=calibrate, progress=progress)
     table.save(path)
     return table
+
+
+MAX_BATCH, MAX_THREADS, MAX_REPEATS = 65536, 4096, 10**6  # beyond these: not a table
+
+
+def _table_problem(data: dict) -> str | None:
+    """The first value of the wrong type or out of range in a table's JSON, or None."""
+    from attnsearch.architecture import MAX_CLASSES, input_problem
+
+    def count(key: str, lo: int, hi: int, optional: bool = False) -> str | None:
+        v = data.get(key)
+        if v is None and (optional or key not in data):
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            return f"{key}: expected an integer {lo}..{hi}, got {_short(v)}"
+        return None
+
+    checks = [
+        count("num_classes", 1, MAX_CLASSES),
+        count("batch", 1, MAX_BATCH),
+        count("threads", 1, MAX_THREADS, optional=True),
+        count("warmup", 0, MAX_REPEATS),
+        count("repeats", 1, MAX_REPEATS),
+    ]
+    if "input" in data:
+        problem = input_problem(data["input"])
+        checks.append(f"input: {problem}" if problem else None)
+    for key in ("space", "meta"):
+        if key in data and not isinstance(data[key], dict):
+            checks.append(f"{key}: expected a JSON object, got {_short(data[key])}")
+    space = data.get("space")
+    if isinstance(space, dict) and not all(isinstance(v, str) for v in space.values()):
+        checks.append("space: expected string values")
+    ms = data.get("min_sample_ms")
+    if "min_sample_ms" in data and not (
+        isinstance(ms, int | float) and not isinstance(ms, bool) and 0 <= ms <= 60_000
+    ):
+        checks.append(f"min_sample_ms: expected a number 0..60000, got {_short(ms)}")
+    slots = data.get("slots")
+    if isinstance(slots, list) and not all(isinstance(e, dict) for e in slots):
+        checks.append("slots: expected a list of JSON objects (choice -> ms)")
+    return next((c for c in checks if c), None)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _ms(value: Any, what: str, fail) -> float:
@@ -530,6 +589,29 @@ def _plain_parts(backbone: str, num_classes: int, channels: int):
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
     head = nn.Sequential(net.avgpool, nn.Flatten(1), net.fc)
     return net, stem, head
+
+
+def floor_ms(space: SearchSpace, settings: Settings) -> float:
+    """Measured milliseconds of the stem and the head alone (plain backbone, ``settings``):
+    every architecture of ``space`` runs both, so a latency budget below this cannot be
+    met. Two measurements, a fraction of a second: what a run checks before measuring a
+    whole table."""
+    import torch
+
+    batch, (c, h, w) = settings.batch, settings.input
+    net, stem, head = _plain_parts(space.backbone, space.num_classes, c)
+    timer = _Timer(settings)
+    with _ThreadScope(settings.threads), torch.no_grad():
+        net.eval()
+        x = torch.zeros(batch, c, h, w)
+        x = stem.eval()(x)
+        for block in [*net.layer1, *net.layer2, *net.layer3, *net.layer4]:
+            x = block(x)
+        head_shape = tuple(x.shape)
+    with _ThreadScope(settings.threads):
+        stem_ms = timer.time_ms(timer.prepare(stem), timer.tensor((batch, c, h, w)))
+        head_ms = timer.time_ms(timer.prepare(head), timer.tensor(head_shape))
+    return stem_ms + head_ms
 
 
 def build_table(

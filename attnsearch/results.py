@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnsearch import stats
+from attnsearch import safeio, stats
 from attnsearch.datasets import dataset_caveat
+from attnsearch.errors import InputError
 from attnsearch.rundir import JOURNAL, SQLITE, ResultsError, RunDir, TrialRecord
+from attnsearch.safeio import show
 
 ROLE_REFERENCE, ROLE_REPEAT = "reference", "repeat"  # TrialRecord.role of the extra trials
 
@@ -56,6 +58,11 @@ def open_study(run_dir: str | Path, study_name: str):
     run_dir = Path(run_dir)
     journal, db = run_dir / JOURNAL, run_dir / SQLITE
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for path in (journal, db):  # Optuna appends to them: never through a planted symlink
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+            raise ResultsError(
+                f"{show(path)} is not a regular file (a symlink, FIFO or device); refused"
+            )
     if journal.is_file():
         path = journal
         with open(journal, "rb") as f:  # a record cut by a crash or a copy: refuse, touch nothing
@@ -64,13 +71,17 @@ def open_study(run_dir: str | Path, study_name: str):
             if size:
                 f.seek(size - 1)
                 if f.read(1) != b"\n":
-                    raise ResultsError(f"{journal} is corrupted (its last record is truncated)")
+                    raise ResultsError(
+                        f"{show(journal)} is corrupted (its last record is truncated)"
+                    )
         try:
             study = optuna.load_study(study_name=study_name, storage=storage_for(run_dir))
             study.get_trials(deepcopy=False)  # replay the whole journal: damage shows here
             return study
         except Exception as e:
-            raise ResultsError(f"{path} is corrupted or foreign ({type(e).__name__})") from None
+            raise ResultsError(
+                f"{show(path)} is corrupted or foreign ({type(e).__name__})"
+            ) from None
     if db.is_file():
         with open(db, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
@@ -95,6 +106,34 @@ def _trial_status(t, record: TrialRecord) -> str:
     return t.state.name.lower()
 
 
+def _accuracy(t) -> float:
+    """The trial's accuracy (its first objective), checked: a storage someone else wrote
+    may hold anything there."""
+    value = t.values[0] if isinstance(t.values, list | tuple) and t.values else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ResultsError(
+            f"the study storage is corrupted or foreign: trial {t.number}'s accuracy is "
+            f"{value!r:.40}, not a number in [0, 1]"
+        )
+    return float(value)
+
+
+def _trained_record(t) -> TrialRecord:
+    """The record of a trained trial, with what the front needs present and parseable."""
+    record = TrialRecord.of(t)
+    problem = None
+    if not isinstance(record.architecture, dict):
+        problem = "has no architecture"
+    elif record.flops is None:
+        problem = "has no FLOPs"
+    elif not isinstance(record.digest, str):
+        problem = "has no digest"
+    if problem:
+        raise ResultsError(f"the study storage is corrupted or foreign: trial {t.number} {problem}")
+    _summary(record.architecture, t.number)
+    return record
+
+
 def trial_rows(study) -> list[dict[str, Any]]:
     """One row per Optuna trial, for trials.csv."""
     rows = []
@@ -106,14 +145,16 @@ def trial_rows(study) -> list[dict[str, Any]]:
             {
                 "trial": t.number,
                 "status": status,
-                "accuracy": t.values[0] if complete and t.values else "",
+                "accuracy": _accuracy(t) if complete and t.values else "",
                 "flops": record.flops if record.flops is not None else "",
                 "trained": bool(record.trained),
                 "train_seconds": round(record.train_seconds or 0.0, 3) if complete else "",
                 "node_id": record.node_id or "",
                 "digest": record.digest or "",
                 "reason": record.status_reason,
-                "architecture": _summary(record.architecture) if record.architecture else "",
+                "architecture": (
+                    _summary(record.architecture, t.number) if record.architecture else ""
+                ),
                 "role": _role_text(record),
             }
         )
@@ -128,34 +169,64 @@ def _role_text(record: TrialRecord) -> str:
     return "search"
 
 
-def _summary(arch_json: dict) -> str:
-    from attnsearch.architecture import Architecture
+def _summary(arch_json: Any, trial: int | None = None) -> str:
+    """The summary of a stored architecture: a JSON object, never a string (which
+    :meth:`Architecture.from_json` would open as a file path)."""
+    from attnsearch.architecture import Architecture, ArchitectureError
 
-    return Architecture.from_json(arch_json).summary()
+    where = f"trial {trial}'s " if trial is not None else ""
+    if not isinstance(arch_json, dict):
+        raise ResultsError(
+            f"the study storage is corrupted or foreign: {where}architecture is "
+            f"{arch_json!r:.40}, not a JSON object"
+        )
+    try:
+        return Architecture.from_json(arch_json).summary()
+    except ArchitectureError as e:
+        raise ResultsError(
+            f"the study storage is corrupted or foreign: {where}architecture: {e}"
+        ) from None
+
+
+PROFILES = "profiles.json"  # cache: digest -> deploy params, MACs, FLOPs
+_PROFILE_KEYS = ("params", "macs_conv_linear", "flops")
 
 
 def _profiles(run_dir: Path, archs: dict[str, dict]) -> dict[str, dict]:
-    """Deploy params and conv+linear MACs per architecture digest (cached in the folder)."""
+    """Deploy params and conv+linear MACs per architecture digest, from the folder's cache
+    (entries of the wrong shape are measured again) or measured; ``_changed`` in the result
+    says whether :func:`_save_profiles` has something to write."""
     from attnsearch.api import profile
 
-    cache_path = run_dir / "profiles.json"
     try:
-        cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    except (OSError, json.JSONDecodeError):
+        cache = safeio.json_loads(safeio.read_bytes(run_dir / PROFILES))
+    except (InputError, ValueError):  # missing, unreadable, not JSON: a cache, rebuilt
         cache = {}
+    if not isinstance(cache, dict):
+        cache = {}
+    cache = {k: v for k, v in cache.items() if _profile_ok(v)}
     changed = False
     for digest, arch in archs.items():
         if digest not in cache:
             p = profile(arch)
-            cache[digest] = {
-                "params": p["params"],
-                "macs_conv_linear": p["macs_conv_linear"],
-                "flops": p["flops"],
-            }
+            cache[digest] = {k: p[k] for k in _PROFILE_KEYS}
             changed = True
-    if changed:
-        _atomic_write(cache_path, json.dumps(cache, indent=1))
-    return cache
+    return {**cache, "_changed": changed}
+
+
+def _profile_ok(entry: Any) -> bool:
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(k), int)
+        and not isinstance(entry.get(k), bool)
+        and 0 <= entry[k] <= 2**63
+        for k in _PROFILE_KEYS
+    )
+
+
+def _save_profiles(run_dir: Path, profiles: dict[str, Any]) -> None:
+    if profiles.get("_changed"):
+        cache = {k: v for k, v in profiles.items() if k != "_changed"}
+        safeio.write_atomic(run_dir / PROFILES, json.dumps(cache, indent=1), ResultsError)
 
 
 @dataclass
@@ -271,10 +342,13 @@ def measurements(study) -> Measurements:
             planned_refs[r.reference] = planned_refs.get(r.reference, 0) + 1
         if not _is_complete_trained(t, r):
             continue
-        acc = float(t.values[0])
+        acc = _accuracy(t)
+        if r.role != ROLE_REPEAT:  # measured here: its architecture and cost are used
+            r = _trained_record(t)
         if r.role == ROLE_REPEAT:
-            repeats.append((int(r.repeat_of), acc, t.number))
-        elif r.role == ROLE_REFERENCE:
+            if r.repeat_of is not None:
+                repeats.append((r.repeat_of, acc, t.number))
+        elif r.role == ROLE_REFERENCE and r.reference:
             m = refs.setdefault(r.reference, Measured(t.number, r, [], [], []))
             m.accuracies.append(acc)
             m.seeds.append(t.number)
@@ -379,7 +453,7 @@ def unseparated(a: dict[str, Any], b: dict[str, Any], noise: Noise) -> bool:
 
 
 def pareto_members(
-    run_dir: str | Path, study, ms: Measurements | None = None
+    run_dir: str | Path, study, ms: Measurements | None = None, profiles: dict | None = None
 ) -> list[dict[str, Any]]:
     """The feasible Pareto front on mean accuracy as the pareto.json contract (by FLOPs).
 
@@ -392,7 +466,9 @@ def pareto_members(
     ms = ms or measurements(study)
     front = front_on_means(ms.search)
     refs = list(ms.references.values())
-    profiles = _profiles(run_dir, {m.record.digest: m.record.architecture for m in front + refs})
+    if profiles is None:
+        archs = {m.record.digest: m.record.architecture for m in front + refs}
+        profiles = _profiles(run_dir, archs)
     members = []
     for m in front:
         members.append(
@@ -417,10 +493,13 @@ def pareto_members(
     return members
 
 
-def reference_entries(run_dir: str | Path, ms: Measurements) -> list[dict[str, Any]]:
+def reference_entries(
+    run_dir: str | Path, ms: Measurements, profiles: dict | None = None
+) -> list[dict[str, Any]]:
     """``summary.json``'s ``references``: the pareto.json keys plus name, paper, fits."""
     refs = sorted(ms.references.values(), key=lambda r: (r.record.flops, r.record.reference))
-    profiles = _profiles(Path(run_dir), {r.record.digest: r.record.architecture for r in refs})
+    if profiles is None:
+        profiles = _profiles(Path(run_dir), {r.record.digest: r.record.architecture for r in refs})
     return [
         {
             "name": r.record.reference,
@@ -547,26 +626,31 @@ def signal(ms: Measurements) -> dict[str, Any]:
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+WRITTEN = ("trials.csv", "pareto.json", "pareto.csv", "pareto.png", "summary.json", PROFILES)
 
 
 def write_results(run: RunDir, study) -> dict[str, Any]:
     """Rewrite trials.csv, pareto.*, summary.json from the storage; return the summary.
 
-    ``counts`` counts search trials by status; ``references`` and ``repeats`` count the
-    extra trials that trained.
+    Everything is read and checked first, and every target checked (a regular file or
+    absent), before the first file is replaced: a corrupted storage leaves the files as
+    they were. ``counts`` counts search trials by status; ``references`` and ``repeats``
+    count the extra trials that trained.
     """
     run_dir = run.path
     rows = trial_rows(study)
-    _write_csv(run_dir / "trials.csv", rows)
     ms = measurements(study)
-    members = pareto_members(run_dir, study, ms)
-    references = reference_entries(run_dir, ms)
+    front = front_on_means(ms.search)
+    refs = list(ms.references.values())
+    profiles = _profiles(run_dir, {m.record.digest: m.record.architecture for m in front + refs})
+    members = pareto_members(run_dir, study, ms, profiles)
+    references = reference_entries(run_dir, ms, profiles)
     judged = verdict(members, references, ms.noise)
-    _atomic_write(run_dir / "pareto.json", json.dumps(members, indent=2) + "\n")
+    for name in WRITTEN:
+        safeio.check_target(run_dir / name, ResultsError)
+    _save_profiles(run_dir, profiles)
+    _write_csv(run_dir / "trials.csv", rows)
+    safeio.write_atomic(run_dir / "pareto.json", json.dumps(members, indent=2) + "\n", ResultsError)
     _write_csv(
         run_dir / "pareto.csv",
         [
@@ -599,18 +683,18 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
         "caveat": dataset_caveat(run.settings.dataset),
         "counts": counts,
     }
-    _atomic_write(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    safeio.write_atomic(
+        run_dir / "summary.json", json.dumps(summary, indent=2) + "\n", ResultsError
+    )
     return {**summary, "run_dir": str(run_dir)}
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with safeio.atomic_open(path, "w", ResultsError, newline="") as f:
         if rows:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def plot_pareto(
@@ -701,7 +785,8 @@ def plot_pareto(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with safeio.atomic_open(path, "wb", ResultsError) as f:  # matplotlib writes our file
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import enum
+import errno
 import json
 import os
 import re
@@ -27,8 +28,10 @@ from typing import Any
 
 import yaml
 
+from attnsearch import safeio
 from attnsearch.errors import InputError
 from attnsearch.proxy import ConfigError
+from attnsearch.safeio import show
 
 __all__ = [
     "EXECUTIONS",
@@ -60,7 +63,7 @@ TUNE = "tune"  # Ray Tune's experiment folder: the trial checkpoints
 CHECKPOINT_FILE = "state.pt"  # inside each tune/<trial>/checkpoint_NNNNNN/
 
 _CREATE_TRIAL = 4  # optuna JournalOperation.CREATE_TRIAL
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # fullmatch: no trailing newline
 
 
 class ResultsError(InputError):
@@ -141,16 +144,6 @@ def provenance() -> dict[str, Any]:
         "git_revision": rev,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 # ---- the folder -----------------------------------------------------------------------
@@ -255,7 +248,7 @@ class RunDir:
     @staticmethod
     def check_new_name(results_dir: str | Path, name: str) -> None:
         """Refuse an invalid or taken ``name`` early (``create`` checks again, atomically)."""
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise ResultsError(
                 f"--name {name!r}: use letters, digits, '.', '_' and '-' (at most 100 characters)"
             )
@@ -297,7 +290,7 @@ class RunDir:
     def open(cls, results_dir: str | Path, name: str) -> RunDir:
         """The existing run ``results_dir/name``, its ``run.yaml`` read and checked."""
         results_dir = Path(results_dir)
-        if not NAME.match(name or ""):
+        if not NAME.fullmatch(name or ""):
             raise ResultsError(
                 f"invalid search name {name!r}: a run name is one folder inside the results "
                 "folder (letters, digits, '.', '_', '-')"
@@ -315,12 +308,15 @@ class RunDir:
         path = self.run_yaml
         if not path.is_file():
             raise ResultsError(
-                f"{path} is missing: {self.path} is not an attnsearch results folder"
+                f"{show(path)} is missing: {show(self.path)} is not an attnsearch results folder"
             )
+        text = safeio.read_text(path, ResultsError)  # a FIFO, /dev/zero or 10 GB: refused
         try:
-            data = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, OSError, ValueError):  # ValueError: not UTF-8, huge integers
-            raise ResultsError(f"{path} is corrupted (not readable YAML)") from None
+            data = safeio.yaml_load(text)
+        except safeio.NestingError as e:
+            raise ResultsError(f"{show(path)} is corrupted (not readable YAML: {e})") from None
+        except (yaml.YAMLError, ValueError):  # ValueError: huge integers
+            raise ResultsError(f"{show(path)} is corrupted (not readable YAML)") from None
         if not isinstance(data, dict) or "study_name" not in data or "budget" not in data:
             raise ResultsError(f"{path} is corrupted (missing study_name/budget)")
         self._record = RunRecord.from_dict(data, str(path))
@@ -336,25 +332,26 @@ class RunDir:
 
     def save_record(self, record: RunRecord) -> None:
         """Replace ``run.yaml`` (atomically) with ``record``."""
-        _atomic_write(self.run_yaml, yaml.safe_dump(record.to_dict(), sort_keys=False))
+        text = yaml.safe_dump(record.to_dict(), sort_keys=False)
+        safeio.write_atomic(self.run_yaml, text, ResultsError)
         self._record = record
 
     def has_trials(self) -> bool:
         """True if the storage holds any trial (or cannot be read to tell)."""
-        if self.sqlite.exists():
+        if os.path.lexists(self.sqlite):
             return True
+        if not os.path.lexists(self.journal):
+            return False
         try:
-            with open(self.journal) as f:
+            with safeio.open_regular(self.journal) as f:
                 for line in f:
                     try:
                         if json.loads(line).get("op_code") == _CREATE_TRIAL:
                             return True
-                    except (ValueError, AttributeError):
+                    except (ValueError, AttributeError, RecursionError):
                         return True  # not a journal we understand: keep it
-        except FileNotFoundError:
-            return False
-        except OSError:
-            return True
+        except InputError:
+            return True  # not a regular file: keep it
         return False
 
     def discard(self) -> bool:
@@ -378,10 +375,11 @@ class RunDir:
 
         if self._lock_fd is not None:
             return
-        try:
-            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a symlink or into a file linked from elsewhere (it is truncated)
+            fd = safeio.open_lock(self.path / LOCK)
         except OSError as e:
-            raise ResultsError(f"cannot lock {self.path}: {e.strerror}") from None
+            why = "its lock file is a symlink" if e.errno == errno.ELOOP else e.strerror
+            raise ResultsError(f"cannot lock {show(self.path)}: {why}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -418,22 +416,20 @@ class RunDir:
         """Write the session record; ``details`` (JSON values) let a later cleanup verify
         which processes belong to it (see ``attnsearch.search._ray``)."""
         info = {"session": session, "driver_pid": driver_pid or os.getpid(), **details}
-        _atomic_write(self.ray_session_file, json.dumps(info))
+        safeio.write_atomic(self.ray_session_file, json.dumps(info), ResultsError)
 
     def ray_session_record(self) -> dict[str, Any] | None:
         """The whole session record as written (unverified), if it is a JSON object."""
         try:
-            info = json.loads(self.ray_session_file.read_text())
-        except (OSError, ValueError):
+            info = safeio.json_loads(safeio.read_bytes(self.ray_session_file, limit=2**20))
+        except (InputError, ValueError):
             return None
         return info if isinstance(info, dict) else None
 
     def ray_session(self) -> str | None:
         """The Ray session name a driver of this run started, if recorded and well-formed."""
-        try:
-            session = json.loads(self.ray_session_file.read_text())["session"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        info = self.ray_session_record()
+        session = info.get("session") if info is not None else None
         if not isinstance(session, str) or not re.fullmatch(r"session_[\w.-]+", session):
             return None
         return session
@@ -490,17 +486,14 @@ def record_execution(
         time.time() if at is None else float(at),
         resume_error,
     )
-    try:
-        with open(log, "a") as f:
-            f.write(json.dumps(dataclasses.asdict(line)) + "\n")
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # never through a symlink planted in the folder
+        safeio.append_text(log, json.dumps(dataclasses.asdict(line)) + "\n")
 
 
 def read_executions(log: str | Path) -> list[Execution]:
     try:
-        lines = Path(log).read_text().splitlines()
-    except OSError:
+        lines = safeio.read_text(log).splitlines()
+    except InputError:
         return []
     out = []
     for line in lines:
@@ -548,8 +541,8 @@ def find_checkpoint(run_dir: str | Path, trial: int, tune_trial_id: str | None) 
     if not matches:
         for p in folders:
             try:
-                params = json.loads((p / "params.json").read_text())
-            except (OSError, json.JSONDecodeError):
+                params = safeio.json_loads(safeio.read_bytes(p / "params.json", limit=2**20))
+            except (InputError, ValueError):
                 continue
             if isinstance(params, dict) and params.get("trial_number") == trial:
                 matches.append(p)
@@ -585,9 +578,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with safeio.open_regular(path, ResultsError) as f:  # a FIFO is never waited on
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+    except ResultsError:
+        raise
     except Exception as e:
-        raise ResultsError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+        raise ResultsError(
+            f"{show(path)} is not a readable checkpoint ({type(e).__name__})"
+        ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
         raise ResultsError(f"{path} holds no 'model' state dict")
     return payload
@@ -641,8 +639,14 @@ class TrialRecord:
 
     @classmethod
     def from_user_attrs(cls, attrs: dict[str, Any]) -> TrialRecord:
+        """The record of these attributes; a known one of the wrong type or out of range
+        raises ``ValueError`` naming it (what a storage someone else wrote may hold)."""
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in attrs.items() if k in names}
+        for key, value in known.items():
+            problem = _attr_problem(key, value)
+            if problem:
+                raise ValueError(f"user attribute {key!r} is {_short(value)}, not {problem}")
         extra = {k: v for k, v in attrs.items() if k not in names}
         if known.get("fail_kind") is not None:
             try:
@@ -655,8 +659,17 @@ class TrialRecord:
 
     @classmethod
     def of(cls, trial: Any) -> TrialRecord:
-        """The record of an Optuna ``Trial`` or ``FrozenTrial``."""
-        return cls.from_user_attrs(trial.user_attrs)
+        """The record of an Optuna ``Trial`` or ``FrozenTrial``.
+
+        Raises:
+            ResultsError: an attribute of the wrong type or range (a corrupted storage).
+        """
+        try:
+            return cls.from_user_attrs(trial.user_attrs)
+        except ValueError as e:
+            raise ResultsError(
+                f"the study storage is corrupted or foreign: trial {trial.number}'s {e}"
+            ) from None
 
     def to_user_attrs(self) -> dict[str, Any]:
         """The non-default attributes, JSON-ready (``fail_kind`` as its value)."""
@@ -697,3 +710,58 @@ class TrialRecord:
     @property
     def status_reason(self) -> str:
         return self.fail_reason or self.invalid or ""
+
+
+# what each TrialRecord attribute may hold when read back from a storage (None: absent)
+_MAX_COUNT = 2**63  # FLOPs, epochs, trial numbers and seeds stay far below
+_ATTR_KINDS = {
+    "architecture": "dict",
+    "config": "dict",
+    "history": "numbers",
+    "flops": "count",
+    "epoch": "count",
+    "resumed_from": "count",
+    "repeat_of": "count",
+    "seed": "count",
+    "latency_ms": "number",
+    "train_seconds": "number",
+    "trained": "bool",
+    "early_stopped": "bool",
+    "fits": "bool",
+    "fail_kind": "str",
+}
+_KIND_TEXT = {
+    "dict": "a JSON object",
+    "numbers": "a list of finite numbers",
+    "count": f"an integer 0..{_MAX_COUNT}",
+    "number": "a finite number ≥ 0",
+    "bool": "true or false",
+    "str": "a string",
+}
+
+
+def _finite(value: Any) -> bool:
+    import math
+
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _attr_problem(key: str, value: Any) -> str | None:
+    """What ``value`` should be as the attribute ``key``, if it is not; None when fine."""
+    if value is None:
+        return None
+    kind = _ATTR_KINDS.get(key, "str")
+    ok = {
+        "dict": lambda v: isinstance(v, dict),
+        "numbers": lambda v: isinstance(v, list) and all(_finite(x) for x in v),
+        "count": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _MAX_COUNT,
+        "number": lambda v: _finite(v) and v >= 0,
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+    }[kind](value)
+    return None if ok else _KIND_TEXT[kind]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -271,12 +272,14 @@ def space_names() -> list[str]:
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """Load a shipped space by name, or a YAML file by path, and validate it."""
+    from attnsearch.safeio import show
+
     text_path = str(name_or_path)
-    if text_path.endswith((".yaml", ".yml")) or "/" in text_path or Path(text_path).exists():
+    if text_path.endswith((".yaml", ".yml")) or "/" in text_path or os.path.exists(text_path):
         path = Path(text_path)
-        if not path.is_file():
-            raise SpaceError(f"{path}: no such space file")
-        return parse_space(read_text(path, SpaceError), path.stem, str(path))
+        if not os.path.isfile(path):  # (Path.is_file raises on a name too long)
+            raise SpaceError(f"{show(path)}: no such space file")
+        return parse_space(read_text(path, SpaceError), path.stem, show(path))
     res = _builtin_dir() / f"{text_path}.yaml"
     if not res.is_file():
         raise SpaceError(
@@ -292,8 +295,12 @@ def parse_space(text: str, name: str, source: str) -> SearchSpace:
     def fail(key: str, reason: str) -> SpaceError:
         return SpaceError(f"{source}: {key}: {reason}")
 
+    from attnsearch.safeio import NestingError, yaml_load
+
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
+    except NestingError as e:
+        raise SpaceError(f"{source}: not valid YAML ({e})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -60,7 +60,10 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI and turns every user error into one line + exit 2."""
+    import errno
+
     from attnsearch.errors import InputError
+    from attnsearch.safeio import show  # one error, one line: control characters escaped
 
     try:
         code = cli.main(args=argv, prog_name="attnsearch", standalone_mode=False)
@@ -70,11 +73,18 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         ctx = getattr(e, "ctx", None)
         where = f"{ctx.command_path}: " if ctx is not None else "attnsearch: "
-        click.echo(f"{where}error: {e.format_message()}", err=True)
+        click.echo(f"{where}error: {show(e.format_message())}", err=True)
         sys.exit(e.exit_code)
     except InputError as e:
-        click.echo(f"attnsearch: error: {e}", err=True)
+        click.echo(f"attnsearch: error: {show(e)}", err=True)
         sys.exit(e.exit_code)
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:  # a path the system refuses to even look up
+            raise
+        name = e.filename if e.filename is not None else "a path"
+        shown = show(name) if len(str(name)) <= 80 else f"{show(str(name)[:40])}..."
+        click.echo(f"attnsearch: error: {shown}: file name too long", err=True)
+        sys.exit(InputError.exit_code)
     except KeyboardInterrupt:
         click.echo("attnsearch: interrupted", err=True)
         sys.exit(130)

@@ -132,6 +132,8 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
             if opts.get("latency_table"):
                 table = _load_latency_table(opts["latency_table"], space)
                 _check_latency_budget(table, space, opts["width"], cost_budget.value)
+            else:  # a quick bound first: a table takes minutes to measure
+                _check_latency_floor(space, cost_budget.value)
         if opts["name"] is not None:
             RunDir.check_new_name(opts["results_dir"], opts["name"])  # before the dataset
         _probe(opts)  # a cluster where nothing answers: refused before the folder exists
@@ -332,6 +334,22 @@ def _build_latency_table(path, space):
     term.note(f"measuring a latency table for space {space.name} on this machine ({path.name})")
     with _progress(term, True) as progress:
         return load_or_build(path, space, _latency_settings(), progress=progress("measuring"))
+
+
+def _check_latency_floor(space, budget_ms: float) -> None:
+    """Refuse a latency budget below what the stem and head alone take on this machine
+    (every architecture runs both), before a whole table is measured."""
+    from attnsearch.latency import floor_ms
+
+    s = _latency_settings()
+    floor = floor_ms(space, s)
+    if floor > budget_ms:
+        raise InputError(
+            f"budget {format_latency(budget_ms)} is below what the stem and head of "
+            f"{space.backbone} alone take on this machine ({format_latency(floor)} measured "
+            f"on {s.device}, batch {s.batch}): no architecture of space {space.name!r} can "
+            "meet it"
+        )
 
 
 def _check_latency_budget(table, space, width: float, budget_ms: float) -> None:

@@ -170,7 +170,9 @@ def command(
     )
     data = jsonable(report)
     if output:
-        Path(output).write_text(json.dumps(data, indent=1) + "\n")
+        from attnsearch.safeio import write_atomic
+
+        write_atomic(output, json.dumps(data, indent=1) + "\n")
     if as_json:
         term.json(data)
         return

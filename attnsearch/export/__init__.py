@@ -21,6 +21,7 @@ An existing output file is never overwritten unless ``force`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -68,20 +69,30 @@ def _deploy_meta(arch: Architecture) -> dict[str, Any]:
 
 
 def _check_targets(paths: list[Path], force: bool) -> None:
-    """Refuse folders, and existing files unless ``force`` (checked before anything is written)."""
+    """Refuse folders, symlinks and other non-regular files, and existing files unless
+    ``force`` (checked before anything is written)."""
+    from attnsearch.safeio import check_target, show
+
     for path in paths:
-        if path.is_dir():
-            raise ExportError(f"{path} is a folder; give a file name such as model.py")
+        if path.is_dir() and not path.is_symlink():
+            raise ExportError(f"{show(path)} is a folder; give a file name such as model.py")
+        check_target(path, ExportError)
         if path.exists() and not force:
-            raise ExportError(f"{path} exists; give --force to overwrite it")
+            raise ExportError(f"{show(path)} exists; give --force to overwrite it")
 
 
 def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, renamed over it
+    once complete (an interrupted export leaves no half file and never writes through a
+    symlink)."""
+    from attnsearch.safeio import atomic_open, show
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
     except OSError as e:
-        raise ExportError(f"cannot write {path} ({e.strerror or e})") from None
+        raise ExportError(f"cannot write {show(path)} ({e.strerror or e})") from None
+    with atomic_open(path, "w", ExportError) as f:
+        f.write(text)
 
 
 def export_arch(arch: Architecture, output: str | Path, *, force: bool = False) -> dict[str, Any]:
@@ -175,7 +186,18 @@ def export_run(
     meta.update(proxy_params=sum(p.numel() for p in net.parameters()), weights=weights, epoch=epoch)
     target = weights_path(output)
     code = generate_code(arch, meta=meta, weights_file=target.name, **kwargs)
-    _write(output, code)
+    if weights:  # both files or neither: the code is renamed into place only after them
+        from attnsearch.safeio import atomic_open
+
+        with contextlib.suppress(OSError):  # (as _write; a failure shows in atomic_open)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(target, "wb", ExportError) as f:
+            import torch
+
+            torch.save(state, f)
+            _write(output, code)
+    else:
+        _write(output, code)
     summary.update(
         flops=meta["flops"],
         params=meta["params"],
@@ -186,11 +208,5 @@ def export_run(
         checkpoint=str(ckpt),
     )
     if weights:
-        import torch
-
-        try:
-            torch.save(state, target)
-        except OSError as e:
-            raise ExportError(f"cannot write {target} ({e.strerror or e})") from None
         summary["weights"] = str(target)
     return summary

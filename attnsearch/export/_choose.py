@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,35 +29,60 @@ def _trial_by_number(study, number: int, name: str):
         span = f"0–{max(t.number for t in trials)}" if trials else "none yet"
         raise ExportError(f"search {name!r} has no trial {number} (trials: {span})")
     t = found[0]
+    from attnsearch.rundir import TrialRecord
+
+    record = TrialRecord.of(t)  # types checked: an architecture is never a path to open
     if t.state != optuna.trial.TrialState.COMPLETE:
         raise ExportError(
             f"trial {number} of {name!r} is {t.state.name.lower()}, not trained; "
             "pick a completed trial (see trials.csv)"
         )
-    if t.user_attrs.get("invalid"):
-        raise ExportError(f"trial {number} of {name!r} was invalid: {t.user_attrs['invalid']}")
-    if not t.user_attrs.get("trained"):
-        flops = t.user_attrs.get("flops")
+    if record.invalid:
+        raise ExportError(f"trial {number} of {name!r} was invalid: {record.invalid}")
+    if not record.trained:
+        flops = record.flops
         detail = f" ({flops:,} FLOPs)" if isinstance(flops, int) else ""
         raise ExportError(
             f"trial {number} of {name!r} was over the FLOPs budget{detail} and never trained"
         )
-    if "architecture" not in t.user_attrs:
+    if record.architecture is None:
         raise ExportError(f"trial {number} of {name!r} has no architecture recorded")
-    return t
+    return t, record
+
+
+def _member_ok(m: Any) -> bool:
+    """A front member as export uses it: a trial number, an accuracy, a FLOPs count."""
+
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 2**63
+
+    acc = m.get("accuracy") if isinstance(m, dict) else None
+    return (
+        isinstance(m, dict)
+        and count(m.get("trial"))
+        and count(m.get("flops"))
+        and isinstance(acc, int | float)
+        and not isinstance(acc, bool)
+        and math.isfinite(acc)
+    )
 
 
 def _front(run_dir: Path, run) -> list[dict[str, Any]]:
+    from attnsearch import safeio
+    from attnsearch.safeio import show
+
     path = run_dir / "pareto.json"
-    if path.is_file():
+    if os.path.lexists(path):
         try:
-            members = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            raise ExportError(f"{path} is corrupted (not readable JSON)") from None
-        if not isinstance(members, list) or not all(
-            isinstance(m, dict) and {"trial", "accuracy", "flops"} <= set(m) for m in members
-        ):
-            raise ExportError(f"{path} is corrupted (not a list of front members)")
+            members = safeio.json_loads(safeio.read_bytes(path, ExportError))
+        except ValueError as e:  # not JSON, nested too deep, a number too long
+            why = e if isinstance(e, safeio.NestingError) else "not readable JSON"
+            raise ExportError(f"{show(path)} is corrupted ({why})") from None
+        if not isinstance(members, list) or not all(_member_ok(m) for m in members):
+            raise ExportError(
+                f"{show(path)} is corrupted (not a list of front members with an integer "
+                "trial, a finite accuracy and integer FLOPs)"
+            )
         return members
     from attnsearch.results import open_study, pareto_members
 
@@ -99,17 +125,19 @@ def choose_trial(
         pick = max(members, key=lambda m: (float(m["accuracy"]), -int(m["flops"])))
         trial = int(pick["trial"])
     study = open_study(run_dir, run.record.study_name)
-    t = _trial_by_number(study, int(trial), name)
+    t, record = _trial_by_number(study, int(trial), name)
+    from attnsearch.results import _accuracy
+
     return {
         "name": name,
         "run_dir": run_dir,
         "run": run,
         "trial": t.number,
-        "architecture": t.user_attrs["architecture"],
-        "accuracy": float(t.values[0]) if t.values else None,
-        "flops": t.user_attrs.get("flops"),
-        "latency_ms": t.user_attrs.get("latency_ms"),  # a latency-budget search's prediction
-        "tune_trial_id": t.user_attrs.get("tune_trial_id"),
+        "architecture": record.architecture,
+        "accuracy": _accuracy(t) if t.values else None,
+        "flops": record.flops,
+        "latency_ms": record.latency_ms,  # a latency-budget search's prediction
+        "tune_trial_id": record.tune_trial_id,
     }
 
 
@@ -127,10 +155,17 @@ def find_checkpoint(run_dir: str | Path, trial: int, tune_trial_id: str | None) 
 def load_state(path: Path) -> tuple[dict, int | None]:
     import torch
 
+    from attnsearch.safeio import open_regular, show
+
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, ExportError) as f:  # a FIFO is never waited on
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+    except ExportError:
+        raise
     except Exception as e:
-        raise ExportError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+        raise ExportError(
+            f"{show(path)} is not a readable checkpoint ({type(e).__name__})"
+        ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), Mapping):
         raise ExportError(f"{path} holds no 'model' state dict")
     state = {k: v.detach().contiguous().clone() for k, v in payload["model"].items()}

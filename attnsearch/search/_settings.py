@@ -128,6 +128,39 @@ class RunSettings:
             resolution=self.resolution,
             seed=self.seed,
             limit=self.limit,
+            check=self.check_training_memory,
+        )
+
+    def check_training_memory(
+        self, shape: tuple[int, int, int], train_images: int, num_classes: int
+    ) -> None:
+        """Refuse proxy trainings whose activations alone exceed the memory available
+        (the plain backbone at this width, a batch of this run's images; checked on the
+        meta device, before any training allocates them).
+
+        Raises:
+            InputError: one line with both figures.
+        """
+        import torch
+
+        from attnsearch.errors import InputError
+        from attnsearch.memory import activation_bytes, check_fits
+        from attnsearch.spaces import load_space
+
+        try:
+            backbone = load_space(self.space).backbone
+        except InputError:
+            backbone = "resnet18"  # the smallest: still a lower bound
+        # a fresh run picks its batch size after loading: the smaller of the two bounds it
+        batch = min(self.proxy.batch_size, batch_size_for(train_images))
+        need = activation_bytes(backbone, self.width, shape, batch, num_classes)
+        device = "cuda" if torch.cuda.is_available() and self.gpus_per_trial > 0 else "cpu"
+        check_fits(
+            f"training {backbone} at width {self.width:g} on batches of {batch} images of "
+            f"{'×'.join(map(str, shape))}",
+            need,
+            device,
+            advice="use a smaller --resolution, --batch-size or --width",
         )
 
     def replace(self, **changes: Any) -> RunSettings:
