@@ -717,6 +717,7 @@ _MAX_COUNT = 2**63  # FLOPs, epochs, trial numbers and seeds stay far below
 _ATTR_KINDS = {
     "architecture": "dict",
     "config": "dict",
+    "timings": "dict",
     "history": "numbers",
     "flops": "count",
     "epoch": "count",

@@ -310,3 +310,18 @@ def test_run_trial_reports_a_failing_candidate_as_an_outcome():
     arch = Architecture.uniform("resnet18")
     out = run_trial(arch, ProxyConfig(epochs=1, width=0.25, batch_size=16), broken, 0)
     assert out.accuracy is None and out.failed.startswith("TrainingError: training loss became")
+
+
+def test_every_trial_attribute_that_is_not_text_has_its_kind():
+    """A TrialRecord field read back from a storage is type-checked by its kind; a field
+    added without one would be checked as a string and refuse every real trial."""
+    import dataclasses
+
+    from attnsearch.rundir import _ATTR_KINDS, TrialRecord
+
+    for f in dataclasses.fields(TrialRecord):
+        if f.name == "extra":
+            continue
+        text = str(f.type).replace(" ", "")
+        if text not in ("str|None", "str"):
+            assert f.name in _ATTR_KINDS, f"{f.name} ({text}) has no kind in _ATTR_KINDS"
