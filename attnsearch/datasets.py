@@ -382,8 +382,7 @@ def _mnist_clutter_entry(
         pieces = int(arg) if arg.isascii() and arg.isdigit() and len(arg) <= 3 else -1
         if not 0 <= pieces <= mc.MAX_PIECES:
             raise DatasetError(
-                f"dataset {spec!r}: P in 'mnist-clutter:P' must be an integer in "
-                f"0..{mc.MAX_PIECES}"
+                f"dataset {spec!r}: P in 'mnist-clutter:P' must be an integer in 0..{mc.MAX_PIECES}"
             )
     try:
         digits, labels = mc.load_digits()

@@ -238,9 +238,7 @@ _OWN_RAY = textwrap.dedent(
 )
 
 
-def test_own_local_ray_with_stale_cluster_file_token_auth_and_full_cleanup(
-    tmp_path, monkeypatch
-):
+def test_own_local_ray_with_stale_cluster_file_token_auth_and_full_cleanup(tmp_path, monkeypatch):
     """Without --address a search starts its own Ray, even with a stale
     ``ray_current_cluster`` (a dead head's address) in Ray's temp dir and RAY_AUTH_MODE
     set to disabled; token auth is on; after its driver died
