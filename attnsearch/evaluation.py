@@ -93,6 +93,7 @@ class ProxySettings:
         width: proxy channel multiplier.
         resolution: proxy image size (``None``: the dataset's own).
         batch_size: proxy batch size; ``None`` applies ``run``'s rule.
+        optimizer: ``sgd`` or ``adamw`` (with that optimizer's lr and weight decay).
         limit: cap on training images.
         seed: the run's seed (splits the data; added to each trial seed).
         threads: torch threads per trial (the run's ``cpus_per_trial``).
@@ -104,6 +105,7 @@ class ProxySettings:
     width: float
     resolution: int | None
     batch_size: int | None
+    optimizer: str
     limit: int | None
     seed: int
     threads: int
@@ -112,7 +114,8 @@ class ProxySettings:
     def defaults(cls, **overrides: Any) -> ProxySettings:
         """``run``'s defaults, with ``overrides`` (``None`` values are ignored)."""
         d = run_defaults()
-        values = {k: d[k] for k in ("dataset", "data_dir", "epochs", "width", "resolution")}
+        keys = ("dataset", "data_dir", "epochs", "width", "resolution", "optimizer")
+        values = {k: d[k] for k in keys}
         values.update(
             batch_size=None,  # run resolves it from the training-set size
             limit=d["limit"],

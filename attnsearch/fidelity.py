@@ -513,6 +513,8 @@ def _journal_key(space, settings, dataset, members, reference_factor, budget, de
 
     skip = ("threads", "data_dir")
     proxy = {k: v for k, v in settings.to_dict().items() if k not in skip}
+    if proxy.get("optimizer") == "sgd":  # what every journal before the option trained with
+        del proxy["optimizer"]
     payload = {
         "space": space.name,
         "members": [m.arch.digest() for m in members],

@@ -98,6 +98,11 @@ def check_bounds(obj: Any, where: str | None = None) -> None:
 
 
 OPTIMIZERS = ("sgd", "adamw")  # ProxyConfig.optimizer
+# lr and weight decay an optimizer gets when the user sets neither (RunSettings.make)
+OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {
+    "sgd": {},  # the field defaults below
+    "adamw": {"lr": 0.002, "weight_decay": 0.05},  # stage A pilot, benchmarks/RESULTS.md §16
+}
 
 
 @dataclass(frozen=True)

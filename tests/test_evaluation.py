@@ -148,3 +148,43 @@ def test_evaluate_bad_architecture_exits_2(capsys, tmp_path):
     bad.write_text('{"backbone": "resnet7"}')
     code, _, err = _main(capsys, "evaluate", str(bad))
     assert code == 2 and "bad.json" in err
+
+
+def test_optimizer_option_reaches_the_trainer_with_its_defaults():
+    """--optimizer adamw gives AdamW its own lr and weight decay (not SGD's 0.2), in
+    evaluate's and fidelity's settings as in a run's; an unknown one is refused."""
+    from attnsearch.evaluation import ProxySettings
+    from attnsearch.proxy import OPTIMIZER_DEFAULTS
+    from attnsearch.search import RunSettings
+
+    adamw = ProxySettings.defaults(dataset="digits", optimizer="adamw").run_settings()
+    assert adamw.proxy.optimizer == "adamw"
+    assert adamw.proxy.lr == OPTIMIZER_DEFAULTS["adamw"]["lr"] == 0.002
+    assert adamw.proxy.weight_decay == 0.05
+    sgd = ProxySettings.defaults(dataset="digits").run_settings()
+    assert (sgd.proxy.optimizer, sgd.proxy.lr) == ("sgd", 0.2)
+    with pytest.raises(Exception, match="optimizer"):
+        RunSettings.make(10**10, optimizer="lamb")
+
+
+def test_adamw_trains_with_adamw(monkeypatch):
+    import torch
+
+    from attnsearch import Architecture
+    from attnsearch.evaluation import ProxySettings, evaluate_architecture
+
+    used = []
+    real = torch.optim.AdamW
+
+    def spy(*args, **kwargs):
+        used.append(kwargs.get("lr"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    settings = ProxySettings.defaults(
+        dataset="synthetic", limit=40, epochs=1, resolution=8, width=0.25, optimizer="adamw"
+    ).run_settings(40)
+    result = evaluate_architecture(
+        Architecture.uniform("resnet18"), settings, settings.load_dataset(), [0]
+    )
+    assert used and 0 < used[0] < 0.01 and 0 <= result.accuracy <= 1

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from attnsearch.cli._numbers import Number
-from attnsearch.proxy import ProxyConfig
+from attnsearch.proxy import OPTIMIZERS, ProxyConfig
 
 PROXY_OPTIONS = (
     "dataset",
@@ -17,6 +17,7 @@ PROXY_OPTIONS = (
     "width",
     "resolution",
     "batch_size",
+    "optimizer",
     "limit",
     "seed",
     "threads",
@@ -48,6 +49,12 @@ def proxy_options(fn: Callable) -> Callable:
             type=Number.of(ProxyConfig, "batch_size"),
             default=None,
             help="Proxy batch size (default: run's rule from the training-set size).",
+        ),
+        click.option(
+            "--optimizer",
+            type=click.Choice(OPTIMIZERS),
+            default=None,
+            help="Proxy optimizer (default: run's; adamw takes lr 0.002, weight decay 0.05).",
         ),
         click.option(
             "--limit",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from attnsearch.cli._numbers import Number, cost_budget_option
-from attnsearch.proxy import ProxyConfig, field_default
+from attnsearch.proxy import OPTIMIZERS, ProxyConfig, field_default
 from attnsearch.rundir import RESULTS_DIR
 from attnsearch.search._settings import POLICIES, REFERENCE_MODES, SAMPLERS, RunSettings
 
@@ -195,6 +195,13 @@ def _timeout(ctx, param, value):
     default=_proxy("resolution"),
     type=Number.of(ProxyConfig, "resolution"),
     help="Proxy image size (default: the dataset's own).",
+)
+@click.option(
+    "--optimizer",
+    default=_proxy("optimizer"),
+    show_default=True,
+    type=click.Choice(OPTIMIZERS),
+    help="Proxy optimizer: sgd (Nesterov, lr 0.2 per batch 128) or adamw (lr 0.002, weight decay 0.05; the gates' ~0.5 scale does not slow it, benchmarks/RESULTS.md §16).",
 )
 @click.option(
     "--batch-size",

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attnsearch.proposal import POLICIES, SAMPLERS
-from attnsearch.proxy import ConfigError, ProxyConfig, bounded, check_bounds, config_from_dict
+from attnsearch.proxy import (
+    OPTIMIZER_DEFAULTS,
+    ConfigError,
+    ProxyConfig,
+    bounded,
+    check_bounds,
+    config_from_dict,
+)
 
 __all__ = ["POLICIES", "REFERENCE_MODES", "SAMPLERS", "RunSettings", "batch_size_for"]
 
@@ -80,7 +87,7 @@ class RunSettings:
                 )
 
     # the proxy fields a user sets through `run` options (the proxy owns their defaults)
-    PROXY_OPTIONS = ("epochs", "batch_size", "width", "resolution", "seed")
+    PROXY_OPTIONS = ("epochs", "batch_size", "width", "resolution", "seed", "optimizer")
 
     @classmethod
     def make(cls, budget: int, **options: Any) -> RunSettings:
@@ -90,6 +97,8 @@ class RunSettings:
         horizontal flips follow the dataset (natural images only).
         """
         proxy = {k: options.pop(k) for k in cls.PROXY_OPTIONS if k in options}
+        for key, value in OPTIMIZER_DEFAULTS.get(proxy.get("optimizer", "sgd"), {}).items():
+            proxy.setdefault(key, value)  # an unknown optimizer: ProxyConfig refuses it
         dataset = options.get("dataset", dataclasses.MISSING)
         if dataset is dataclasses.MISSING:
             dataset = cls.__dataclass_fields__["dataset"].default
@@ -112,6 +121,10 @@ class RunSettings:
     @property
     def resolution(self) -> int | None:
         return self.proxy.resolution
+
+    @property
+    def optimizer(self) -> str:
+        return self.proxy.optimizer
 
     @property
     def seed(self) -> int:
