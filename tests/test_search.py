@@ -402,3 +402,18 @@ def test_early_stop_prunes_without_polluting_the_front(ray_local, tmp_path):
             assert t.user_attrs["early_stopped"] and t.user_attrs["epoch"] < settings.epochs
     front = {m["trial"] for m in json.loads((tmp_path / "asha" / "pareto.json").read_text())}
     assert front and not front & pruned
+
+
+def test_run_json_prints_the_summary_alone_on_stdout(tmp_path):
+    proc = cli(
+        "run", "--budget", "2G", "--space", "tiny", "--dataset", "synthetic", "--limit", "64",
+        "--resolution", "8", "--trials", "1", "--epochs", "1", "--width", "0.25",
+        "--references", "none", "--repeats", "1", "--name", "j", "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(proc.stdout)  # nothing but the JSON on stdout
+    summary = json.loads((tmp_path / "results" / "j" / "summary.json").read_text())
+    assert data["members"] == summary["members"] and data["signal"] == summary["signal"]
+    assert data["run_dir"].endswith("j") and data["done"] == 1
+    assert "trial 0: accuracy" in proc.stderr  # progress went to stderr

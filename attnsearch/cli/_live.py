@@ -16,8 +16,17 @@ _VIEWS: dict[int, LiveView] = {}  # callbacks reach their view through this (the
 class LiveView:
     """Counts trials and keeps the current front; renders on each change."""
 
-    def __init__(self, term, budget: int, trials: int, interactive: bool, epochs: int = 0):
+    def __init__(
+        self,
+        term,
+        budget: int,
+        trials: int,
+        interactive: bool,
+        epochs: int = 0,
+        stderr_only: bool = False,
+    ):
         self.term = term
+        self.stderr_only = stderr_only  # run --json: progress lines to stderr, no live view
         self.budget = budget
         self.trials = trials
         self.epochs = epochs
@@ -113,7 +122,11 @@ class LiveView:
     # ---- rendering --------------------------------------------------------------------
     def _line(self, text: str) -> None:
         if not self.interactive:
-            self.term.line(f"[{time.time() - self.t0:6.0f}s] {text}", markup=False)
+            line = f"[{time.time() - self.t0:6.0f}s] {text}"
+            if self.stderr_only:  # stdout is for the JSON summary
+                self.term.note(line)
+            else:
+                self.term.line(line, markup=False)
 
     def render(self):
         from rich.console import Group

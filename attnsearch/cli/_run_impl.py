@@ -194,8 +194,14 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
     resume_hint = f"resume with: attnsearch run --name {rundir.name} --resume" + (
         f" --results-dir {opts['results_dir']}" if opts["results_dir"] != "results" else ""
     )
+    as_json = bool(opts.get("as_json"))
     view = LiveView(
-        term, settings.budget, settings.trials, term.interactive, epochs=settings.epochs
+        term,
+        settings.budget,
+        settings.trials,
+        term.interactive and not as_json,
+        epochs=settings.epochs,
+        stderr_only=as_json,
     )
     try:
         with view:
@@ -207,7 +213,10 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         if fresh:
             rundir.discard()  # failed before its first trial: the name stays free
         raise
-    _print_front(summary, rundir.path)
+    if as_json:
+        term.json(summary)
+    else:
+        _print_front(summary, rundir.path)
     term.note(f"how far this proxy's ranking holds on this data: {fidelity_command(settings)}")
     if summary.get("interrupted"):
         term.error(f"interrupted: {summary['done']}/{settings.trials} trials done. {resume_hint}")

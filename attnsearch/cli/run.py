@@ -233,6 +233,13 @@ def _timeout(ctx, param, value):
 )
 @click.option("--early-stop", is_flag=True, help="ASHA early stopping of poor trials on accuracy.")
 @click.option("--resume", is_flag=True, help="Continue the search --name NAME.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run's summary (summary.json and the run folder) as JSON on stdout; "
+    "progress and notes go to stderr.",
+)
 @click.pass_context
 def command(ctx: click.Context, **opts) -> None:
     """Search attention choices per slot: accuracy up, FLOPs down, under --budget.
