@@ -95,7 +95,7 @@ class _Tune:
     def __init__(self, monkeypatch):
         from ray import tune
 
-        from attnsearch.search import _ray
+        from attnsearch.search import _gpus, _ray
 
         self.seen: dict = {}
         seen = self.seen
@@ -121,6 +121,10 @@ class _Tune:
         monkeypatch.setattr(_ray, "start_ray", start_ray)
         monkeypatch.setattr(_ray, "check_resources", lambda c, g: seen.setdefault("check", (c, g)))
         monkeypatch.setattr(_ray, "execution_log", lambda path: None)
+        # a cluster with one GPU and a driver whose torch could use it (this machine has
+        # neither: the GPU default is tested for real in test_gpus.py)
+        monkeypatch.setattr(_gpus, "cluster_gpus", lambda: 1.0)
+        monkeypatch.setattr(_gpus, "check_driver_torch", lambda share: None)
         monkeypatch.delenv("RAY_ADDRESS", raising=False)
 
 
