@@ -54,7 +54,7 @@ def proxy_options(fn: Callable) -> Callable:
             "--optimizer",
             type=click.Choice(OPTIMIZERS),
             default=None,
-            help="Proxy optimizer (default: run's; adamw takes lr 0.002, weight decay 0.05).",
+            help="Proxy optimizer (default: run's; adamw takes lr 0.002 per batch 128, weight decay 0.05).",
         ),
         click.option(
             "--limit",

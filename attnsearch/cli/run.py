@@ -201,7 +201,7 @@ def _timeout(ctx, param, value):
     default=_proxy("optimizer"),
     show_default=True,
     type=click.Choice(OPTIMIZERS),
-    help="Proxy optimizer: sgd (Nesterov, lr 0.2 per batch 128) or adamw (lr 0.002, weight decay 0.05; the gates' ~0.5 scale does not slow it, benchmarks/RESULTS.md §16).",
+    help="Proxy optimizer: sgd (Nesterov, lr 0.2 per batch 128) or adamw (lr 0.002 per batch 128, weight decay 0.05; the gates' ~0.5 scale does not slow it, benchmarks/RESULTS.md §16).",
 )
 @click.option(
     "--batch-size",
