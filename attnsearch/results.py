@@ -563,7 +563,7 @@ def verdict(members: list[dict], references: list[dict], noise: Noise) -> dict[s
         tail = "noise not measured (no architecture has 2 seeds)"
     else:
         t, separated = result
-        out.update({"t": t, "beyond_noise": separated})
+        out.update({"t": t if math.isfinite(t) else None, "beyond_noise": separated})
         test = f"pooled t = {t:.2f}, df {noise.df}, 95 %"
         if not separated:
             head, tail = "the search's best is within noise of", f"not separated ({test})"

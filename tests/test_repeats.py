@@ -367,3 +367,11 @@ def test_repeats_survive_sigkill_and_resume(tmp_path):
             per[t.user_attrs["repeat_of"]] = per.get(t.user_attrs["repeat_of"], 0) + 1
     assert per and set(per.values()) == {1}, "exactly one repeat per trial at --repeats 2"
     assert {m["trial"] for m in json.loads((run_dir / "pareto.json").read_text())} <= set(per)
+
+
+def test_zero_seed_noise_gives_strict_json():
+    """Identical seeds (pooled sd 0) separate any two different means; the infinite t is
+    written as null, so summary.json stays strict JSON."""
+    v = verdict([_member(1, [0.9, 0.8])], [_ref("R", [0.7, 0.7])], Noise(0.0, 2))
+    assert v["beyond_noise"] is True and v["t"] is None
+    json.dumps(v, allow_nan=False)
