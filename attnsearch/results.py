@@ -783,7 +783,7 @@ def plot_pareto(
     ax.set_xlabel("FLOPs of the deploy network (G)")
     ax.set_ylabel("proxy validation accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")  # references sit low on a short proxy
     fig.tight_layout()
     try:
         with safeio.atomic_open(path, "wb", ResultsError) as f:  # matplotlib writes our file
