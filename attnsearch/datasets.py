@@ -615,11 +615,10 @@ def _make_clutter(
     groups = torch.arange(d).repeat_interleave(variants)
     canvas = torch.zeros(n, size * size, dtype=torch.int64)
 
+    from attnsearch.mnist_clutter import paste_max
+
     def paste(patches: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> None:
-        h, w = patches.shape[1:]
-        r = rows.view(n, 1, 1) + torch.arange(h).view(1, h, 1)
-        c = cols.view(n, 1, 1) + torch.arange(w).view(1, 1, w)
-        canvas.scatter_reduce_(1, (r * size + c).view(n, -1), patches.reshape(n, -1), "amax")
+        paste_max(canvas, size, patches, rows, cols)
 
     for _ in range(pieces):  # distractors first; the digit is pasted over them with max
         other = (groups + 1 + torch.randint(0, d - 1, (n,), generator=g)) % d

@@ -26,7 +26,7 @@ import importlib.resources
 import numpy as np
 import torch
 
-__all__ = ["CANVAS", "PIECES", "load_digits", "render"]
+__all__ = ["CANVAS", "PIECES", "load_digits", "paste_max", "render"]
 
 CANVAS = 40  # canvas side: a 28×28 digit has 12 pixels of play each way
 PIECE = 9  # side of a clutter fragment (a stroke or two of another digit)
@@ -56,6 +56,17 @@ def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
     table = torch.from_numpy(values).view(rows, cols)
     images = table[:, :-1].clamp_(0, 255).to(torch.uint8).view(-1, 28, 28)
     return images, table[:, -1].contiguous()
+
+
+def paste_max(
+    canvas: torch.Tensor, size: int, patches: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+) -> None:
+    """Max-blend ``patches`` (N, h, w) into flat ``canvas`` (N, size²) with their top-left
+    corners at ``(rows, cols)`` (the brighter pixel wins)."""
+    n, ph, pw = patches.shape
+    r = rows.view(n, 1, 1) + torch.arange(ph).view(1, ph, 1)
+    c = cols.view(n, 1, 1) + torch.arange(pw).view(1, 1, pw)
+    canvas.scatter_reduce_(1, (r * size + c).view(n, -1), patches.reshape(n, -1), "amax")
 
 
 def render(
@@ -89,10 +100,7 @@ def render(
     canvas = torch.zeros(n, size * size, dtype=torch.int64)
 
     def paste(patches: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> None:
-        ph, pw = patches.shape[1:]
-        r = rows.view(n, 1, 1) + torch.arange(ph).view(1, ph, 1)
-        c = cols.view(n, 1, 1) + torch.arange(pw).view(1, 1, pw)
-        canvas.scatter_reduce_(1, (r * size + c).view(n, -1), patches.reshape(n, -1), "amax")
+        paste_max(canvas, size, patches, rows, cols)
 
     # where each owner sits in the pool (or -1), so that a fragment never comes from it
     slot = torch.full((glyphs.shape[0],), -1, dtype=torch.int64)
