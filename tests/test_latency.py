@@ -356,11 +356,11 @@ def _synthetic_table(space) -> LatencyTable:
     """A table with made-up but structured latencies (FLOPs-proportional plus a per-type
     overhead that FLOPs do not see), measured "on this machine": no timing in the test."""
     from attnsearch.flops.analytic import cost_table
-    from attnsearch.latency import _slot_choices, space_digest
+    from attnsearch.latency import slot_choices, space_digest
 
     flops = cost_table(space.backbone, space.input, space.num_classes)
     slots = []
-    for s, choices in enumerate(_slot_choices(space)):
+    for s, choices in enumerate(slot_choices(space)):
         slots.append(
             {
                 c: flops.slot(s, c) / 2e8 + 0.07 * (len(c.type) % 4) * (c.type != "none")

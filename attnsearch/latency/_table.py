@@ -1,26 +1,12 @@
-"""Measured latency as a cost: per-slot lookup tables for one device (issue 13).
+"""Latency tables: what one is measured under, how it predicts, its JSON file (issue 13).
 
-FLOPs are not what users pay: an attention block's time depends on memory traffic, kernel
-launches and layout as much as on multiply-accumulates. Like FBNet's per-block lookup
-tables (Wu et al., arXiv:1812.03443) and nn-Meter (Zhang et al., MobiSys 2021), a
-:class:`LatencyTable` stores the measured inference time of every choice a space allows in
-every slot, each measured as a whole residual block in that slot's own context (input
-shape, stride, channels), plus the stem and the head. The predicted latency of an
-architecture is then ``stem + Σ slots + head``: dict lookups, microseconds of Python.
-
-Isolated blocks do not add up exactly to the network (caches stay warm across repeats of
-one block, boundaries between blocks cost something, a framework adds per-call overhead),
-so :func:`build_table` times a few *calibration* networks end to end and fits one scale
-factor ``measured ≈ scale × Σ parts`` (the median of the measured/summed ratios, robust
-to one disturbed network), stored in the table and applied by :meth:`LatencyTable.predict`;
-:meth:`LatencyTable.raw` is the plain sum. :func:`validate` reports both errors on other, seeded random architectures.
-
-Timing: ``torch.inference_mode``, eval mode, warm-up calls, then ``repeats`` samples; each
-sample runs the module enough times to last ``min_sample_ms`` (so tiny blocks are not
-lost in timer resolution) and the median per-call time is kept (``estimator="min"`` keeps
-the fastest sample instead: on a shared machine contention only ever adds time, so the
-minimum is the better estimate of the machine's own latency). On CUDA every sample ends
-with a synchronize, tensors are channels_last and the dtype is applied with ``.to(dtype)``.
+A :class:`LatencyTable` stores the measured inference time (ms) of every choice a space
+allows in every slot of one backbone on one device, plus the stem and the head, and the
+calibration ``scale``. :meth:`LatencyTable.predict` is ``scale × (stem + Σ slots + head)``:
+dict lookups. :meth:`LatencyTable.save` / :meth:`LatencyTable.load` are the file format
+(:data:`FORMAT_VERSION`), refusing a table measured under other conditions. Measuring is
+:mod:`attnsearch.latency._measure`'s; the table as a search cost is
+:class:`attnsearch.cost.LatencyCost`.
 """
 
 from __future__ import annotations
@@ -28,12 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import platform
-import random
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,29 +25,9 @@ if TYPE_CHECKING:
     from attnsearch.architecture import Architecture, SlotChoice
     from attnsearch.spaces import SearchSpace
 
-__all__ = [
-    "DTYPES",
-    "FORMAT_VERSION",
-    "LatencyCost",
-    "LatencyError",
-    "LatencyTable",
-    "Settings",
-    "Validation",
-    "build_table",
-    "choice_key",
-    "floor_ms",
-    "load_or_build",
-    "measure_network",
-    "random_architectures",
-    "validate",
-]
-
 FORMAT_VERSION = 1
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "cuda")
-
-# progress(done, total, label): called after each measurement
-Progress = Callable[[int, int, str], None]
 
 
 class LatencyError(InputError):
@@ -180,13 +141,21 @@ class LatencyTable:
         try:
             return [table[c] for table, c in zip(self.slots, arch.slots, strict=True)]
         except KeyError:
-            for i, (table, c) in enumerate(zip(self.slots, arch.slots, strict=True)):
-                if c not in table:
-                    raise LatencyError(
-                        f"the latency table has no entry for {c.label()} in slot {i}; "
-                        "build one for this space with `attnsearch latency-table`"
-                    ) from None
-            raise
+            return [self.entry(i, c) for i, c in enumerate(arch.slots)]
+
+    def entry(self, index: int, choice: SlotChoice) -> float:
+        """Measured ms of slot ``index`` holding ``choice``.
+
+        Raises:
+            LatencyError: the table has no such entry.
+        """
+        try:
+            return self.slots[index][choice]
+        except (KeyError, IndexError):
+            raise LatencyError(
+                f"the latency table has no entry for {choice.label()} in slot {index}; "
+                "build one for this space with `attnsearch latency-table`"
+            ) from None
 
     def covers(self, arch: Architecture) -> bool:
         """Whether every slot choice of ``arch`` has an entry."""
@@ -195,6 +164,28 @@ class LatencyTable:
             and len(arch.slots) == len(self.slots)
             and all(c in t for t, c in zip(self.slots, arch.slots, strict=True))
         )
+
+    def check_space(self, space: SearchSpace) -> None:
+        """Refuse a table that cannot cost every architecture of ``space``.
+
+        Raises:
+            LatencyError: another backbone, or a choice ``space`` can put in a slot (at the
+                deploy width, ``none`` included) has no entry there.
+        """
+        if space.backbone != self.backbone:
+            raise LatencyError(
+                f"the latency table is for {self.backbone}, space {space.name!r} is "
+                f"{space.backbone}; build one for this space with `attnsearch latency-table`"
+            )
+        where = {s: space.unit_name(u) for u in space.units for s in space.unit_slots(u)}
+        for i, choices in enumerate(slot_choices(space)):
+            for c in choices:
+                if c not in self.slots[i]:
+                    raise LatencyError(
+                        f"the latency table has no entry for {c.label()} in "
+                        f"{where.get(i, f'slot {i}')}; "
+                        f"build one for space {space.name!r} with `attnsearch latency-table`"
+                    )
 
     def cheapest(self, space: SearchSpace, width: float = 1.0) -> tuple[float, Architecture]:
         """The space's architecture with the lowest predicted latency, and that latency (ms).
@@ -385,40 +376,6 @@ class LatencyCost:
         return int(round(self.table.predict(arch) * 1e6))
 
 
-def load_or_build(
-    path: str | Path,
-    space: SearchSpace,
-    settings: Settings,
-    *,
-    force: bool = False,
-    calibrate: int = 4,
-    progress: Progress | None = None,
-) -> LatencyTable:
-    """The table at ``path`` if it exists (checked against ``settings``), else build and save it.
-
-    What ``run --latency-table FILE`` needs: a table for the local device, measured once.
-
-    Raises:
-        LatencyError: the file exists but was measured under other conditions (unless
-            ``force``), or it lacks a choice of ``space``.
-    """
-    path = Path(path)
-    if path.exists():
-        table = LatencyTable.load(
-            path,
-            device=settings.device,
-            input=settings.input,
-            batch=settings.batch,
-            dtype=settings.dtype,
-            force=force,
-        )
-        table.cheapest(space)  # raises when a choice of the space has no entry
-        return table
-    table = build_table(space, settings, calibrate=calibrate, progress=progress)
-    table.save(path)
-    return table
-
-
 MAX_BATCH, MAX_THREADS, MAX_REPEATS = 65536, 4096, 10**6  # beyond these: not a table
 
 
@@ -475,79 +432,6 @@ def _ms(value: Any, what: str, fail) -> float:
     return v
 
 
-# ---- measurement ---------------------------------------------------------------------
-class _Timer:
-    """Times modules under one :class:`Settings` (device, dtype, layout, threads)."""
-
-    def __init__(self, settings: Settings):
-        import torch
-
-        self.s = settings
-        self.torch = torch
-        self.device = torch.device(settings.device)
-        self.dtype = getattr(torch, settings.dtype)
-        self.format = torch.channels_last if settings.channels_last else torch.contiguous_format
-
-    def prepare(self, module):
-        module = module.eval().to(self.device, dtype=self.dtype)
-        if self.s.channels_last:
-            module = module.to(memory_format=self.format)
-        return module
-
-    def tensor(self, shape: Sequence[int], seed: int = 0):
-        g = self.torch.Generator().manual_seed(seed)
-        x = self.torch.randn(*shape, generator=g).to(self.device, dtype=self.dtype)
-        if len(shape) == 4 and self.s.channels_last:
-            x = x.contiguous(memory_format=self.format)
-        return x
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            self.torch.cuda.synchronize()
-
-    def time_ms(self, module, x) -> float:
-        """Median milliseconds of one ``module(x)`` call."""
-        s = self.s
-        with self.torch.inference_mode():
-            for _ in range(s.warmup):
-                module(x)
-            self._sync()
-            t0 = time.perf_counter()
-            module(x)
-            self._sync()
-            once = time.perf_counter() - t0
-            inner = max(1, math.ceil(s.min_sample_ms / 1e3 / max(once, 1e-7)))
-            samples = []
-            for _ in range(s.repeats):
-                t0 = time.perf_counter()
-                for _ in range(inner):
-                    module(x)
-                self._sync()
-                samples.append((time.perf_counter() - t0) / inner)
-        pick = min if s.estimator == "min" else statistics.median
-        return pick(samples) * 1e3
-
-
-class _ThreadScope:
-    """Sets torch's intra-op threads for a block of work and restores them afterwards."""
-
-    def __init__(self, threads: int | None):
-        self.threads = threads
-
-    def __enter__(self):
-        import torch
-
-        self.before = torch.get_num_threads()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import torch
-
-        torch.set_num_threads(self.before)
-
-
 def space_digest(space: SearchSpace) -> str:
     """sha256 (16 hex digits) of what decides a space's architectures."""
     data = {
@@ -561,7 +445,7 @@ def space_digest(space: SearchSpace) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _slot_choices(space: SearchSpace) -> list[list[SlotChoice]]:
+def slot_choices(space: SearchSpace) -> list[list[SlotChoice]]:
     """Per slot: every choice the space can put there (``none`` always, for unsearched slots)."""
     from attnsearch.architecture import SlotChoice
     from attnsearch.backbones import BACKBONES
@@ -575,277 +459,3 @@ def _slot_choices(space: SearchSpace) -> list[list[SlotChoice]]:
             for choices in per_type.values():
                 per_slot[s].update(dict.fromkeys(choices))
     return [list(d) for d in per_slot]
-
-
-def _plain_parts(backbone: str, num_classes: int, channels: int):
-    """Stem and head modules of the deploy network (taken from a plain ResNet)."""
-    from torch import nn
-
-    from attnsearch.architecture import Architecture
-    from attnsearch.backbones import build_network
-
-    plain = Architecture.uniform(backbone)
-    net = build_network(plain, num_classes=num_classes, in_channels=channels)
-    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-    head = nn.Sequential(net.avgpool, nn.Flatten(1), net.fc)
-    return net, stem, head
-
-
-def floor_ms(space: SearchSpace, settings: Settings) -> float:
-    """Measured milliseconds of the stem and the head alone (plain backbone, ``settings``):
-    every architecture of ``space`` runs both, so a latency budget below this cannot be
-    met. Two measurements, a fraction of a second: what a run checks before measuring a
-    whole table."""
-    import torch
-
-    batch, (c, h, w) = settings.batch, settings.input
-    net, stem, head = _plain_parts(space.backbone, space.num_classes, c)
-    timer = _Timer(settings)
-    with _ThreadScope(settings.threads), torch.no_grad():
-        net.eval()
-        x = torch.zeros(batch, c, h, w)
-        x = stem.eval()(x)
-        for block in [*net.layer1, *net.layer2, *net.layer3, *net.layer4]:
-            x = block(x)
-        head_shape = tuple(x.shape)
-    with _ThreadScope(settings.threads):
-        stem_ms = timer.time_ms(timer.prepare(stem), timer.tensor((batch, c, h, w)))
-        head_ms = timer.time_ms(timer.prepare(head), timer.tensor(head_shape))
-    return stem_ms + head_ms
-
-
-def build_table(
-    space: SearchSpace,
-    settings: Settings,
-    *,
-    calibrate: int = 4,
-    seed: int = 1000,
-    progress: Progress | None = None,
-) -> LatencyTable:
-    """Measure every choice of ``space`` in every slot, plus stem and head, then calibrate.
-
-    Slots that share a context (same input shape, channels, stride) are measured once per
-    choice and the value shared.
-
-    Args:
-        space: the search space (its backbone, options and classes).
-        settings: device, dtype, batch, input shape, threads, repeats.
-        calibrate: random networks (plus the plain backbone) timed end to end to fit the
-            table's scale; 0 keeps scale 1 (raw sums).
-        seed: seed of the calibration networks (validation uses other seeds).
-        progress: called after each measurement with (done, total, label).
-    """
-    import torch
-
-    from attnsearch.architecture import Architecture
-    from attnsearch.backbones import build_block, slot_infos
-
-    started = time.perf_counter()
-    timer = _Timer(settings)
-    batch, (c, h, w) = settings.batch, settings.input
-    per_slot = _slot_choices(space)
-    infos = slot_infos(space.backbone)
-    # built outside inference mode: parameters made inside it are inference tensors, which a
-    # later dtype/device copy (bf16, cuda) cannot use ("do not track version counter")
-    net, stem, head = _plain_parts(space.backbone, space.num_classes, c)
-    with _ThreadScope(settings.threads), torch.no_grad():
-        net.eval()
-        # shapes entering each block (independent of the choices: strides are fixed)
-        x = torch.zeros(batch, c, h, w)
-        x = stem.eval()(x)
-        shapes = []
-        for block in [*net.layer1, *net.layer2, *net.layer3, *net.layer4]:
-            shapes.append(tuple(x.shape))
-            x = block(x)
-        head_shape = tuple(x.shape)
-    contexts: dict[tuple, list[int]] = {}
-    for info, shape in zip(infos, shapes, strict=True):
-        key = (shape, info.in_channels, info.out_channels, info.stride, info.conv_in)
-        contexts.setdefault(key, []).append(info.index)
-    jobs = [(idxs, choice) for idxs in contexts.values() for choice in per_slot[idxs[0]]]
-    # slots in one context get the same choices only if the space says so; measure the union
-    for idxs in contexts.values():
-        union = dict.fromkeys(ch for i in idxs for ch in per_slot[i])
-        measured = set(per_slot[idxs[0]])
-        jobs.extend((idxs, ch) for ch in union if ch not in measured)
-    calib_archs = []
-    if calibrate > 0:
-        plain = Architecture.uniform(space.backbone).slots
-        calib_archs = [Architecture(space.backbone, plain, space.num_classes, space.input)]
-        calib_archs += random_architectures(space, calibrate, seed=seed)
-    total = 2 + len(jobs) + len(calib_archs)
-    done = 0
-
-    def step(label: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total, label)
-
-    slot_tables: list[dict] = [{} for _ in infos]
-    with _ThreadScope(settings.threads):
-        stem_ms = timer.time_ms(timer.prepare(stem), timer.tensor((batch, c, h, w)))
-        step("stem")
-        for idxs, choice in jobs:
-            info = infos[idxs[0]]
-            block = timer.prepare(build_block(space.backbone, info, choice))
-            ms = timer.time_ms(block, timer.tensor(shapes[idxs[0]]))
-            for i in idxs:
-                if choice in per_slot[i]:
-                    slot_tables[i][choice] = ms
-            step(f"slot {idxs[0]} {choice.label()}")
-        head_ms = timer.time_ms(timer.prepare(head), timer.tensor(head_shape))
-        step("head")
-        table = LatencyTable(
-            backbone=space.backbone,
-            settings=settings,
-            stem_ms=stem_ms,
-            head_ms=head_ms,
-            slots=slot_tables,
-            num_classes=space.num_classes,
-            space={"name": space.name, "digest": space_digest(space)},
-        )
-        calib = []
-        for arch in calib_archs:
-            measured = measure_network(arch, settings, timer=timer)
-            calib.append((table.raw(arch), measured))
-            step("calibration network")
-    scale = 1.0
-    if calib:
-        scale = statistics.median(m / p for p, m in calib)
-    table.scale = scale
-    table.meta = {
-        **device_info(settings.device),
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "build_seconds": round(time.perf_counter() - started, 2),
-        "measurements": len(jobs) + 2,
-        "calibration": {
-            "method": "scale = median(measured / raw sum) over the plain backbone + random networks",
-            "seed": seed,
-            "networks": len(calib),
-            "predicted_raw_ms": [round(p, 4) for p, _ in calib],
-            "measured_ms": [round(m, 4) for _, m in calib],
-        },
-    }
-    return table
-
-
-def device_info(device: str) -> dict[str, Any]:
-    """Device kind and name, torch version, CPU count (provenance of a table)."""
-    import torch
-
-    info: dict[str, Any] = {
-        "device_kind": device,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-    }
-    if device == "cuda":
-        info["device_name"] = torch.cuda.get_device_name(0)
-        info["cuda"] = torch.version.cuda
-        info["cudnn_benchmark"] = torch.backends.cudnn.benchmark
-    else:
-        info["device_name"] = _cpu_name()
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def measure_network(
-    arch: Architecture, settings: Settings, *, timer: _Timer | None = None
-) -> float:
-    """Measured end-to-end latency (ms) of the deploy network of ``arch``."""
-    from attnsearch.backbones import build_network
-
-    timer = timer or _Timer(settings)
-    with _ThreadScope(settings.threads):
-        net = timer.prepare(build_network(arch, in_channels=settings.input[0]))
-        x = timer.tensor((settings.batch, *settings.input))
-        return timer.time_ms(net, x)
-
-
-def random_architectures(
-    space: SearchSpace, n: int, *, seed: int = 0, width: float = 1.0
-) -> list[Architecture]:
-    """``n`` seeded random architectures: per unit a uniform type, then a uniform combination.
-
-    ``width``: draw only from the choices buildable at that proxy width (1.0: deploy).
-    """
-    from attnsearch.architecture import Architecture, SlotChoice
-    from attnsearch.backbones import BACKBONES
-
-    rng = random.Random(seed)
-    options = space.options(width)
-    out = []
-    for _ in range(n):
-        slots = [SlotChoice("none", ())] * BACKBONES[space.backbone].num_slots
-        for unit, per_type in zip(space.units, options, strict=True):
-            choice = rng.choice(per_type[rng.choice(sorted(per_type))])
-            for s in space.unit_slots(unit):
-                slots[s] = choice
-        out.append(Architecture(space.backbone, tuple(slots), space.num_classes, space.input))
-    return out
-
-
-@dataclass(frozen=True)
-class Validation:
-    """Predicted vs measured end-to-end latency on random architectures.
-
-    Attributes:
-        rows: per architecture: (summary, measured ms, raw predicted ms, predicted ms).
-        seed: seed of the architectures.
-    """
-
-    rows: list[tuple[str, float, float, float]]
-    seed: int
-
-    @staticmethod
-    def _errors(pairs) -> list[float]:
-        return [abs(p - m) / m for m, p in pairs]
-
-    def summary(self) -> dict[str, Any]:
-        raw = self._errors((m, r) for _, m, r, _ in self.rows)
-        cor = self._errors((m, p) for _, m, _, p in self.rows)
-        return {
-            "networks": len(self.rows),
-            "seed": self.seed,
-            "raw_median_error": statistics.median(raw),
-            "raw_worst_error": max(raw),
-            "raw_mean_signed_error": statistics.fmean((r - m) / m for _, m, r, _ in self.rows),
-            "median_error": statistics.median(cor),
-            "worst_error": max(cor),
-            "measured_ms": {
-                "min": min(m for _, m, _, _ in self.rows),
-                "max": max(m for _, m, _, _ in self.rows),
-            },
-        }
-
-
-def validate(
-    table: LatencyTable,
-    space: SearchSpace,
-    n: int = 20,
-    *,
-    seed: int = 0,
-    progress: Progress | None = None,
-) -> Validation:
-    """Measure ``n`` seeded random architectures end to end and compare with the table."""
-    if n < 1:
-        raise LatencyError(f"validation needs at least one network, got {n}")
-    timer = _Timer(table.settings)
-    rows = []
-    for i, arch in enumerate(random_architectures(space, n, seed=seed)):
-        measured = measure_network(arch, table.settings, timer=timer)
-        rows.append((arch.summary(), measured, table.raw(arch), table.predict(arch)))
-        if progress is not None:
-            progress(i + 1, n, "validation network")
-    return Validation(rows, seed)
