@@ -21,8 +21,9 @@ set (Optuna 5's TPE counts such trials as infeasible and steers away from them; 
 and GP ignore them), and an impossible one as ``FAIL``. A trained candidate is told
 ``[accuracy, cost]`` with a constraint ``<= 0``.
 
-The cost is the analytic deploy FLOPs, or a predicted latency (``latency=True``: the cost
-function returns nanoseconds, an integer, and the second objective is milliseconds);
+The cost is an :class:`attnsearch.cost.Cost`: the analytic deploy FLOPs, or a predicted
+latency (``latency=True``: a :class:`~attnsearch.cost.LatencyCost`, nanoseconds, an integer;
+the second objective is milliseconds);
 ``flops`` is recorded on every trial either way. The Ray Tune searcher
 (:mod:`attnsearch.search._searcher`) is a thin adapter over :class:`Proposer`: it adds the
 trial-record attributes (:class:`attnsearch.rundir.TrialRecord`), re-runs of interrupted
@@ -39,6 +40,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from attnsearch.cost import BudgetTooLowError, Cost, Feasible, FlopsCost
 from attnsearch.errors import InputError
 
 if TYPE_CHECKING:  # the architecture imports torch: kept out of `run --help`'s imports
@@ -49,14 +51,12 @@ if TYPE_CHECKING:  # the architecture imports torch: kept out of `run --help`'s 
 
 __all__ = [
     "CONSTRAINT",
-    "FlopsCost",
     "POLICIES",
     "SAMPLERS",
     "BudgetTooLowError",
     "ProposalError",
     "Proposer",
     "StorageWriteError",
-    "cheapest_choices",
     "guard_storage",
     "make_sampler",
     "repair",
@@ -68,10 +68,6 @@ POLICIES = ("reject", "repair", "spread")
 SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")
 
 CostFn = Callable[["Architecture"], int]
-
-
-class BudgetTooLowError(InputError):
-    """The budget is below the cheapest architecture of the space."""
 
 
 class ProposalError(InputError):
@@ -93,41 +89,6 @@ def _with_unit(space: SearchSpace, arch: Architecture, unit: int, choice: SlotCh
     for s in space.unit_slots(unit):
         slots[s] = choice
     return dataclasses.replace(arch, slots=tuple(slots))
-
-
-def cheapest_choices(
-    space: SearchSpace, options: Options, cost_fn: CostFn
-) -> tuple[Architecture, list[SlotChoice]]:
-    """The cheapest architecture and, per unit, its cheapest choice.
-
-    Costs are taken as additive over units (true of FLOPs and of a per-slot latency table):
-    each unit's cheapest choice is found with the other units fixed. Ties go to the choice
-    listed first in the options, so the result is deterministic.
-    """
-    from attnsearch.architecture import Architecture, SlotChoice
-
-    base = Architecture(
-        space.backbone,
-        (SlotChoice("none", ()),) * len(_none_slots(space)),
-        space.num_classes,
-        space.input,
-    )
-    best: list[SlotChoice] = []
-    for unit, per_type in zip(space.units, options, strict=True):
-        candidates = [c for cs in per_type.values() for c in cs]
-        costs = [cost_fn(_with_unit(space, base, unit, c)) for c in candidates]
-        best.append(candidates[min(range(len(costs)), key=costs.__getitem__)])
-    arch = base
-    for unit, c in zip(space.units, best, strict=True):
-        arch = _with_unit(space, arch, unit, c)
-    return arch, best
-
-
-def _none_slots(space: SearchSpace) -> tuple[SlotChoice, ...]:
-    from attnsearch.architecture import SlotChoice
-    from attnsearch.backbones import BACKBONES
-
-    return (SlotChoice("none", ()),) * BACKBONES[space.backbone].num_slots
 
 
 def repair(
@@ -177,19 +138,6 @@ def repair(
     return fixed
 
 
-class FlopsCost:
-    """The analytic deploy FLOPs of an architecture of ``space``: the default cost function
-    (a class, not a closure, so a searcher holding it can be pickled by Ray Tune)."""
-
-    def __init__(self, space: SearchSpace):
-        from attnsearch.flops.analytic import cost_table
-
-        self.table = cost_table(space.backbone, space.input, space.num_classes)
-
-    def __call__(self, arch: Architecture) -> int:
-        return self.table.total(arch.slots)
-
-
 class Proposer:
     """Hands out candidates under a budget from an Optuna study (no Ray, no training).
 
@@ -198,13 +146,16 @@ class Proposer:
         space: the :class:`~attnsearch.spaces.SearchSpace`.
         options: per-unit valid choices at the proxy width (``space.options(width)``).
         budget: the hard limit on ``cost_fn`` (FLOPs; nanoseconds when ``latency``).
-        cost_fn: cost of an architecture (an int); the analytic deploy FLOPs when ``None``.
+        cost_fn: the :class:`~attnsearch.cost.Cost` (an int per architecture); the analytic
+            deploy FLOPs when ``None``.
         policy: ``"reject"``, ``"repair"`` or ``"spread"`` (module docstring).
         seed: seeds the repair targets of ``"spread"``.
         max_attempts: asks per :meth:`propose` before giving up (:class:`ProposalError`).
         latency: ``cost_fn`` is a latency in nanoseconds; recorded as ``latency_ms`` and told
             as the second objective in milliseconds.
         epochs: a trained result with fewer epochs was stopped early (:meth:`finish`).
+        checked: what ``cost_fn.check_budget(budget, space, options)`` returned (a run checks
+            once, before anything is created); ``None``: checked here.
 
     Raises:
         BudgetTooLowError: ``budget`` is below the cheapest architecture.
@@ -217,17 +168,18 @@ class Proposer:
         space: SearchSpace,
         options: Options,
         budget: int,
-        cost_fn: CostFn | None = None,
+        cost_fn: Cost | None = None,
         policy: str = "reject",
         *,
         seed: int = 0,
         max_attempts: int = 10_000,
         latency: bool = False,
         epochs: int = 1,
+        checked: Feasible | None = None,
     ):
         if policy not in POLICIES:
             raise InputError(f"unknown budget policy {policy!r}; valid: {', '.join(POLICIES)}")
-        self.flops_fn: CostFn = FlopsCost(space)
+        self.flops_fn: Cost = FlopsCost(space)
         if cost_fn is None:
             if latency:
                 raise InputError("a latency cost needs its cost function (a latency table)")
@@ -242,18 +194,16 @@ class Proposer:
         self.max_attempts = max_attempts
         self.latency = latency
         self.epochs = epochs
-        self.cheapest_arch, self.cheapest = cheapest_choices(space, options, cost_fn)
-        self.min_cost = cost_fn(self.cheapest_arch)
+        if checked is None:
+            checked = cost_fn.check_budget(self.budget, space, options)
+        elif checked.cost is not cost_fn or checked.budget != self.budget:
+            raise ValueError("checked is the check of another cost or budget")
+        self.cheapest_arch, self.min_cost = checked.cheapest, checked.min_cost
+        cheapest = space.unit_choices(checked.cheapest, options)
+        assert cheapest is not None  # made from these options
+        self.cheapest: list[SlotChoice] = cheapest  # per unit, for repair
         self._savings: dict = {}  # (unit, choice) -> saving of its cheapest choice
         self._sampler_state: dict[int, dict] = {}  # repaired trial number -> sampler attrs
-        if self.min_cost > self.budget:
-            what = (
-                f"{self.budget / 1e6:.4g} ms is below the fastest architecture"
-                if latency
-                else f"{self.budget} is below the cheapest architecture"
-            )
-            cheapest = f"{self.min_cost / 1e6:.4g} ms" if latency else str(self.min_cost)
-            raise BudgetTooLowError(f"budget {what} of space {space.name!r} ({cheapest})")
         self.asked = 0  # every study.ask() made here
         self.over_budget = 0  # asks over the budget (told infeasible, never trained)
         self.invalid = 0  # asks with no valid combination (told failed)

@@ -166,10 +166,9 @@ def references_left_out(
 
 def _plan(space, width, budget, mode, cost_fn):
     if cost_fn is None:
-        from attnsearch.flops.analytic import cost_table
+        from attnsearch.cost import FlopsCost
 
-        table = cost_table(space.backbone, space.input, space.num_classes)
-        cost_fn = lambda a: table.total(a.slots)  # noqa: E731
+        cost_fn = FlopsCost(space)
     options = space.options(width)
     full = space.options(1.0)
     out: list[Reference] = []

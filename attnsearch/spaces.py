@@ -215,23 +215,6 @@ class SearchSpace:
                 out[f"{prefix}.{choice.type}.{name}"] = hp[name]
         return out
 
-    def cheapest(self, width: float = 1.0) -> tuple[int, Architecture]:
-        """The architecture with the fewest FLOPs (slots are independent, so per-slot min)."""
-        from attnsearch.flops.analytic import cost_table
-
-        table = cost_table(self.backbone, self.input, self.num_classes)
-        slots = [SlotChoice("none", ())] * BACKBONES[self.backbone].num_slots
-        for unit, per_type in zip(self.units, self.options(width), strict=True):
-            members = self.unit_slots(unit)
-            best = min(
-                (c for cs in per_type.values() for c in cs),
-                key=lambda c: sum(table.slot(s, c) for s in members),
-            )
-            for s in members:
-                slots[s] = best
-        arch = Architecture(self.backbone, tuple(slots), self.num_classes, self.input)
-        return table.total(arch.slots), arch
-
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -16,6 +16,7 @@ import pytest
 
 from attnsearch.architecture import Architecture, SlotChoice
 from attnsearch.cli import main
+from attnsearch.cost import LatencyCost
 from attnsearch.latency import (
     LatencyError,
     LatencyTable,
@@ -42,6 +43,12 @@ def table(space):
     t = build_table(space, SMALL, calibrate=1, progress=lambda d, n, label: calls.append((d, n)))
     t.meta["progress_calls"] = calls
     return t
+
+
+def _fastest(table, space, width=1.0):
+    """The space's fastest architecture under ``table`` at ``width``, and its latency (ms)."""
+    arch = LatencyCost(table).cheapest(space, space.options(width))
+    return table.predict(arch), arch
 
 
 def _written(table, tmp_path, **changes):
@@ -121,7 +128,7 @@ def test_a_choice_without_an_entry_is_named(table):
 
 
 def test_cheapest_is_the_per_slot_minimum(space, table):
-    ms, arch = table.cheapest(space)
+    ms, arch = _fastest(table, space)
     assert ms == table.predict(arch)
     assert all(ms <= table.predict(a) for a in random_architectures(space, 30, seed=5))
     for unit in space.units:
@@ -129,7 +136,7 @@ def test_cheapest_is_the_per_slot_minimum(space, table):
         best = min(sum(table.slots[s][c] for s in members) for c in table.slots[members[0]])
         assert sum(table.slots[s][arch.slots[s]] for s in members) == best
     with pytest.raises(LatencyError, match="no entry"):
-        table.cheapest(load_space("resnet18"))  # lists hyperparameters tiny does not
+        table.check_space(load_space("resnet18"))  # lists hyperparameters tiny does not
 
 
 def test_load_or_build_reuses_checks_and_builds(space, table, tmp_path, monkeypatch):
@@ -389,11 +396,9 @@ def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     lat = _synthetic_table(space)
     options = space.options(0.25)
-    fastest, _ = lat.cheapest(space, 0.25)
+    fastest, _ = _fastest(lat, space, 0.25)
     budget_ms = fastest * 1.15
-
-    def cost(a):
-        return int(round(lat.predict(a) * 1e6))
+    cost = LatencyCost(lat)
 
     study = optuna.create_study(
         directions=["maximize", "minimize"], sampler=make_sampler("random", 0, 8)
@@ -401,7 +406,7 @@ def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
     prop = Proposer(
         study, space, options, int(budget_ms * 1e6), cost, "spread", latency=True, seed=2
     )
-    assert prop.min_cost == cost(lat.cheapest(space, 0.25)[1])
+    assert prop.min_cost == cost(_fastest(lat, space, 0.25)[1])
     for _ in range(8):
         trial, arch, c = prop.propose()
         assert lat.predict(arch) <= budget_ms * (1 + 1e-9)
@@ -430,9 +435,9 @@ def test_pareto_members_carry_latency_and_flops(space, tmp_path):
         directions=["maximize", "minimize"],
         sampler=make_sampler("tpe-mv", 0, 6),
     )
-    budget = int(lat.cheapest(space, 0.25)[0] * 1.3e6)
+    budget = int(_fastest(lat, space, 0.25)[0] * 1.3e6)
     prop = Proposer(
-        study, space, space.options(0.25), budget, lambda a: int(round(lat.predict(a) * 1e6)),
+        study, space, space.options(0.25), budget, LatencyCost(lat),
         "spread", latency=True,
     )  # fmt: skip
     for i in range(5):
@@ -456,7 +461,7 @@ def test_run_refuses_a_latency_budget_below_the_fastest_before_anything(space, t
     lat = _synthetic_table(space)
     path = tmp_path / "lat.json"
     lat.save(path)
-    fastest = lat.cheapest(space, 0.5)[0]
+    fastest = _fastest(lat, space, 0.5)[0]
 
     def run(*args):
         return subprocess.run(
@@ -499,7 +504,7 @@ def test_latency_budget_search_end_to_end_and_export(space, tmp_path, ray_local)
     lat = _synthetic_table(space)
     path = tmp_path / "lat.json"
     lat.save(path)
-    budget_ms = lat.cheapest(space, 0.25)[0] * 1.2
+    budget_ms = _fastest(lat, space, 0.25)[0] * 1.2
     run = make_run(
         tmp_path / "results", "lat", 10**12, space="tiny", dataset="synthetic", trials=3,
         epochs=1, concurrency=2, width=0.25, batch_size=32, sampler="random", seed=1,

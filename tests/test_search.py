@@ -10,6 +10,7 @@ import pytest
 from conftest import cli, make_run
 
 from attnsearch import Architecture, profile
+from attnsearch.cost import FlopsCost
 from attnsearch.datasets import load_dataset
 from attnsearch.flops.analytic import analytic_flops
 from attnsearch.results import measurements, open_study
@@ -206,7 +207,9 @@ def test_run_rejects_bad_input_before_ray(tmp_path, args, needle):
 
 def test_budget_minimum_is_named(tmp_path):
     proc = cli("run", "--budget", "1M", "--space", "tiny", cwd=tmp_path)
-    cheapest, _ = load_space("tiny").cheapest(0.5)
+    space = load_space("tiny")
+    cost = FlopsCost(space)
+    cheapest = cost(cost.cheapest(space, space.options(0.5)))
     assert f"{cheapest:,}" in proc.stderr
 
 

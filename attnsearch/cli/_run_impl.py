@@ -13,6 +13,7 @@ from typing import Any
 
 from attnsearch.budget import format_flops, format_latency, parse_budget, parse_cost_budget
 from attnsearch.cli._terminal import term
+from attnsearch.cost import FlopsCost, LatencyCost
 from attnsearch.errors import InputError
 
 # settings a resumed search may change (what the user types is used, and saved in
@@ -107,32 +108,32 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         if settings != stored:  # run.yaml holds the settings this driver runs with
             rundir.save_record(record)
         term.note(f"resuming search {rundir.name}: {settings.trials} trials to finish")
+        checked = None  # nothing is created on a resume: run_search checks the budget
     else:
         if opts["budget"] is None:
             raise InputError("--budget is required (e.g. --budget 4GFLOPs)")
         cost_budget = parse_cost_budget(opts["budget"])
         space = load_space(opts["space"])
-        space.check_width(opts["width"])
+        options = space.check_width(opts["width"])
         latency = cost_budget.kind == "latency"
         table = None
+        flops = FlopsCost(space)
+        # the run's one feasibility check, before anything is created (run_search takes it
+        # on); a latency run without a table checks once the table is measured, below
+        checked = None
         if not latency:
             if opts.get("latency_table"):
                 raise InputError(
                     "--latency-table goes with a latency budget (e.g. --budget 25ms); "
                     f"{opts['budget']!r} is FLOPs"
                 )
-            budget = int(cost_budget.value)
-            cheapest, _ = space.cheapest(opts["width"])
-            if cheapest > budget:
-                raise InputError(
-                    f"budget {format_flops(budget)} is below the cheapest architecture of space "
-                    f"{space.name!r} ({format_flops(cheapest)} = {cheapest:,} FLOPs)"
-                )
+            checked = flops.check_budget(cost_budget, space, options)
+            budget = checked.budget
         else:
-            budget = _dearest_flops(space, opts["width"])  # FLOPs are not limited
+            budget = flops.total(flops.dearest(space, options))  # FLOPs are not limited
             if opts.get("latency_table"):
                 table = _load_latency_table(opts["latency_table"], space)
-                _check_latency_budget(table, space, opts["width"], cost_budget.value)
+                checked = LatencyCost(table).check_budget(cost_budget, space, options)
             else:  # a quick bound first: a table takes minutes to measure
                 _check_latency_floor(space, cost_budget.value)
         if opts["name"] is not None:
@@ -167,7 +168,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         if latency and table is None:  # built on the fly for this machine, kept in the run
             try:
                 table = _build_latency_table(rundir.path / LATENCY_TABLE, space)
-                _check_latency_budget(table, space, settings.width, cost_budget.value)
+                checked = LatencyCost(table).check_budget(cost_budget, space, options)
             except (InputError, KeyboardInterrupt):
                 rundir.discard()
                 raise
@@ -205,7 +206,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
     )
     try:
         with view:
-            summary = run_search(rundir, view=view, space=space, dataset=dataset)
+            summary = run_search(rundir, view=view, space=space, dataset=dataset, checked=checked)
     except KeyboardInterrupt:
         term.error(f"stopped at once; completed trials are kept in {rundir.path}. {resume_hint}")
         raise SystemExit(130) from None
@@ -307,17 +308,6 @@ def _same_dataset(record, dataset, rundir) -> None:
 LATENCY_TABLE = "latency_table.json"  # a table built for a run, inside its folder
 
 
-def _dearest_flops(space, width: float) -> int:
-    """The FLOPs of the space's costliest architecture (the non-binding FLOPs cap of a
-    latency-budget search)."""
-    from attnsearch.flops.analytic import cost_table
-    from attnsearch.proposal import cheapest_choices
-
-    table = cost_table(space.backbone, space.input, space.num_classes)
-    arch, _ = cheapest_choices(space, space.options(width), lambda a: -table.total(a.slots))
-    return int(table.total(arch.slots))
-
-
 def _latency_settings():
     """What a run's latency table is measured under: this machine's device, batch 1."""
     import torch
@@ -333,7 +323,7 @@ def _load_latency_table(path, space):
 
     s = _latency_settings()
     table = LatencyTable.load(path, device=s.device, input=space.input, dtype=s.dtype)
-    table.cheapest(space)  # refuses a table without every choice of the space
+    table.check_space(space)  # refuses a table without every choice of the space
     return table
 
 
@@ -359,16 +349,6 @@ def _check_latency_floor(space, budget_ms: float) -> None:
             f"{space.backbone} alone take on this machine ({format_latency(floor)} measured "
             f"on {s.device}, batch {s.batch}): no architecture of space {space.name!r} can "
             "meet it"
-        )
-
-
-def _check_latency_budget(table, space, width: float, budget_ms: float) -> None:
-    fastest, _ = table.cheapest(space, width)
-    if fastest > budget_ms:
-        raise InputError(
-            f"budget {format_latency(budget_ms)} is below the fastest architecture of space "
-            f"{space.name!r} ({format_latency(fastest)} predicted on "
-            f"{table.settings.device}, batch {table.settings.batch})"
         )
 
 

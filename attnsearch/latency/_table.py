@@ -187,31 +187,6 @@ class LatencyTable:
                         f"build one for space {space.name!r} with `attnsearch latency-table`"
                     )
 
-    def cheapest(self, space: SearchSpace, width: float = 1.0) -> tuple[float, Architecture]:
-        """The space's architecture with the lowest predicted latency, and that latency (ms).
-
-        Slots are independent in the table, so this is a per-unit minimum (as
-        :meth:`SearchSpace.cheapest` is for FLOPs); a budget below it admits nothing.
-        """
-        from attnsearch.architecture import Architecture, SlotChoice
-        from attnsearch.backbones import BACKBONES
-
-        slots = [SlotChoice("none", ())] * BACKBONES[space.backbone].num_slots
-        for unit, per_type in zip(space.units, space.options(width), strict=True):
-            members = space.unit_slots(unit)
-            candidates = [c for cs in per_type.values() for c in cs]
-            missing = [c for c in candidates for s in members if c not in self.slots[s]]
-            if missing:
-                raise LatencyError(
-                    f"the latency table has no entry for {missing[0].label()} in "
-                    f"{space.unit_name(unit)}; build one for space {space.name!r}"
-                )
-            best = min(candidates, key=lambda c: sum(self.slots[s][c] for s in members))
-            for s in members:
-                slots[s] = best
-        arch = Architecture(space.backbone, tuple(slots), space.num_classes, space.input)
-        return self.predict(arch), arch
-
     # ---- JSON ----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         s = self.settings
@@ -361,19 +336,6 @@ class LatencyTable:
                         "build a table for these conditions or pass --force"
                     )
         return table
-
-
-class LatencyCost:
-    """``table``'s predicted latency of an architecture in integer nanoseconds: the cost
-    function of a latency-budget search (:class:`attnsearch.proposal.Proposer`). Additive
-    over slots up to rounding, so repair works on it as on FLOPs; a class, not a closure, so
-    the searcher holding it can be pickled by Ray Tune."""
-
-    def __init__(self, table: LatencyTable):
-        self.table = table
-
-    def __call__(self, arch: Architecture) -> int:
-        return int(round(self.table.predict(arch) * 1e6))
 
 
 MAX_BATCH, MAX_THREADS, MAX_REPEATS = 65536, 4096, 10**6  # beyond these: not a table

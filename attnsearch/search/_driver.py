@@ -113,19 +113,22 @@ def _scheduler(settings: RunSettings):
     )
 
 
-def cost_of(settings: RunSettings, run_dir):
-    """The Proposer's budget and cost function: analytic FLOPs (``None``: its default), or
-    the latency table's prediction in nanoseconds (an integer, additive over slots). A
-    relative table path is inside the run folder (a table built for the run)."""
+def cost_of(settings: RunSettings, run_dir, space):
+    """The run's cost model and its budget in the cost's unit: analytic FLOPs, or the
+    latency table's prediction in nanoseconds. A relative table path is inside the run
+    folder (a table built for the run)."""
+    from attnsearch.cost import FlopsCost, LatencyCost
+
     if settings.latency_budget_ms is None:
-        return settings.budget, None
+        return FlopsCost(space), settings.budget
     from pathlib import Path
 
-    from attnsearch.latency import LatencyCost, LatencyTable
+    from attnsearch.budget import Budget
+    from attnsearch.latency import LatencyTable
 
     # checked against the device and the space by `run` before the run folder was made
-    table = LatencyTable.load(Path(run_dir) / settings.latency_table)
-    return int(round(settings.latency_budget_ms * 1e6)), LatencyCost(table)
+    cost = LatencyCost(LatencyTable.load(Path(run_dir) / settings.latency_table))
+    return cost, cost.limit(Budget("latency", settings.latency_budget_ms))
 
 
 def left_out_text(left: dict, width: float, *, latency: bool) -> str | None:
@@ -160,7 +163,7 @@ def seed_from(source_dir: str, study, proposer) -> int:
     return warm_start(study, source, proposer=proposer)
 
 
-def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str, Any]:
+def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None) -> dict[str, Any]:
     """Run or continue the search in ``run`` until its settings' ``trials`` have trained,
     with the references before them and the repeats after them (:func:`enqueue_extras`).
 
@@ -169,6 +172,10 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     Ctrl-C once: running trials stop at their next epoch, their state stays resumable,
     ``summary["interrupted"]`` is True; twice: ``KeyboardInterrupt`` at once (still
     resumable). A local Ray started here is shut down on every exit path.
+
+    ``checked`` is the run's feasibility check (:meth:`attnsearch.cost.Cost.check_budget`
+    of its cost and budget), made by ``run`` before the folder existed; ``None`` (a resume,
+    or a caller of its own): made here, before the storage is touched.
     """
     import ray
 
@@ -192,13 +199,16 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     run.path = run.path.resolve()  # workers write the execution log from other folders
     settings, study_name = run.settings, run.record.study_name
     options = space.options(settings.width)
+    if checked is None:
+        cost, budget = cost_of(settings, run.path, space)
+        checked = cost.check_budget(budget, space, options)
+    budget, cost_fn = checked.budget, checked.cost
     storage = storage_for(run.path)
     # a resume continues the sampler's stream instead of replaying it from the start (which
     # would propose the architectures already trained again); a new run uses the seed as is
     told = 0
     if study_name in optuna.get_all_study_names(storage):
         told = len(optuna.load_study(study_name=study_name, storage=storage).trials)
-    budget, cost_fn = cost_of(settings, run.path)
     searcher = BudgetedOptunaSearch(
         space,
         options,
@@ -208,6 +218,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         seed=settings.seed,
         latency=settings.latency_budget_ms is not None,
         epochs=settings.epochs,
+        checked=checked,
         on_fatal=_stop_tune,
         sampler=make_sampler(
             settings.sampler, settings.seed + told, settings.trials, settings.concurrency
