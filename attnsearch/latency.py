@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attnsearch.errors import InputError
+from attnsearch.resnet_layout import DEPLOY_CLASSES, DEPLOY_INPUT
 
 if TYPE_CHECKING:
     from attnsearch.architecture import Architecture, SlotChoice
@@ -97,7 +98,7 @@ class Settings:
     device: str = "cpu"  # the machine the search's winners will run on
     dtype: str = "float32"  # bfloat16 on GPUs with tensor cores
     batch: int = 1  # single-image latency, the usual deployment question
-    input: tuple[int, int, int] = (3, 224, 224)  # the spaces' deploy shape
+    input: tuple[int, int, int] = DEPLOY_INPUT  # the spaces' deploy shape
     threads: int | None = None  # None: torch's default for this machine
     warmup: int = 3  # enough for the allocator and oneDNN/cuDNN to pick their kernels
     repeats: int = 7  # odd, so the median is one measured sample
@@ -151,7 +152,7 @@ class LatencyTable:
     stem_ms: float
     head_ms: float
     slots: list[dict[SlotChoice, float]]
-    num_classes: int = 1000
+    num_classes: int = DEPLOY_CLASSES
     space: dict[str, str] = field(default_factory=dict)
     scale: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
@@ -202,10 +203,9 @@ class LatencyTable:
         Slots are independent in the table, so this is a per-unit minimum (as
         :meth:`SearchSpace.cheapest` is for FLOPs); a budget below it admits nothing.
         """
-        from attnsearch.architecture import Architecture, SlotChoice
-        from attnsearch.backbones import BACKBONES
+        from attnsearch.architecture import Architecture
 
-        slots = [SlotChoice("none", ())] * BACKBONES[space.backbone].num_slots
+        slots = list(Architecture.plain(space.backbone).slots)
         for unit, per_type in zip(space.units, space.options(width), strict=True):
             members = space.unit_slots(unit)
             candidates = [c for cs in per_type.values() for c in cs]
@@ -563,12 +563,10 @@ def space_digest(space: SearchSpace) -> str:
 
 def _slot_choices(space: SearchSpace) -> list[list[SlotChoice]]:
     """Per slot: every choice the space can put there (``none`` always, for unsearched slots)."""
-    from attnsearch.architecture import SlotChoice
-    from attnsearch.backbones import BACKBONES
+    from attnsearch.architecture import Architecture
 
-    none = SlotChoice("none", ())
     per_slot: list[dict[SlotChoice, None]] = [
-        {none: None} for _ in range(BACKBONES[space.backbone].num_slots)
+        {plain: None} for plain in Architecture.plain(space.backbone).slots
     ]
     for unit, per_type in zip(space.units, space.options(), strict=True):
         for s in space.unit_slots(unit):
@@ -780,14 +778,13 @@ def random_architectures(
 
     ``width``: draw only from the choices buildable at that proxy width (1.0: deploy).
     """
-    from attnsearch.architecture import Architecture, SlotChoice
-    from attnsearch.backbones import BACKBONES
+    from attnsearch.architecture import Architecture
 
     rng = random.Random(seed)
     options = space.options(width)
     out = []
     for _ in range(n):
-        slots = [SlotChoice("none", ())] * BACKBONES[space.backbone].num_slots
+        slots = list(Architecture.plain(space.backbone).slots)
         for unit, per_type in zip(space.units, options, strict=True):
             choice = rng.choice(per_type[rng.choice(sorted(per_type))])
             for s in space.unit_slots(unit):

@@ -104,14 +104,9 @@ def cheapest_choices(
     each unit's cheapest choice is found with the other units fixed. Ties go to the choice
     listed first in the options, so the result is deterministic.
     """
-    from attnsearch.architecture import Architecture, SlotChoice
+    from attnsearch.architecture import Architecture
 
-    base = Architecture(
-        space.backbone,
-        (SlotChoice("none", ()),) * len(_none_slots(space)),
-        space.num_classes,
-        space.input,
-    )
+    base = Architecture.plain(space.backbone, space.num_classes, space.input)
     best: list[SlotChoice] = []
     for unit, per_type in zip(space.units, options, strict=True):
         candidates = [c for cs in per_type.values() for c in cs]
@@ -121,13 +116,6 @@ def cheapest_choices(
     for unit, c in zip(space.units, best, strict=True):
         arch = _with_unit(space, arch, unit, c)
     return arch, best
-
-
-def _none_slots(space: SearchSpace) -> tuple[SlotChoice, ...]:
-    from attnsearch.architecture import SlotChoice
-    from attnsearch.backbones import BACKBONES
-
-    return (SlotChoice("none", ()),) * BACKBONES[space.backbone].num_slots
 
 
 def repair(
