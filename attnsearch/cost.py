@@ -119,7 +119,7 @@ class Cost(abc.ABC):
         # slots are independent, so the extreme is per unit; unsearched slots stay plain
         from attnsearch.architecture import Architecture
 
-        slots = list(Architecture.uniform(space.backbone).slots)
+        slots = list(Architecture.plain(space.backbone).slots)
         for unit, per_type in zip(space.units, options, strict=True):
             members: Sequence[int] = space.unit_slots(unit)
             candidates = [c for cs in per_type.values() for c in cs]

@@ -108,17 +108,16 @@ def build_panel(
             and ``seed`` are then unused): the staged go/no-go check (:func:`stage_a`).
     """
     from attnsearch.architecture import Architecture, SlotChoice
-    from attnsearch.backbones import BACKBONES
     from attnsearch.flops.analytic import cost_table
 
     if size < 3:
         raise FidelityError(f"the panel needs at least 3 architectures, got {size}")
     table = cost_table(space.backbone, space.input, space.num_classes)
     options = space.options(width)
-    n_slots = BACKBONES[space.backbone].num_slots
+    plain = Architecture.plain(space.backbone, space.num_classes, space.input)
 
     def make(choices: Sequence[SlotChoice]) -> Architecture:
-        slots = [SlotChoice("none", ())] * n_slots
+        slots = list(plain.slots)
         for unit, choice in zip(space.units, choices, strict=True):
             for s in space.unit_slots(unit):
                 slots[s] = choice
@@ -178,7 +177,7 @@ def _uniform_choice(type_name: str, options):
     per_unit = [opts.get(type_name, []) for opts in options]
     if not all(per_unit):
         return None
-    default = SlotChoice("none", ()) if type_name == "none" else SlotChoice.make(type_name)
+    default = SlotChoice.make(type_name)
     if all(default in cs for cs in per_unit):
         return default
     common = [c for c in per_unit[0] if all(c in cs for cs in per_unit[1:])]
@@ -188,17 +187,20 @@ def _uniform_choice(type_name: str, options):
 def _random_choices(options, rng: random.Random) -> list:
     """One choice per unit. A per-candidate attention density and per-candidate type
     weights (skewed, so one or two types often dominate) spread the FLOPs to the ends."""
+    from attnsearch import modules
+
     density = rng.random()
-    types = sorted({t for opts in options for t in opts if t != "none"})
+    types = sorted({t for opts in options for t in opts if not modules.get(t).identity})
     weight = {t: rng.random() ** 4 for t in types}
     out = []
     for opts in options:
-        attn = [t for t in opts if t != "none"]
-        if attn and (rng.random() < density or "none" not in opts):
+        attn = [t for t in opts if not modules.get(t).identity]
+        plain = [c for t, cs in opts.items() if modules.get(t).identity for c in cs]
+        if attn and (rng.random() < density or not plain):
             t = rng.choices(attn, weights=[weight[a] + 1e-9 for a in attn])[0]
             out.append(rng.choice(opts[t]))
         else:
-            out.append(opts["none"][0])
+            out.append(plain[0])
     return out
 
 

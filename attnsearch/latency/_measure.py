@@ -214,8 +214,7 @@ def build_table(
         jobs.extend((idxs, ch) for ch in union if ch not in measured)
     calib_archs = []
     if calibrate > 0:
-        plain = Architecture.uniform(space.backbone).slots
-        calib_archs = [Architecture(space.backbone, plain, space.num_classes, space.input)]
+        calib_archs = [Architecture.plain(space.backbone, space.num_classes, space.input)]
         calib_archs += random_architectures(space, calibrate, seed=seed)
     total = 2 + len(jobs) + len(calib_archs)
     done = 0
@@ -324,14 +323,13 @@ def random_architectures(
 
     ``width``: draw only from the choices buildable at that proxy width (1.0: deploy).
     """
-    from attnsearch.architecture import Architecture, SlotChoice
-    from attnsearch.backbones import BACKBONES
+    from attnsearch.architecture import Architecture
 
     rng = random.Random(seed)
     options = space.options(width)
     out = []
     for _ in range(n):
-        slots = [SlotChoice("none", ())] * BACKBONES[space.backbone].num_slots
+        slots = list(Architecture.plain(space.backbone).slots)
         for unit, per_type in zip(space.units, options, strict=True):
             choice = rng.choice(per_type[rng.choice(sorted(per_type))])
             for s in space.unit_slots(unit):

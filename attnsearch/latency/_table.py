@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attnsearch.errors import InputError
+from attnsearch.resnet_layout import DEPLOY_CLASSES, DEPLOY_INPUT
 
 if TYPE_CHECKING:
     from attnsearch.architecture import Architecture, SlotChoice
@@ -58,7 +59,7 @@ class Settings:
     device: str = "cpu"  # the machine the search's winners will run on
     dtype: str = "float32"  # bfloat16 on GPUs with tensor cores
     batch: int = 1  # single-image latency, the usual deployment question
-    input: tuple[int, int, int] = (3, 224, 224)  # the spaces' deploy shape
+    input: tuple[int, int, int] = DEPLOY_INPUT  # the spaces' deploy shape
     threads: int | None = None  # None: torch's default for this machine
     warmup: int = 3  # enough for the allocator and oneDNN/cuDNN to pick their kernels
     repeats: int = 7  # odd, so the median is one measured sample
@@ -112,7 +113,7 @@ class LatencyTable:
     stem_ms: float
     head_ms: float
     slots: list[dict[SlotChoice, float]]
-    num_classes: int = 1000
+    num_classes: int = DEPLOY_CLASSES
     space: dict[str, str] = field(default_factory=dict)
     scale: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
@@ -409,12 +410,10 @@ def space_digest(space: SearchSpace) -> str:
 
 def slot_choices(space: SearchSpace) -> list[list[SlotChoice]]:
     """Per slot: every choice the space can put there (``none`` always, for unsearched slots)."""
-    from attnsearch.architecture import SlotChoice
-    from attnsearch.backbones import BACKBONES
+    from attnsearch.architecture import Architecture
 
-    none = SlotChoice("none", ())
     per_slot: list[dict[SlotChoice, None]] = [
-        {none: None} for _ in range(BACKBONES[space.backbone].num_slots)
+        {plain: None} for plain in Architecture.plain(space.backbone).slots
     ]
     for unit, per_type in zip(space.units, space.options(), strict=True):
         for s in space.unit_slots(unit):

@@ -234,7 +234,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
     references = references_for(
         space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
     )
-    if view is not None and settings.references != "none":
+    if view is not None:  # (references "none" leaves nothing out)
         left = references_left_out(
             space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
         )
