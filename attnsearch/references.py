@@ -17,6 +17,7 @@ from typing import Any
 
 from attnsearch.architecture import Architecture, SlotChoice
 from attnsearch.errors import InputError
+from attnsearch.settings import REFERENCE_MODES
 
 __all__ = [
     "MODES",
@@ -27,7 +28,7 @@ __all__ = [
     "references_left_out",
 ]
 
-MODES = ("fit", "all", "none")
+MODES = REFERENCE_MODES  # fit | all | none, defined with the settings (torch-free, for the CLI)
 
 # name -> (title, arXiv id)
 PAPERS: dict[str, tuple[str, str]] = {

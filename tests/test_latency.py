@@ -15,6 +15,7 @@ import time
 import pytest
 
 from attnsearch.architecture import Architecture, SlotChoice
+from attnsearch.budget import Budget
 from attnsearch.cli import main
 from attnsearch.latency import (
     LatencyError,
@@ -444,7 +445,7 @@ def test_pareto_members_carry_latency_and_flops(space, tmp_path):
         t = study.trials[m["trial"]]
         assert m["latency_ms"] == t.user_attrs["latency_ms"] == t.values[1]
         assert m["flops"] == t.user_attrs["flops"] and isinstance(m["flops"], int)
-    assert RunSettings(budget=1).latency_budget_ms is None  # FLOPs runs carry no latency
+    assert RunSettings().budget is None  # a budget is given, never a default
 
 
 def test_run_refuses_a_latency_budget_below_the_fastest_before_anything(space, tmp_path):
@@ -501,9 +502,9 @@ def test_latency_budget_search_end_to_end_and_export(space, tmp_path, ray_local)
     lat.save(path)
     budget_ms = lat.cheapest(space, 0.25)[0] * 1.2
     run = make_run(
-        tmp_path / "results", "lat", 10**12, space="tiny", dataset="synthetic", trials=3,
-        epochs=1, concurrency=2, width=0.25, batch_size=32, sampler="random", seed=1,
-        latency_budget_ms=budget_ms, latency_table=str(path),
+        tmp_path / "results", "lat", Budget("latency", budget_ms), space="tiny",
+        dataset="synthetic", trials=3, epochs=1, concurrency=2, width=0.25, batch_size=32,
+        sampler="random", seed=1, latency_table=str(path),
     )  # fmt: skip
     data = load_dataset("synthetic", resolution=8, limit=96, seed=0)
     summary = run_search(run, space=space, dataset=data)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import make_run
 
-from attnsearch.proxy import ConfigError, ProxyConfig
+from attnsearch.budget import Budget
 from attnsearch.rundir import (
     FailKind,
     NoCheckpointError,
@@ -25,9 +25,17 @@ from attnsearch.rundir import (
     save_checkpoint,
 )
 from attnsearch.search import RunSettings
+from attnsearch.settings import ConfigError, ProxyConfig
 
 SETTINGS = RunSettings.make(
-    10**9, space="tiny", dataset="cifar10", trials=3, epochs=1, width=0.25, seed=7, limit=64
+    Budget("flops", 10**9, "1G"),
+    space="tiny",
+    dataset="cifar10",
+    trials=3,
+    epochs=1,
+    width=0.25,
+    seed=7,
+    limit=64,
 )
 
 
@@ -35,7 +43,7 @@ SETTINGS = RunSettings.make(
 def test_settings_make_routes_proxy_options_and_one_seed():
     assert SETTINGS.proxy == ProxyConfig(epochs=1, width=0.25, seed=7, flip=True)
     assert (SETTINGS.epochs, SETTINGS.width, SETTINGS.seed) == (1, 0.25, 7)
-    assert RunSettings.make(1, dataset="digits").proxy.flip is False
+    assert RunSettings.make(dataset="digits").proxy.flip is False
     changed = SETTINGS.replace(trials=5, batch_size=32)
     assert (changed.trials, changed.proxy.batch_size, changed.proxy.epochs) == (5, 32, 1)
 
@@ -58,14 +66,14 @@ def test_cli_defaults_are_the_dataclass_defaults():
 
     defaults = {p.name: p.default for p in command.params}
     for name in ("space", "dataset", "data_dir", "trials", "sampler", "concurrency"):
-        assert defaults[name] == getattr(RunSettings(budget=1), name), name
+        assert defaults[name] == getattr(RunSettings(), name), name
     for name in ("epochs", "width", "seed", "resolution"):
         assert defaults[name] == getattr(ProxyConfig(), name), name
 
 
 # ---- creation, run.yaml, lock -----------------------------------------------------------
 def test_create_writes_run_yaml_that_opens_to_the_same_record(tmp_path):
-    record = RunRecord(SETTINGS, "", budget_text="1G", space_file={"a": 1}, provenance={"x": 1})
+    record = RunRecord(SETTINGS, "", space_file={"a": 1}, provenance={"x": 1})
     run = RunDir.create(tmp_path / "results", "one", record)
     assert run.locked and run.path == tmp_path / "results" / "one"
     assert run.record.study_name.startswith("one-")

@@ -12,8 +12,9 @@ from typing import Any
 import optuna
 from ray import tune
 
+from attnsearch.errors import InputError
 from attnsearch.rundir import RunDir, TrialRecord
-from attnsearch.search._settings import RunSettings
+from attnsearch.settings import RunSettings
 
 _INTERRUPT = threading.Event()  # first Ctrl-C: stop cleanly; second: stop at once
 
@@ -117,15 +118,18 @@ def cost_of(settings: RunSettings, run_dir):
     """The Proposer's budget and cost function: analytic FLOPs (``None``: its default), or
     the latency table's prediction in nanoseconds (an integer, additive over slots). A
     relative table path is inside the run folder (a table built for the run)."""
-    if settings.latency_budget_ms is None:
-        return settings.budget, None
+    budget = settings.budget
+    if budget is None:
+        raise InputError("a search needs a budget (e.g. --budget 4GFLOPs)")
+    if not budget.is_latency:
+        return int(budget.value), None
     from pathlib import Path
 
     from attnsearch.latency import LatencyCost, LatencyTable
 
     # checked against the device and the space by `run` before the run folder was made
     table = LatencyTable.load(Path(run_dir) / settings.latency_table)
-    return int(round(settings.latency_budget_ms * 1e6)), LatencyCost(table)
+    return int(round(budget.value * 1e6)), LatencyCost(table)
 
 
 def left_out_text(left: dict, width: float, *, latency: bool) -> str | None:
@@ -206,7 +210,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         cost_fn=cost_fn,
         policy=settings.policy,
         seed=settings.seed,
-        latency=settings.latency_budget_ms is not None,
+        latency=settings.budget.is_latency,
         epochs=settings.epochs,
         on_fatal=_stop_tune,
         sampler=make_sampler(
@@ -227,7 +231,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         left = references_left_out(
             space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
         )
-        text = left_out_text(left, settings.width, latency=settings.latency_budget_ms is not None)
+        text = left_out_text(left, settings.width, latency=settings.budget.is_latency)
         if text:
             view.note(text)
     kill_stray_ray(run, note=view.note if view is not None else None)
