@@ -23,7 +23,8 @@ from typing import Any
 
 from attnsearch import modules
 from attnsearch.backbones import BACKBONES, slot_infos
-from attnsearch.errors import InputError, read_text
+from attnsearch.errors import InputError
+from attnsearch.safeio import read_text
 
 __all__ = ["Architecture", "ArchitectureError", "SlotChoice", "check_choice"]
 
