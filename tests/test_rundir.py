@@ -92,6 +92,57 @@ def test_run_yaml_with_an_unknown_key_is_refused(tmp_path):
         RunDir.open(tmp_path, "x")
 
 
+def test_run_yaml_stores_the_budget_once_with_its_kind_and_text(tmp_path):
+    run = make_run(tmp_path, "x", Budget("latency", 25.0, "25ms"))
+    data = yaml.safe_load(run.run_yaml.read_text())
+    assert data["budget"] == {"kind": "latency", "value": 25.0, "text": "25ms"}
+    assert "latency_budget_ms" not in data and "budget_text" not in data
+    assert RunDir.open(tmp_path, "x").settings.budget == Budget("latency", 25.0)
+
+
+@pytest.mark.parametrize(
+    ("old", "budget"),
+    [
+        pytest.param({"budget": 10**9, "latency_budget_ms": None, "budget_text": "1G"},
+                     Budget("flops", 10**9, "1G"), id="flops"),
+        # a latency run stored the space's dearest FLOPs as its (non-binding) budget
+        pytest.param({"budget": 5 * 10**9, "latency_budget_ms": 25.0, "budget_text": "25ms"},
+                     Budget("latency", 25.0, "25ms"), id="latency"),
+        pytest.param({"budget": 10**9}, Budget("flops", 10**9, ""), id="older"),
+    ],
+)  # fmt: skip
+def test_run_yaml_of_an_earlier_version_opens_with_its_budget(tmp_path, old, budget):
+    """Folders written before the budget was one value (an int ``budget``, with
+    ``latency_budget_ms`` and ``budget_text``) open, resume and are rewritten in today's form."""
+    run = make_run(tmp_path, "x", 10**9)
+    before = run.settings
+    data = yaml.safe_load(run.run_yaml.read_text())
+    run.run_yaml.write_text(yaml.safe_dump({**data, **old}, sort_keys=False))
+    again = RunDir.open(tmp_path, "x")
+    assert again.settings.budget == budget and again.settings.budget.text == budget.text
+    assert again.settings == dataclasses.replace(before, budget=budget)
+    again.save_record(again.record)
+    assert yaml.safe_load(run.run_yaml.read_text())["budget"] == budget.to_dict()
+    assert RunDir.open(tmp_path, "x").record == again.record
+
+
+def test_resume_compares_the_budget_as_one_value():
+    from attnsearch.budget import parse_cost_budget
+    from attnsearch.errors import InputError
+
+    stored = SETTINGS  # 1G
+    opts = {"budget": parse_cost_budget("1GFLOPs"), "trials": 9, "address": None, "storage": None}
+    again = stored.resumed(opts, {"budget", "trials"}, "run.yaml")
+    assert again.budget.text == "1G" and again.trials == 9  # the stored text is kept
+    for text, shown in (("2G", "--budget 2G conflicts"), ("25ms", "--budget 25ms conflicts")):
+        with pytest.raises(InputError, match=f"{shown}.*1 GFLOPs in run.yaml"):
+            stored.resumed({**opts, "budget": parse_cost_budget(text)}, {"budget"}, "run.yaml")
+    latency = stored.replace(budget=parse_cost_budget("25ms"))
+    with pytest.raises(InputError, match="--budget 1G conflicts.*25 ms in run.yaml"):
+        latency.resumed({**opts, "budget": parse_cost_budget("1G")}, {"budget"}, "run.yaml")
+    assert latency.resumed({**opts, "budget": parse_cost_budget("25 ms")}, {"budget"}, "y").budget
+
+
 def test_create_refuses_taken_and_invalid_names_and_leaves_nothing(tmp_path):
     make_run(tmp_path, "taken", 10**9)
     with pytest.raises(ResultsError, match="already exists"):
