@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from attnsearch import modules
-from attnsearch.errors import InputError, read_text
+from attnsearch.errors import InputError
 from attnsearch.resnet_layout import BACKBONES, DEPLOY_CLASSES, DEPLOY_INPUT, SlotInfo, slot_infos
+from attnsearch.safeio import read_text
 
 __all__ = ["Architecture", "ArchitectureError", "SlotChoice", "check_choice"]
 

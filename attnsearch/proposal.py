@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from attnsearch.cost import BudgetTooLowError, Cost, Feasible, FlopsCost
 from attnsearch.errors import InputError
+from attnsearch.settings import POLICIES, SAMPLERS
 
 if TYPE_CHECKING:  # the architecture imports torch: kept out of `run --help`'s imports
     import optuna
@@ -64,8 +65,6 @@ __all__ = [
 ]
 
 CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasible when <= 0)
-POLICIES = ("reject", "repair", "spread")
-SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")
 
 CostFn = Callable[["Architecture"], int]
 

@@ -19,6 +19,7 @@ from attnsearch import modules
 from attnsearch.architecture import Architecture, SlotChoice
 from attnsearch.errors import InputError
 from attnsearch.resnet_layout import DEPLOY_CLASSES, DEPLOY_INPUT, get_backbone
+from attnsearch.settings import REFERENCE_MODES
 
 __all__ = [
     "MODES",
@@ -29,7 +30,7 @@ __all__ = [
     "references_left_out",
 ]
 
-MODES = ("fit", "all", "none")
+MODES = REFERENCE_MODES  # fit | all | none, defined with the settings (torch-free, for the CLI)
 _OFF = MODES[-1]  # no references
 
 # type -> (title, arXiv id) of its paper, from the registry (``none``: the ResNet paper)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsearch import safeio, stats
+from attnsearch.budget import Budget
 from attnsearch.datasets import dataset_caveat
 from attnsearch.errors import InputError
 from attnsearch.rundir import JOURNAL, SQLITE, ResultsError, RunDir, TrialRecord
@@ -667,7 +668,8 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
             for m in members
         ],
     )
-    plot_pareto(run_dir / "pareto.png", rows, members, run.settings.budget, references)
+    budget = run.settings.budget
+    plot_pareto(run_dir / "pareto.png", rows, members, budget, references)
     counts: dict[str, int] = {}
     for r in rows:
         if r["role"] == "search":
@@ -682,6 +684,7 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
         "signal": signal(ms),
         "caveat": dataset_caveat(run.settings.dataset),
         "counts": counts,
+        "budget": budget.to_dict() if budget is not None else None,  # kind, value, text
     }
     safeio.write_atomic(
         run_dir / "summary.json", json.dumps(summary, indent=2) + "\n", ResultsError
@@ -697,15 +700,24 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             writer.writerows(rows)
 
 
+def budget_label(budget: Budget) -> str:
+    """The budget as pareto.png names it: ``budget 4.1 GFLOPs`` (the x axis is in G), or
+    ``budget 25 ms predicted latency``."""
+    if budget.is_latency:
+        return f"budget {budget.label}"
+    return f"budget {budget.value / 1e9:.3g} GFLOPs"
+
+
 def plot_pareto(
     path: Path,
     rows: list[dict],
     members: list[dict],
-    budget: int,
+    budget: Budget | None,
     references: list[dict] | None = None,
 ) -> None:
     """Accuracy vs GFLOPs: trained search trials, the front on means with 95 % intervals
-    (hollow: not separated from a neighbour), references, infeasible candidates, budget."""
+    (hollow: not separated from a neighbour), references, infeasible candidates, budget
+    (a FLOPs budget as a line; a latency budget, not on this axis, in the title)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -779,7 +791,10 @@ def plot_pareto(
             s=18,
             label=f"failed ({len(failed)})",
         )
-    ax.axvline(budget / 1e9, ls="--", c="tab:green", label=f"budget {budget / 1e9:.3g} GFLOPs")
+    if budget is not None and not budget.is_latency:
+        ax.axvline(budget.value / 1e9, ls="--", c="tab:green", label=budget_label(budget))
+    elif budget is not None:
+        ax.set_title(budget_label(budget), fontsize=9)
     ax.set_xlabel("FLOPs of the deploy network (G)")
     ax.set_ylabel("proxy validation accuracy")
     ax.grid(alpha=0.3)

@@ -30,8 +30,8 @@ import yaml
 
 from attnsearch import safeio
 from attnsearch.errors import InputError
-from attnsearch.proxy import ConfigError
 from attnsearch.safeio import show
+from attnsearch.settings import ConfigError
 
 __all__ = [
     "EXECUTIONS",
@@ -79,9 +79,8 @@ class NoCheckpointError(ResultsError):
 class RunRecord:
     """What ``run.yaml`` holds: the settings (flat, ``proxy:`` nested) plus these keys."""
 
-    settings: Any  # attnsearch.search.RunSettings
+    settings: Any  # attnsearch.settings.RunSettings (its budget keeps the text the user wrote)
     study_name: str  # the Optuna study in study.journal; unique per run
-    budget_text: str = ""  # the budget as the user wrote it
     space_file: dict | None = None  # the resolved search space (as JSON)
     dataset_info: dict | None = None  # what the dataset looked like (shapes, split)
     provenance: dict = field(default_factory=dict)  # versions, git revision, creation time
@@ -90,7 +89,6 @@ class RunRecord:
         data = self.settings.to_dict()
         data.update(
             study_name=self.study_name,
-            budget_text=self.budget_text,
             space_file=self.space_file,
             dataset_info=self.dataset_info,
             provenance=dict(self.provenance),
@@ -99,8 +97,7 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> RunRecord:
-        from attnsearch.proxy import config_from_dict
-        from attnsearch.search import RunSettings
+        from attnsearch.settings import RunSettings, config_from_dict
 
         if not isinstance(data, dict):
             raise ResultsError(f"{where} is corrupted (not a mapping)")

@@ -42,8 +42,9 @@ from attnsearch.architecture import (
     input_problem,
 )
 from attnsearch.backbones import BACKBONES, slot_infos
-from attnsearch.errors import InputError, read_text
+from attnsearch.errors import InputError
 from attnsearch.resnet_layout import DEPLOY_CLASSES, DEPLOY_INPUT
+from attnsearch.safeio import read_text
 
 __all__ = ["SearchSpace", "SpaceError", "load_space", "space_names", "Options"]
 

@@ -204,7 +204,7 @@ def part_a_split(out: Path, smoke: bool, deadline: float) -> None:
     import torch
     from trial_overhead import direct_split
 
-    from attnsearch.proxy import ProxyConfig
+    from attnsearch.settings import ProxyConfig
 
     t = time.perf_counter()
     device = _device()
@@ -246,7 +246,7 @@ def _plain_trainer(cfg: dict, archs: list, rank: int, go, results) -> None:
     import torch
 
     from attnsearch.architecture import Architecture
-    from attnsearch.proxy import ProxyConfig
+    from attnsearch.settings import ProxyConfig
     from attnsearch.training import train_candidate
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg["k"]))
@@ -524,8 +524,7 @@ def part_c_formulations(out: Path, smoke: bool, deadline: float) -> None:
 def part_e_panel(out: Path, smoke: bool, deadline: float) -> None:
     from attnsearch.datasets import load_dataset
     from attnsearch.modules.registry import REGISTRY
-    from attnsearch.proxy import ProxyConfig
-    from attnsearch.search._settings import batch_size_for
+    from attnsearch.settings import ProxyConfig, batch_size_for
     from attnsearch.training import train_candidate
 
     device = _device()

@@ -320,12 +320,12 @@ def test_run_names_the_fidelity_call_for_its_own_proxy(over):
     proxy settings (a path with a space survives the shell quoting)."""
     import shlex
 
-    from attnsearch.budget import parse_budget
+    from attnsearch.budget import Budget
     from attnsearch.cli._run_impl import fidelity_command
     from attnsearch.cli.fidelity import command
     from attnsearch.search import RunSettings
 
-    settings = RunSettings.make(4 * 10**9, space="tiny", **over)
+    settings = RunSettings.make(Budget("flops", 4 * 10**9, "4G"), space="tiny", **over)
     argv = shlex.split(fidelity_command(settings))
     assert argv[:2] == ["attnsearch", "fidelity"]
     ctx = command.make_context("fidelity", argv[2:])  # parses and checks every value
@@ -336,7 +336,7 @@ def test_run_names_the_fidelity_call_for_its_own_proxy(over):
     assert p["resolution"] == settings.resolution and (p["seed"] or 0) == settings.seed
     assert (p["data_dir"] or "data") == settings.data_dir
     assert (p["threads"] or 1) == int(settings.cpus_per_trial)
-    assert parse_budget(p["budget"]) == 4 * 10**9  # the panel stays under the run's budget
+    assert p["budget"].value == 4 * 10**9  # the panel stays under the run's budget
 
 
 def test_uniform_panel_holds_exactly_the_types_asked():

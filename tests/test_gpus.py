@@ -87,7 +87,7 @@ def test_run_option_takes_auto_and_shows_it_as_the_default(tmp_path):
     share = _GpuShare.of(RunSettings, "gpus_per_trial")
     assert share.convert("auto", None, None) is None and share.convert(" AUTO ", None, None) is None
     assert share.convert("0.25", None, None) == 0.25
-    assert RunSettings(budget=1).gpus_per_trial is None  # the settings' default is auto
+    assert RunSettings().gpus_per_trial is None  # the settings' default is auto
 
 
 # ---- against a Ray head with one (device-less) GPU ------------------------------------------

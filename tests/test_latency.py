@@ -15,6 +15,7 @@ import time
 import pytest
 
 from attnsearch.architecture import Architecture, SlotChoice
+from attnsearch.budget import Budget, parse_cost_budget
 from attnsearch.cli import main
 from attnsearch.cost import LatencyCost
 from attnsearch.latency import (
@@ -449,7 +450,7 @@ def test_pareto_members_carry_latency_and_flops(space, tmp_path):
         t = study.trials[m["trial"]]
         assert m["latency_ms"] == t.user_attrs["latency_ms"] == t.values[1]
         assert m["flops"] == t.user_attrs["flops"] and isinstance(m["flops"], int)
-    assert RunSettings(budget=1).latency_budget_ms is None  # FLOPs runs carry no latency
+    assert RunSettings().budget is None  # a budget is given, never a default
 
 
 def test_run_refuses_a_latency_budget_below_the_fastest_before_anything(space, tmp_path):
@@ -506,9 +507,9 @@ def test_latency_budget_search_end_to_end_and_export(space, tmp_path, ray_local)
     lat.save(path)
     budget_ms = _fastest(lat, space, 0.25)[0] * 1.2
     run = make_run(
-        tmp_path / "results", "lat", 10**12, space="tiny", dataset="synthetic", trials=3,
-        epochs=1, concurrency=2, width=0.25, batch_size=32, sampler="random", seed=1,
-        latency_budget_ms=budget_ms, latency_table=str(path),
+        tmp_path / "results", "lat", Budget("latency", budget_ms), space="tiny",
+        dataset="synthetic", trials=3, epochs=1, concurrency=2, width=0.25, batch_size=32,
+        sampler="random", seed=1, latency_table=str(path),
     )  # fmt: skip
     data = load_dataset("synthetic", resolution=8, limit=96, seed=0)
     summary = run_search(run, space=space, dataset=data)
@@ -530,3 +531,68 @@ def test_latency_budget_search_end_to_end_and_export(space, tmp_path, ray_local)
     code = out.read_text()
     assert "ms predicted" in code and "predicted_latency_ms" in code
     assert "latency_device" in code and "cpu" in code
+
+
+# ---- a latency run's budget is labelled in time, wherever it is shown --------------------
+def _latency_results(tmp_path):
+    """``results/lat``: a latency-budget run (25 ms) with one trained trial, made through the
+    library (no Ray, no training)."""
+    import optuna
+    from conftest import make_run
+
+    from attnsearch.results import storage_for
+
+    arch = Architecture.uniform("resnet18", "se")
+    run = make_run(
+        tmp_path / "results", "lat", parse_cost_budget("25ms"), width=0.25,
+        dataset="synthetic", limit=64, latency_table="latency_table.json",
+    )  # fmt: skip
+    study = optuna.create_study(
+        study_name=run.record.study_name,
+        storage=storage_for(run.path),
+        directions=["maximize", "minimize"],
+    )
+    attrs = {"architecture": arch.to_json(), "digest": arch.digest(), "flops": 1000,
+             "latency_ms": 20.0, "trained": True, "tune_trial_id": "abc"}  # fmt: skip
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, values=[0.5, 20.0], user_attrs=attrs
+        )
+    )
+    return run, study
+
+
+def test_budget_label_names_the_unit():
+    from attnsearch.results import budget_label
+
+    assert budget_label(parse_cost_budget("25ms")) == "budget 25 ms predicted latency"
+    assert budget_label(parse_cost_budget("800us")) == "budget 800 µs predicted latency"
+    assert budget_label(parse_cost_budget("4G")) == "budget 4 GFLOPs"
+    assert budget_label(parse_cost_budget("350M")) == "budget 0.35 GFLOPs"  # the axis is in G
+
+
+def test_a_latency_runs_plot_and_pareto_say_ms(tmp_path, monkeypatch, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run, _ = _latency_results(tmp_path)
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["pareto", "lat"])
+    assert e.value.code in (0, None)
+    out = capsys.readouterr().out
+    heading = next(line for line in out.splitlines() if "Pareto front under" in line)
+    assert "25 ms predicted latency" in heading and "FLOPs" not in heading
+    (fig,) = figures
+    texts = [fig.axes[0].get_title()] + [t.get_text() for t in fig.axes[0].get_legend().texts]
+    close(fig)
+    assert "budget 25 ms predicted latency" in texts
+    assert not any("GFLOPs" in t and "budget" in t for t in texts)
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["budget"] == {"kind": "latency", "value": 25.0, "text": "25ms"}
+    assert (run.path / "pareto.png").read_bytes()[:4] == b"\x89PNG"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import cli, make_run
 
+from attnsearch.budget import Budget
 from attnsearch.errors import InputError
 from attnsearch.search._ray import (
     _boot_id,
@@ -526,7 +527,7 @@ def test_live_view_shows_progress_elapsed_eta_and_running_epochs(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(_live.time, "time", lambda: clock[0])
     term = _Term()
-    view = _live.LiveView(term, 2_000_000_000, 4, interactive=True, epochs=5)
+    view = _live.LiveView(term, Budget("flops", 2_000_000_000), 4, interactive=True, epochs=5)
     view.epoch({"trial_number": 3, "epoch": 2, "node_ip": "10.0.0.7", "node_id": "abcdef123456"})
     clock[0] += 60
     view.completed({"trial_number": 1, "accuracy": 0.5, "flops": 10**9, "train_seconds": 3})
@@ -543,7 +544,7 @@ def test_live_view_plain_lines_off_a_terminal(monkeypatch):
     from attnsearch.cli import _live
 
     term = _Term()
-    view = _live.LiveView(term, 2_000_000_000, 2, interactive=False, epochs=3)
+    view = _live.LiveView(term, Budget("flops", 2_000_000_000), 2, interactive=False, epochs=3)
     view.epoch({"trial_number": 0, "epoch": 1, "node_id": "ffff0000aaaa"})
     view.completed({"trial_number": 0, "accuracy": 0.25, "flops": 10**9, "train_seconds": 1})
     view.errored(1, "timed out: still running after 9s (--trial-timeout)")
@@ -560,7 +561,7 @@ def test_live_view_counts_references_and_repeats_apart_from_trials(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(_live.time, "time", lambda: clock[0])
     term = _Term()
-    view = _live.LiveView(term, 2_000_000_000, 2, interactive=False, epochs=1)
+    view = _live.LiveView(term, Budget("flops", 2_000_000_000), 2, interactive=False, epochs=1)
     clock[0] += 30
     view.completed({"trial_number": 0, "accuracy": 0.4, "flops": 10**9, "role": "reference"})
     clock[0] += 30

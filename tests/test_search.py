@@ -74,7 +74,7 @@ def test_front_is_feasible_nondominated_and_reprofiles(finished_search):
             "macs_conv_linear",
         }
         assert 0.0 <= m["accuracy"] <= 1.0
-        assert m["flops"] <= settings.budget
+        assert m["flops"] <= settings.budget.value
         p = profile(m["architecture"])  # traced, independent of the analytic table
         assert p["flops"] == m["flops"]
         assert p["params"] == m["params"] and p["macs_conv_linear"] == m["macs_conv_linear"]
@@ -102,7 +102,7 @@ def test_extras_not_counted_present_once_and_never_on_the_front(finished_search)
     reps = [n for n, (t, r) in records.items() if r.role == "repeat"]
     names = sorted(records[n][1].reference for n in refs)
     assert names == ["RFA-ResNet-18"] * 2 + ["ResNet-18"] * 2
-    over = [n for n in refs if records[n][1].flops > settings.budget]
+    over = [n for n in refs if records[n][1].flops > settings.budget.value]
     assert len(over) == 2 and all(records[n][1].trained for n in over)
     front = {m["trial"] for m in summary["members"]}
     assert not front & (set(refs) | set(reps))
@@ -147,7 +147,7 @@ def test_over_budget_candidates_never_trained(finished_search):
     assert infeasible, "the budget should have excluded some candidates"
     for t in study.trials:
         if t.number in infeasible:
-            assert t.user_attrs["flops"] > settings.budget
+            assert t.user_attrs["flops"] > settings.budget.value
             constraint = t.system_attrs["constraints:flops_over_budget"]
             assert constraint > 0
     executions = [

@@ -3,8 +3,8 @@
 Objectives: ``accuracy`` (max) and the cost (min): ``flops``, or ``latency_ms`` with a
 latency budget; the budget is a constraint, so ``study.best_trials`` holds only feasible,
 non-dominated trials. The ask → budget → tell core (no Ray) and the samplers are
-:mod:`attnsearch.proposal`'s. Private parts, one role each: ``_settings`` (RunSettings),
-``_searcher`` (the Proposer inside Ray Tune), ``_worker`` (one trial's training,
+:mod:`attnsearch.proposal`'s; the settings are :mod:`attnsearch.settings`'s (named here
+too). Private parts, one role each: ``_searcher`` (the Proposer inside Ray Tune), ``_worker`` (one trial's training,
 and its Tune trainable), ``_ray`` (the Ray session), ``_resume`` (reconcile a stopped
 run), ``_driver`` (:func:`run_search`).
 
@@ -17,8 +17,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from attnsearch.proxy import ProxyConfig
-from attnsearch.search._settings import POLICIES, SAMPLERS, RunSettings
+from attnsearch.settings import POLICIES, SAMPLERS, ProxyConfig, RunSettings
 
 __all__ = [
     "POLICIES",

@@ -12,8 +12,9 @@ from typing import Any
 import optuna
 from ray import tune
 
+from attnsearch.errors import InputError
 from attnsearch.rundir import RunDir, TrialRecord
-from attnsearch.search._settings import RunSettings
+from attnsearch.settings import RunSettings
 
 _INTERRUPT = threading.Event()  # first Ctrl-C: stop cleanly; second: stop at once
 
@@ -117,18 +118,19 @@ def cost_of(settings: RunSettings, run_dir, space):
     """The run's cost model and its budget in the cost's unit: analytic FLOPs, or the
     latency table's prediction in nanoseconds. A relative table path is inside the run
     folder (a table built for the run)."""
-    from attnsearch.cost import FlopsCost, LatencyCost
-
-    if settings.latency_budget_ms is None:
-        return FlopsCost(space), settings.budget
     from pathlib import Path
 
-    from attnsearch.budget import Budget
+    from attnsearch.cost import Cost, FlopsCost, LatencyCost
     from attnsearch.latency import LatencyTable
 
-    # checked against the device and the space by `run` before the run folder was made
-    cost = LatencyCost(LatencyTable.load(Path(run_dir) / settings.latency_table))
-    return cost, cost.limit(Budget("latency", settings.latency_budget_ms))
+    budget = settings.budget
+    if budget is None:
+        raise InputError("a search needs a budget (e.g. --budget 4GFLOPs)")
+    if budget.is_latency:  # checked against the device and the space by `run` already
+        cost: Cost = LatencyCost(LatencyTable.load(Path(run_dir) / settings.latency_table))
+    else:
+        cost = FlopsCost(space)
+    return cost, cost.limit(budget)
 
 
 def left_out_text(left: dict, width: float, *, latency: bool) -> str | None:
@@ -216,7 +218,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
         cost_fn=cost_fn,
         policy=settings.policy,
         seed=settings.seed,
-        latency=settings.latency_budget_ms is not None,
+        latency=settings.budget.is_latency,
         epochs=settings.epochs,
         checked=checked,
         on_fatal=_stop_tune,
@@ -238,7 +240,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
         left = references_left_out(
             space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
         )
-        text = left_out_text(left, settings.width, latency=settings.latency_budget_ms is not None)
+        text = left_out_text(left, settings.width, latency=settings.budget.is_latency)
         if text:
             view.note(text)
     kill_stray_ray(run, note=view.note if view is not None else None)
