@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "attnsearch"
 
@@ -126,11 +124,6 @@ def test_no_import_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry and backbones name each other's types under TYPE_CHECKING (issue 20, "
-    "item 4: SlotInfo in a leaf module); remove this mark once that lands",
-)
 def test_no_import_cycle_even_under_type_checking():
     cycle = _a_cycle(_graph(type_checking=True))
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
