@@ -17,12 +17,7 @@ from pathlib import Path
 
 import torch
 
-from attnsearch.datasets._core import (
-    DatasetError,
-    _in_memory,
-    _one_line,
-    _Source,
-)
+from attnsearch.datasets._core import DatasetError, _in_memory, _one_line, _Source
 
 log = logging.getLogger("attnsearch.datasets")
 
