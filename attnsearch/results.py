@@ -18,7 +18,7 @@ from typing import Any
 from attnsearch import safeio, stats
 from attnsearch.datasets import dataset_caveat
 from attnsearch.errors import InputError
-from attnsearch.rundir import JOURNAL, SQLITE, ResultsError, RunDir, TrialRecord
+from attnsearch.rundir import ResultsError, RunDir, TrialRecord
 from attnsearch.safeio import show
 
 ROLE_REFERENCE, ROLE_REPEAT = "reference", "repeat"  # TrialRecord.role of the extra trials
@@ -48,7 +48,7 @@ def storage_for(run_dir: str | Path):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    return JournalStorage(JournalFileBackend(str(Path(run_dir).resolve() / JOURNAL)))
+    return JournalStorage(JournalFileBackend(str(RunDir(Path(run_dir).resolve()).journal)))
 
 
 def open_study(run_dir: str | Path, study_name: str):
@@ -56,7 +56,7 @@ def open_study(run_dir: str | Path, study_name: str):
     import optuna
 
     run_dir = Path(run_dir)
-    journal, db = run_dir / JOURNAL, run_dir / SQLITE
+    journal, db = RunDir(run_dir).journal, RunDir(run_dir).sqlite
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for path in (journal, db):  # Optuna appends to them: never through a planted symlink
         if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
@@ -188,7 +188,6 @@ def _summary(arch_json: Any, trial: int | None = None) -> str:
         ) from None
 
 
-PROFILES = "profiles.json"  # cache: digest -> deploy params, MACs, FLOPs
 _PROFILE_KEYS = ("params", "macs_conv_linear", "flops")
 
 
@@ -199,7 +198,7 @@ def _profiles(run_dir: Path, archs: dict[str, dict]) -> dict[str, dict]:
     from attnsearch.api import profile
 
     try:
-        cache = safeio.json_loads(safeio.read_bytes(run_dir / PROFILES))
+        cache = safeio.json_loads(safeio.read_bytes(RunDir(run_dir).profiles_cache))
     except (InputError, ValueError):  # missing, unreadable, not JSON: a cache, rebuilt
         cache = {}
     if not isinstance(cache, dict):
@@ -226,7 +225,8 @@ def _profile_ok(entry: Any) -> bool:
 def _save_profiles(run_dir: Path, profiles: dict[str, Any]) -> None:
     if profiles.get("_changed"):
         cache = {k: v for k, v in profiles.items() if k != "_changed"}
-        safeio.write_atomic(run_dir / PROFILES, json.dumps(cache, indent=1), ResultsError)
+        run = RunDir(run_dir)
+        run.write_text(run.profiles_cache, json.dumps(cache, indent=1))
 
 
 @dataclass
@@ -626,9 +626,6 @@ def signal(ms: Measurements) -> dict[str, Any]:
     return out
 
 
-WRITTEN = ("trials.csv", "pareto.json", "pareto.csv", "pareto.png", "summary.json", PROFILES)
-
-
 def write_results(run: RunDir, study) -> dict[str, Any]:
     """Rewrite trials.csv, pareto.*, summary.json from the storage; return the summary.
 
@@ -646,13 +643,14 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
     members = pareto_members(run_dir, study, ms, profiles)
     references = reference_entries(run_dir, ms, profiles)
     judged = verdict(members, references, ms.noise)
-    for name in WRITTEN:
-        safeio.check_target(run_dir / name, ResultsError)
+    for path in run.derived_files:
+        safeio.check_target(path, ResultsError)
     _save_profiles(run_dir, profiles)
-    _write_csv(run_dir / "trials.csv", rows)
-    safeio.write_atomic(run_dir / "pareto.json", json.dumps(members, indent=2) + "\n", ResultsError)
+    _write_csv(run, run.trials_csv, rows)
+    run.write_text(run.pareto_json, json.dumps(members, indent=2) + "\n")
     _write_csv(
-        run_dir / "pareto.csv",
+        run,
+        run.pareto_csv,
         [
             {
                 "trial": m["trial"],
@@ -667,7 +665,7 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
             for m in members
         ],
     )
-    plot_pareto(run_dir / "pareto.png", rows, members, run.settings.budget, references)
+    plot_pareto(run.pareto_png, rows, members, run.settings.budget, references)
     counts: dict[str, int] = {}
     for r in rows:
         if r["role"] == "search":
@@ -683,14 +681,12 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
         "caveat": dataset_caveat(run.settings.dataset),
         "counts": counts,
     }
-    safeio.write_atomic(
-        run_dir / "summary.json", json.dumps(summary, indent=2) + "\n", ResultsError
-    )
+    run.write_text(run.summary_json, json.dumps(summary, indent=2) + "\n")
     return {**summary, "run_dir": str(run_dir)}
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with safeio.atomic_open(path, "w", ResultsError, newline="") as f:
+def _write_csv(run: RunDir, path: Path, rows: list[dict[str, Any]]) -> None:
+    with run.atomic_open(path, "w", newline="") as f:
         if rows:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()

@@ -80,7 +80,7 @@ def _resumed(opts: dict[str, Any], explicit: set[str], run):
 
 
 def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
-    from attnsearch.rundir import RunDir, RunRecord, provenance
+    from attnsearch.rundir import LATENCY_TABLE, RunDir, RunRecord, provenance
     from attnsearch.search import RunSettings, run_search
     from attnsearch.search._settings import batch_size_for
     from attnsearch.spaces import load_space
@@ -166,7 +166,7 @@ def run(opts: dict[str, Any], explicit: set[str] | None = None) -> None:
         rundir = RunDir.create(opts["results_dir"], opts["name"], record, default_prefix=space.name)
         if latency and table is None:  # built on the fly for this machine, kept in the run
             try:
-                table = _build_latency_table(rundir.path / LATENCY_TABLE, space)
+                table = _build_latency_table(rundir.latency_table, space)
                 _check_latency_budget(table, space, settings.width, cost_budget.value)
             except (InputError, KeyboardInterrupt):
                 rundir.discard()
@@ -302,9 +302,6 @@ def _same_dataset(record, dataset, rundir) -> None:
             f"created ({', '.join(changed)} differ from {rundir.run_yaml}); restore it or "
             "start a new --name"
         )
-
-
-LATENCY_TABLE = "latency_table.json"  # a table built for a run, inside its folder
 
 
 def _dearest_flops(space, width: float) -> int:

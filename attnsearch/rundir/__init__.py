@@ -4,8 +4,10 @@
 ``run.yaml`` (a typed :class:`RunRecord`: settings + provenance; unknown keys refused), the
 execution log (``executions.jsonl``), the Ray-session record (``ray_session.json``) and the
 trial checkpoints under ``tune/``. :class:`TrialRecord` is the typed view of an Optuna
-trial's user attributes. The study files (``study.journal``, ``pareto.*``, ``trials.csv``)
-are written by :mod:`attnsearch.results`, at the paths given here.
+trial's user attributes. Every file's name lives in :mod:`attnsearch.rundir._names`; the
+others ask :class:`RunDir` for the path. The derived files (``pareto.*``, ``trials.csv``,
+``summary.json``) are written by :mod:`attnsearch.results` through :meth:`RunDir.write_text`
+and :meth:`RunDir.atomic_open`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from attnsearch.rundir._names import (
     CHECKPOINT_FILE,
     EXECUTIONS,
     JOURNAL,
+    LATENCY_TABLE,
     RESULTS_DIR,
     RUN_YAML,
     SQLITE,
@@ -36,6 +39,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "EXECUTIONS",
     "JOURNAL",
+    "LATENCY_TABLE",
     "RESULTS_DIR",
     "RUN_YAML",
     "SQLITE",

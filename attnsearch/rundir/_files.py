@@ -13,7 +13,13 @@ from typing import Any
 
 from attnsearch import safeio
 from attnsearch.errors import InputError
-from attnsearch.rundir._names import CHECKPOINT_FILE, TUNE, NoCheckpointError, ResultsError
+from attnsearch.rundir._names import (
+    CHECKPOINT_FILE,
+    TUNE,
+    TUNE_PARAMS,
+    NoCheckpointError,
+    ResultsError,
+)
 from attnsearch.safeio import show
 
 
@@ -108,7 +114,7 @@ def find_checkpoint(run_dir: str | Path, trial: int, tune_trial_id: str | None) 
     if not matches:
         for p in folders:
             try:
-                params = safeio.json_loads(safeio.read_bytes(p / "params.json", limit=2**20))
+                params = safeio.json_loads(safeio.read_bytes(p / TUNE_PARAMS, limit=2**20))
             except (InputError, ValueError):
                 continue
             if isinstance(params, dict) and params.get("trial_number") == trial:
@@ -120,7 +126,8 @@ def find_checkpoint(run_dir: str | Path, trial: int, tune_trial_id: str | None) 
 
 
 def save_checkpoint(folder: str | Path, epoch: int, model: dict, optimizer: dict | None) -> Path:
-    """Write a trial checkpoint (tensors and numbers only) into ``folder``."""
+    """Write a trial checkpoint (tensors and numbers only) into ``folder``: the one writer
+    of ``state.pt``."""
     import torch
 
     payload: dict[str, Any] = {"epoch": int(epoch), "model": model}
@@ -131,13 +138,14 @@ def save_checkpoint(folder: str | Path, epoch: int, model: dict, optimizer: dict
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`; nothing in it can run code.
+def load_checkpoint(path: str | Path, error: type[InputError] = ResultsError) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; nothing in it can run code
+    (``weights_only=True``). The one checkpoint reader (resume, ``export --weights``).
 
     ``path`` is the ``state.pt`` file or its folder.
 
     Raises:
-        ResultsError: unreadable, or not a checkpoint.
+        error: unreadable, or not a checkpoint.
     """
     import torch
 
@@ -145,14 +153,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     try:
-        with safeio.open_regular(path, ResultsError) as f:  # a FIFO is never waited on
+        with safeio.open_regular(path, error) as f:  # a FIFO is never waited on
             payload = torch.load(f, map_location="cpu", weights_only=True)
-    except ResultsError:
+    except error:
         raise
     except Exception as e:
-        raise ResultsError(
-            f"{show(path)} is not a readable checkpoint ({type(e).__name__})"
-        ) from None
+        raise error(f"{show(path)} is not a readable checkpoint ({type(e).__name__})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
-        raise ResultsError(f"{path} holds no 'model' state dict")
+        raise error(f"{path} holds no 'model' state dict")
     return payload

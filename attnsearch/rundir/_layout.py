@@ -22,12 +22,20 @@ from attnsearch.rundir._names import (
     _CREATE_TRIAL,
     EXECUTIONS,
     JOURNAL,
+    LATENCY_TABLE,
     LOCK,
     NAME,
+    PARETO_CSV,
+    PARETO_JSON,
+    PARETO_PNG,
+    PROFILES,
     RAY_SESSION,
     RUN_YAML,
     SQLITE,
+    SUMMARY_JSON,
+    TRIALS_CSV,
     TUNE,
+    WRITTEN,
     ResultsError,
 )
 from attnsearch.rundir._record import RunRecord
@@ -75,6 +83,52 @@ class RunDir:
     @property
     def tune_dir(self) -> Path:
         return self.path / TUNE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK
+
+    @property
+    def latency_table(self) -> Path:
+        return self.path / LATENCY_TABLE
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.path / TRIALS_CSV
+
+    @property
+    def pareto_json(self) -> Path:
+        return self.path / PARETO_JSON
+
+    @property
+    def pareto_csv(self) -> Path:
+        return self.path / PARETO_CSV
+
+    @property
+    def pareto_png(self) -> Path:
+        return self.path / PARETO_PNG
+
+    @property
+    def summary_json(self) -> Path:
+        return self.path / SUMMARY_JSON
+
+    @property
+    def profiles_cache(self) -> Path:
+        return self.path / PROFILES
+
+    @property
+    def derived_files(self) -> list[Path]:
+        """The files :func:`attnsearch.results.write_results` derives from the storage."""
+        return [self.path / name for name in WRITTEN]
+
+    # ---- atomic writes: every file of the folder is replaced whole (attnsearch.safeio) ----
+    def write_text(self, path: Path, text: str) -> None:
+        """Replace ``path`` (one of this folder's files) with ``text``, atomically."""
+        safeio.write_atomic(path, text, ResultsError)
+
+    def atomic_open(self, path: Path, mode: str = "w", **kwargs: Any):
+        """A file object that replaces ``path`` atomically when the block ends cleanly."""
+        return safeio.atomic_open(path, mode, ResultsError, **kwargs)
 
     # ---- creation and opening ----
     @classmethod
@@ -158,7 +212,7 @@ class RunDir:
         try:
             if lock:
                 building.lock()  # the lock's inode moves with the folder
-            (tmp / RUN_YAML).write_text(text)
+            building.run_yaml.write_text(text)
             os.rename(tmp, target)  # fails if target is a non-empty folder
         except OSError as e:
             building.unlock()
@@ -221,7 +275,7 @@ class RunDir:
     def save_record(self, record: RunRecord) -> None:
         """Replace ``run.yaml`` (atomically) with ``record``."""
         text = yaml.safe_dump(record.to_dict(), sort_keys=False)
-        safeio.write_atomic(self.run_yaml, text, ResultsError)
+        self.write_text(self.run_yaml, text)
         self._record = record
 
     def has_trials(self) -> bool:
@@ -264,7 +318,7 @@ class RunDir:
         if self._lock_fd is not None:
             return
         try:  # never through a symlink or into a file linked from elsewhere (it is truncated)
-            fd = safeio.open_lock(self.path / LOCK)
+            fd = safeio.open_lock(self.lock_file)
         except OSError as e:
             why = "its lock file is a symlink" if e.errno == errno.ELOOP else e.strerror
             raise ResultsError(f"cannot lock {show(self.path)}: {why}") from None
@@ -304,7 +358,7 @@ class RunDir:
         """Write the session record; ``details`` (JSON values) let a later cleanup verify
         which processes belong to it (see ``attnsearch.search._ray``)."""
         info = {"session": session, "driver_pid": driver_pid or os.getpid(), **details}
-        safeio.write_atomic(self.ray_session_file, json.dumps(info), ResultsError)
+        self.write_text(self.ray_session_file, json.dumps(info))
 
     def ray_session_record(self) -> dict[str, Any] | None:
         """The whole session record as written (unverified), if it is a JSON object."""
