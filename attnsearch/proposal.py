@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from attnsearch.errors import InputError
+from attnsearch.rundir import FailKind, TrialRecord
 
 if TYPE_CHECKING:  # the architecture imports torch: kept out of `run --help`'s imports
     import optuna
@@ -319,10 +320,9 @@ class Proposer:
             rerun = reruns[0]
             self.study.enqueue_trial(
                 rerun.params,
-                user_attrs={
-                    "resumed_from": rerun.trial,
-                    "resume_checkpoint": rerun.checkpoint or "",
-                },
+                user_attrs=TrialRecord.attrs(
+                    resumed_from=rerun.trial, resume_checkpoint=rerun.checkpoint or ""
+                ),
             )
         for _ in range(self.max_attempts):
             trial = self.study.ask()
@@ -331,24 +331,21 @@ class Proposer:
             try:
                 arch = self.space.sample(trial, self.options)
             except ValueError as e:  # jointly impossible at the proxy width
-                trial.set_user_attr("invalid", str(e))
-                trial.set_user_attr("trained", False)
+                TrialRecord.set(trial, invalid=str(e), trained=False)
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 self.invalid += 1
                 continue
             cost = int(self.cost_fn(arch))
-            trial.set_user_attr("flops", int(self.flops_fn(arch)) if self.latency else cost)
+            TrialRecord.set(trial, flops=int(self.flops_fn(arch)) if self.latency else cost)
             if self.latency:
-                trial.set_user_attr("latency_ms", cost / 1e6)
-            trial.set_user_attr("architecture", arch.to_json())
-            trial.set_user_attr("digest", arch.digest())
+                TrialRecord.set(trial, latency_ms=cost / 1e6)
+            TrialRecord.set(trial, architecture=arch.to_json(), digest=arch.digest())
             trial.set_constraint(CONSTRAINT, float(cost - self.budget))
             # a reference enqueued by the driver trains even over budget (--references all:
             # context, never on the front); its constraint still tells the sampler
             if cost <= self.budget or trial.user_attrs.get("role"):
                 return trial, arch, cost
-            trial.set_user_attr("trained", False)
-            trial.set_user_attr("over_budget", True)
+            TrialRecord.set(trial, trained=False, over_budget=True)
             self.over_budget += 1
             if self.policy in ("repair", "spread"):
                 fixed = repair(
@@ -359,7 +356,7 @@ class Proposer:
                     self.cheapest,
                     savings_cache=self._savings,
                 )
-                trial.set_user_attr("repaired_to", fixed.digest())
+                TrialRecord.set(trial, repaired_to=fixed.digest())
                 self._sampler_state[trial.number] = {
                     k: v
                     for k, v in self.study._storage.get_trial_system_attrs(trial._trial_id).items()
@@ -367,7 +364,7 @@ class Proposer:
                 }
                 self.study.enqueue_trial(
                     self.space.params(fixed, self.options),
-                    user_attrs={"repaired_from": trial.number},
+                    user_attrs=TrialRecord.attrs(repaired_from=trial.number),
                 )
                 self.repaired += 1
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -393,7 +390,7 @@ class Proposer:
 
         with guard_storage(self.study):
             if values is not None:
-                trial.set_user_attr("trained", True)
+                TrialRecord.set(trial, trained=True)
                 self.study.tell(trial, [float(v) for v in values])
             else:
                 self.study.tell(trial, state=state or optuna.trial.TrialState.FAIL)
@@ -407,8 +404,6 @@ class Proposer:
         objective is the cost recorded when the trial was proposed.
         """
         import optuna
-
-        from attnsearch.rundir import FailKind, TrialRecord
 
         result = result or {}
         failed = bool(result.get("failed")) or result.get("accuracy") is None
@@ -588,17 +583,17 @@ def warm_start(
                     f"warm start: trial {t.number} of {source.study_name!r} is not in space "
                     f"{space.name!r} at this width; both runs must use the same space and width"
                 )
-        attrs = dict(t.user_attrs)
-        attrs["warm_start_from"] = f"{source.study_name}#{t.number}"
+        attrs = dict(t.user_attrs)  # copied as they are, unknown ones too
+        attrs.update(TrialRecord.attrs(warm_start_from=f"{source.study_name}#{t.number}"))
         values = t.values if t.state == optuna.trial.TrialState.COMPLETE else None
         system = {k: v for k, v in t.system_attrs.items() if k.startswith("constraints")}
         if proposer is not None and t.params:
             arch = space.sample(optuna.trial.FixedTrial(dict(t.params)), options)
             cost = int(proposer.cost_fn(arch))
-            attrs["flops"] = int(proposer.flops_fn(arch))
+            attrs.update(TrialRecord.attrs(flops=int(proposer.flops_fn(arch))))
             attrs.pop("latency_ms", None)
             if proposer.latency:
-                attrs["latency_ms"] = cost / 1e6
+                attrs.update(TrialRecord.attrs(latency_ms=cost / 1e6))
             system = {f"constraints:{CONSTRAINT}": float(cost - proposer.budget)}
             if values is not None:
                 values = [values[0], proposer.objective(cost)]

@@ -135,7 +135,7 @@ def measurements(study) -> Measurements:
             m.accuracies.append(acc)
             m.seeds.append(t.number)
             m.trials.append(t.number)
-        elif r.role is None and "warm_start_from" not in r.extra:  # another run's: not ours
+        elif r.role is None and r.warm_start_from is None:  # another run's: not ours
             search[t.number] = Measured(t.number, r, [acc], [t.number], [t.number], True)
     for of, acc, number in sorted(repeats, key=lambda x: x[2]):
         if of in search:

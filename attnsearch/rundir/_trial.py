@@ -36,6 +36,10 @@ class TrialRecord:
     flops: int | None = None  # analytic deploy FLOPs
     latency_ms: float | None = None  # predicted latency (a search with a latency budget)
     trained: bool | None = None  # False: over budget, never trained
+    over_budget: bool | None = None  # True: its cost was over the budget (never trained)
+    repaired_to: str | None = None  # over budget: the digest of the repair enqueued for it
+    repaired_from: int | None = None  # a repair: the over-budget trial it replaces
+    warm_start_from: str | None = None  # copied from another run ("STUDY#N"): not this run's
     invalid: str | None = None  # why the sample cannot be built at the proxy width
     config: dict | None = None  # what the Tune trial received
     tune_trial_id: str | None = None  # finds its checkpoints
@@ -106,22 +110,31 @@ class TrialRecord:
         return out
 
     @staticmethod
-    def set(trial: Any, **fields: Any) -> None:
-        """Set the named record fields as user attributes of a live Optuna ``Trial``."""
+    def attrs(**fields: Any) -> dict[str, Any]:
+        """The named record fields as user attributes (``fail_kind`` as its value): what
+        ``enqueue_trial(user_attrs=...)`` and ``create_trial(user_attrs=...)`` are given.
+
+        Raises:
+            KeyError: a name that is not a field (every attribute written is one).
+        """
         names = {f.name for f in dataclasses.fields(TrialRecord)} - {"extra"}
+        out: dict[str, Any] = {}
         for key, value in fields.items():
             if key not in names:
                 raise KeyError(f"TrialRecord has no field {key!r}")
-            trial.set_user_attr(key, value.value if isinstance(value, FailKind) else value)
+            out[key] = value.value if isinstance(value, FailKind) else value
+        return out
+
+    @staticmethod
+    def set(trial: Any, **fields: Any) -> None:
+        """Set the named record fields as user attributes of a live Optuna ``Trial``."""
+        for key, value in TrialRecord.attrs(**fields).items():
+            trial.set_user_attr(key, value)
 
     @staticmethod
     def set_stored(study: Any, trial: Any, **fields: Any) -> None:
         """Like :meth:`set` for a ``FrozenTrial`` of ``study`` (written to the storage)."""
-        names = {f.name for f in dataclasses.fields(TrialRecord)} - {"extra"}
-        for key, value in fields.items():
-            if key not in names:
-                raise KeyError(f"TrialRecord has no field {key!r}")
-            value = value.value if isinstance(value, FailKind) else value
+        for key, value in TrialRecord.attrs(**fields).items():
             study._storage.set_trial_user_attr(trial._trial_id, key, value)
 
     @property
@@ -150,6 +163,8 @@ _ATTR_KINDS = {
     "trained": "bool",
     "early_stopped": "bool",
     "fits": "bool",
+    "over_budget": "bool",
+    "repaired_from": "count",
     "fail_kind": "str",
 }
 _KIND_TEXT = {

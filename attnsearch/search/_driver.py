@@ -53,7 +53,7 @@ def done_count(study, *, extras: bool = False) -> int:
 def _enqueue(study, params: dict, **attrs: Any) -> None:
     """Store one extra trial (a reference or a repeat) as WAITING: the searcher's next ask
     pops it, so it trains like any trial; ``seed`` records its trial seed (its number)."""
-    study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+    study.enqueue_trial(params, user_attrs=TrialRecord.attrs(**attrs), skip_if_exists=False)
     waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
     newest = max(waiting, key=lambda t: t.number)
     TrialRecord.set_stored(study, newest, seed=newest.number)
