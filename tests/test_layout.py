@@ -135,7 +135,7 @@ def test_trial_attributes_only_through_trial_record():
     assert writers, "TrialRecord.set must still write through set_user_attr"
     assert not unknown, f"attributes TrialRecord does not declare: {unknown}"
     # warm_start copies another run's attributes as stored, then adds its own through attrs()
-    assert raw == [r for r in raw if r.startswith("proposal.py:")] and len(raw) <= 1, raw
+    assert raw == [r for r in raw if r.startswith("samplers.py:")] and len(raw) <= 1, raw
 
 
 def test_trial_record_refuses_an_undeclared_attribute():
