@@ -356,7 +356,7 @@ class RunDir:
     # ---- Ray session ----
     def record_ray_session(self, session: str, driver_pid: int | None = None, **details) -> None:
         """Write the session record; ``details`` (JSON values) let a later cleanup verify
-        which processes belong to it (see ``attnsearch.search._ray``)."""
+        which processes belong to it (see ``attnsearch.search._session``)."""
         info = {"session": session, "driver_pid": driver_pid or os.getpid(), **details}
         self.write_text(self.ray_session_file, json.dumps(info))
 
