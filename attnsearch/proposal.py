@@ -30,8 +30,9 @@ trial-record attributes (:class:`attnsearch.rundir.TrialRecord`), re-runs of int
 trials (:attr:`Proposer.pending_reruns`) and the outcome of training (:meth:`Proposer.finish`).
 Trials already in the study (a warm start, enqueued references) are simply history to it.
 
-Also here: :func:`make_sampler` (the samplers by name) and :func:`warm_start` (copy an
-earlier run's finished trials on the same space into a study).
+Re-exported from :mod:`attnsearch.samplers`: :func:`make_sampler` (the samplers by name),
+:func:`warm_start` (copy an earlier run's finished trials on the same space into a study)
+and the constraint key.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from typing import TYPE_CHECKING
 
 from attnsearch.cost import BudgetTooLowError, Cost, Feasible, FlopsCost
 from attnsearch.errors import InputError
-from attnsearch.settings import POLICIES, SAMPLERS
+from attnsearch.rundir import FailKind, TrialRecord
+from attnsearch.samplers import CONSTRAINT, SAMPLERS, make_sampler, warm_start
+from attnsearch.settings import POLICIES
 
 if TYPE_CHECKING:  # the architecture imports torch: kept out of `run --help`'s imports
     import optuna
@@ -64,7 +67,6 @@ __all__ = [
     "warm_start",
 ]
 
-CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasible when <= 0)
 
 CostFn = Callable[["Architecture"], int]
 
@@ -268,10 +270,9 @@ class Proposer:
             rerun = reruns[0]
             self.study.enqueue_trial(
                 rerun.params,
-                user_attrs={
-                    "resumed_from": rerun.trial,
-                    "resume_checkpoint": rerun.checkpoint or "",
-                },
+                user_attrs=TrialRecord.attrs(
+                    resumed_from=rerun.trial, resume_checkpoint=rerun.checkpoint or ""
+                ),
             )
         for _ in range(self.max_attempts):
             trial = self.study.ask()
@@ -280,24 +281,21 @@ class Proposer:
             try:
                 arch = self.space.sample(trial, self.options)
             except ValueError as e:  # jointly impossible at the proxy width
-                trial.set_user_attr("invalid", str(e))
-                trial.set_user_attr("trained", False)
+                TrialRecord.set(trial, invalid=str(e), trained=False)
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 self.invalid += 1
                 continue
             cost = int(self.cost_fn(arch))
-            trial.set_user_attr("flops", int(self.flops_fn(arch)) if self.latency else cost)
+            TrialRecord.set(trial, flops=int(self.flops_fn(arch)) if self.latency else cost)
             if self.latency:
-                trial.set_user_attr("latency_ms", cost / 1e6)
-            trial.set_user_attr("architecture", arch.to_json())
-            trial.set_user_attr("digest", arch.digest())
+                TrialRecord.set(trial, latency_ms=cost / 1e6)
+            TrialRecord.set(trial, architecture=arch.to_json(), digest=arch.digest())
             trial.set_constraint(CONSTRAINT, float(cost - self.budget))
             # a reference enqueued by the driver trains even over budget (--references all:
             # context, never on the front); its constraint still tells the sampler
             if cost <= self.budget or trial.user_attrs.get("role"):
                 return trial, arch, cost
-            trial.set_user_attr("trained", False)
-            trial.set_user_attr("over_budget", True)
+            TrialRecord.set(trial, trained=False, over_budget=True)
             self.over_budget += 1
             if self.policy in ("repair", "spread"):
                 fixed = repair(
@@ -308,7 +306,7 @@ class Proposer:
                     self.cheapest,
                     savings_cache=self._savings,
                 )
-                trial.set_user_attr("repaired_to", fixed.digest())
+                TrialRecord.set(trial, repaired_to=fixed.digest())
                 self._sampler_state[trial.number] = {
                     k: v
                     for k, v in self.study._storage.get_trial_system_attrs(trial._trial_id).items()
@@ -316,7 +314,7 @@ class Proposer:
                 }
                 self.study.enqueue_trial(
                     self.space.params(fixed, self.options),
-                    user_attrs={"repaired_from": trial.number},
+                    user_attrs=TrialRecord.attrs(repaired_from=trial.number),
                 )
                 self.repaired += 1
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -342,7 +340,7 @@ class Proposer:
 
         with guard_storage(self.study):
             if values is not None:
-                trial.set_user_attr("trained", True)
+                TrialRecord.set(trial, trained=True)
                 self.study.tell(trial, [float(v) for v in values])
             else:
                 self.study.tell(trial, state=state or optuna.trial.TrialState.FAIL)
@@ -356,8 +354,6 @@ class Proposer:
         objective is the cost recorded when the trial was proposed.
         """
         import optuna
-
-        from attnsearch.rundir import FailKind, TrialRecord
 
         result = result or {}
         failed = bool(result.get("failed")) or result.get("accuracy") is None
@@ -437,130 +433,3 @@ class guard_storage:  # noqa: N801  (a context manager, named like contextlib's)
                 "disk space or fix the folder's permissions, then resume with --resume"
             ) from exc
         return False
-
-
-def make_sampler(name: str, seed: int, trials: int, concurrency: int = 1):
-    """The Optuna sampler for ``name``, sized to a run of ``trials`` trained trials.
-
-    * ``random`` — independent uniform sampling.
-    * ``nsga2`` — NSGA-II, population ``trials // 3`` clamped to 4..50.
-    * ``tpe`` — multivariate TPE with ``group=True`` (conditional hyperparameters are
-      modelled jointly with their type), ``constant_liar`` when trials run concurrently;
-      ``trials // 3`` (2..10) random start-up trials.
-    * ``tpe-mv`` — multivariate TPE without ``group``: conditional hyperparameters by
-      univariate TPE; about 6× cheaper per ask than ``tpe`` on the 16-slot space.
-    * ``gp`` — Optuna's GPSampler (categorical kernel); conditional hyperparameters outside
-      the intersection space are drawn at random.
-    """
-    import optuna
-
-    startup = max(2, min(10, trials // 3))
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            seed=seed, population_size=max(4, min(50, trials // 3))
-        )
-    if name == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=startup,
-            multivariate=True,
-            group=True,
-            constant_liar=concurrency > 1,
-        )
-    if name == "tpe-mv":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=startup,
-            multivariate=True,
-            constant_liar=concurrency > 1,
-        )
-    if name == "gp":
-        try:
-            import scipy  # noqa: F401  (GPSampler's acquisition optimiser needs it)
-        except ImportError:
-            raise InputError("sampler 'gp' needs scipy, which is not installed") from None
-        return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=startup, warn_independent_sampling=False
-        )
-    raise InputError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
-
-
-def warm_start(
-    study: optuna.Study,
-    source: optuna.Study,
-    space: SearchSpace | None = None,
-    options: Options | None = None,
-    *,
-    proposer: Proposer | None = None,
-) -> int:
-    """Copy ``source``'s finished trials into ``study``; returns how many were copied.
-
-    Both must search the same space: with ``space`` and ``options`` given (or a
-    ``proposer``, which brings both), every copied trial's parameters must be exactly what
-    :meth:`SearchSpace.sample` asks for (same names, values among the options); without
-    them, only a distribution that differs for a shared name is caught. Copied trials keep
-    their state, values (real measurements only: trials never trained were stored without
-    values and are copied so), constraints and user attributes, and record where they came
-    from (``warm_start_from``). With a ``proposer``, each copied trial is costed again by
-    it: its constraint is against this study's budget and its second objective is this
-    study's cost (FLOPs or latency), whatever the source used.
-
-    Raises:
-        InputError: the source searched a different space.
-    """
-    import optuna
-
-    if proposer is not None:
-        space, options = proposer.space, proposer.options
-    ours = {k: v for t in study.get_trials(deepcopy=False) for k, v in t.distributions.items()}
-    copied = []
-    for t in source.get_trials(deepcopy=False):
-        if not t.state.is_finished():
-            continue
-        for k, dist in t.distributions.items():
-            if k in ours and ours[k] != dist:
-                raise InputError(
-                    f"warm start: parameter {k!r} differs between the runs; both must use the "
-                    "same space and width"
-                )
-        if space is not None and t.params:
-            fixed = optuna.trial.FixedTrial(dict(t.params))
-            try:
-                space.sample(fixed, options)
-                same = fixed.params == t.params
-            except ValueError:
-                same = False
-            if not same:
-                raise InputError(
-                    f"warm start: trial {t.number} of {source.study_name!r} is not in space "
-                    f"{space.name!r} at this width; both runs must use the same space and width"
-                )
-        attrs = dict(t.user_attrs)
-        attrs["warm_start_from"] = f"{source.study_name}#{t.number}"
-        values = t.values if t.state == optuna.trial.TrialState.COMPLETE else None
-        system = {k: v for k, v in t.system_attrs.items() if k.startswith("constraints")}
-        if proposer is not None and t.params:
-            arch = space.sample(optuna.trial.FixedTrial(dict(t.params)), options)
-            cost = int(proposer.cost_fn(arch))
-            attrs["flops"] = int(proposer.flops_fn(arch))
-            attrs.pop("latency_ms", None)
-            if proposer.latency:
-                attrs["latency_ms"] = cost / 1e6
-            system = {f"constraints:{CONSTRAINT}": float(cost - proposer.budget)}
-            if values is not None:
-                values = [values[0], proposer.objective(cost)]
-        copied.append(
-            optuna.trial.create_trial(
-                state=t.state,
-                values=values,
-                params=t.params,
-                distributions=t.distributions,
-                user_attrs=attrs,
-                system_attrs=system,
-                intermediate_values=t.intermediate_values,
-            )
-        )
-    study.add_trials(copied)
-    return len(copied)

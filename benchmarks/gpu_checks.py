@@ -555,7 +555,7 @@ def part_z_hang(out: Path, smoke: bool, deadline: float) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
     )
-    from attnsearch.search._ray import _stat
+    from attnsearch.search._session import _stat
 
     _write(out / "z_hang.json", {"pid": child.pid, "start": _stat(child.pid)[1]})
     time.sleep(600)
@@ -595,7 +595,7 @@ def _descendants() -> dict[int, int]:
 
 def _kill_descendants(grace: float) -> int:
     """SIGTERM, then after ``grace`` s SIGKILL, every descendant (start times checked)."""
-    from attnsearch.search._ray import _stat
+    from attnsearch.search._session import _stat
 
     found = _descendants()
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -875,9 +875,9 @@ def test_image_folder_of_chained_symlinks(main):
 @pytest.mark.parametrize(("limit", "needle"), [("MAX_WALK_ENTRIES", "entries"),
                                                ("WALK_DEADLINE_S", "took more than")])  # fmt: skip
 def test_image_folder_walk_is_bounded(main, monkeypatch, limit, needle):
-    import attnsearch.datasets
+    from attnsearch.datasets import _folder
 
-    monkeypatch.setattr(attnsearch.datasets, limit, 10 if limit == "MAX_WALK_ENTRIES" else -1.0)
+    monkeypatch.setattr(_folder, limit, 10 if limit == "MAX_WALK_ENTRIES" else -1.0)
     _chain(main.work, 8)  # within the symlink depth: only the budget stops it
     args = ["run", "--budget", "2G", "--space", "tiny", "--dataset", "folder:imgs"]
     _refused(main(*args), needle)

@@ -179,7 +179,7 @@ JOURNAL_KW = dict(panel=3, proxy_seeds=2, reference_factor=1, reference_seeds=1,
 
 
 def _counting(monkeypatch):
-    import attnsearch.fidelity as fid
+    import attnsearch.fidelity._run as fid
 
     calls = []
     real = fid._run_job

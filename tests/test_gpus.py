@@ -112,7 +112,7 @@ def _procs_with(text: str) -> set[int]:
 def gpu_head():
     """``ray start --head --num-gpus 1 --num-cpus 2`` on loopback, in a temp dir of its own;
     yields (address, env). Stops only this head's processes (its session folder)."""
-    from attnsearch.search._ray import _descendants, _table
+    from attnsearch.search._session import _descendants, _table
 
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
     port = _free_port()

@@ -18,7 +18,7 @@ from conftest import cli, make_run
 
 from attnsearch.budget import Budget
 from attnsearch.errors import InputError
-from attnsearch.search._ray import (
+from attnsearch.search._session import (
     _boot_id,
     _stat,
     kill_stray_ray,
@@ -220,7 +220,8 @@ _OWN_RAY = textwrap.dedent(
     """
     import json, os, sys
     from pathlib import Path
-    from attnsearch.search._ray import record_ray_session, start_ray
+    from attnsearch.search._ray import start_ray
+    from attnsearch.search._session import record_ray_session
     from attnsearch.rundir import RunDir
     import ray
     from ray._private.authentication.authentication_utils import is_token_auth_enabled
@@ -416,7 +417,7 @@ def _free_port() -> int:
 
 def _tree_with(text: bytes) -> dict[int, int]:
     """Processes whose command line holds ``text``, and their descendants: pid -> start."""
-    from attnsearch.search._ray import _cmdline, _descendants, _table
+    from attnsearch.search._session import _cmdline, _descendants, _table
 
     table = _table()
     roots = {p for p in table if text in _cmdline(p)}

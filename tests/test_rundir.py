@@ -376,7 +376,7 @@ def test_every_trial_attribute_that_is_not_text_has_its_kind():
     added without one would be checked as a string and refuse every real trial."""
     import dataclasses
 
-    from attnsearch.rundir import _ATTR_KINDS, TrialRecord
+    from attnsearch.rundir._trial import _ATTR_KINDS, TrialRecord
 
     for f in dataclasses.fields(TrialRecord):
         if f.name == "extra":

@@ -9,14 +9,11 @@ from attnsearch.cli._terminal import term
 from attnsearch.errors import InputError
 
 __all__ = [
-    "LATENCY_TABLE",
     "build_latency_table",
     "check_budget",
     "check_latency_budget",
     "load_latency_table",
 ]
-
-LATENCY_TABLE = "latency_table.json"  # a table built for a run, inside its folder
 
 
 def check_budget(budget: Budget, space, width: float, latency_table: str | None):

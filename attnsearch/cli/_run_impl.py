@@ -97,13 +97,12 @@ def _create(opts: dict[str, Any]):
     checked)``, ``checked`` the run's one feasibility check (:meth:`attnsearch.cost.Cost.check_budget`),
     which the search takes on."""
     from attnsearch.cli._feasible import (
-        LATENCY_TABLE,
         build_latency_table,
         check_budget,
         check_latency_budget,
     )
     from attnsearch.cli._resume import warm_source
-    from attnsearch.rundir import RunDir, RunRecord, provenance
+    from attnsearch.rundir import LATENCY_TABLE, RunDir, RunRecord, provenance
     from attnsearch.settings import RunSettings, batch_size_for
     from attnsearch.spaces import load_space
 
@@ -136,7 +135,7 @@ def _create(opts: dict[str, Any]):
     rundir = RunDir.create(opts["results_dir"], opts["name"], record, default_prefix=space.name)
     if budget.is_latency and table is None:  # built on the fly for this machine, kept in the run
         try:
-            table = build_latency_table(rundir.path / LATENCY_TABLE, space)
+            table = build_latency_table(rundir.latency_table, space)
             checked = check_latency_budget(table, space, settings.width, budget)
         except (InputError, KeyboardInterrupt):
             rundir.discard()

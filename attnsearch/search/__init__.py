@@ -4,9 +4,11 @@ Objectives: ``accuracy`` (max) and the cost (min): ``flops``, or ``latency_ms`` 
 latency budget; the budget is a constraint, so ``study.best_trials`` holds only feasible,
 non-dominated trials. The ask → budget → tell core (no Ray) and the samplers are
 :mod:`attnsearch.proposal`'s; the settings are :mod:`attnsearch.settings`'s (named here
-too). Private parts, one role each: ``_searcher`` (the Proposer inside Ray Tune), ``_worker`` (one trial's training,
-and its Tune trainable), ``_ray`` (the Ray session), ``_resume`` (reconcile a stopped
-run), ``_driver`` (:func:`run_search`).
+too). Private parts, one role each: ``_searcher`` (the Proposer inside Ray Tune),
+``_worker`` (one trial's training, and its Tune trainable), ``_ray`` (start or connect to
+Ray), ``_session`` (the Ray session's record, cleanup after a crash), ``_resume``
+(reconcile a stopped run), ``_extras`` (which trials count; references and repeats),
+``_setup`` (scheduler, cost model, warm start), ``_driver`` (:func:`run_search`).
 
 Only the settings are imported eagerly (the CLI reads its defaults from them); the rest
 imports Ray and Optuna on first use.
@@ -38,7 +40,7 @@ __all__ = [
 _LAZY = {
     "Rerun": "_resume",
     "TrialOutcome": "_worker",
-    "kill_stray_ray": "_ray",
+    "kill_stray_ray": "_session",
     "probe_address": "_ray",
     "reconcile": "_resume",
     "run_search": "_driver",

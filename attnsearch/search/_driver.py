@@ -12,9 +12,9 @@ from typing import Any
 import optuna
 from ray import tune
 
-from attnsearch.errors import InputError
-from attnsearch.rundir import RunDir, TrialRecord
-from attnsearch.settings import RunSettings
+from attnsearch.rundir import RunDir
+from attnsearch.search._extras import done_count, enqueue_extras, fail_count
+from attnsearch.search._setup import _scheduler, cost_of, left_out_text, seed_from
 
 _INTERRUPT = threading.Event()  # first Ctrl-C: stop cleanly; second: stop at once
 
@@ -32,137 +32,6 @@ class _InterruptStopper(tune.Stopper):
 def _stop_tune() -> None:
     """The searcher cannot go on: end the Tune experiment (module level: pickled by name)."""
     _INTERRUPT.set()
-
-
-def done_count(study, *, extras: bool = False) -> int:
-    """Search trials whose training finished: complete (trained) or stopped early by ASHA.
-
-    References and repeats never count towards ``--trials``; ``extras=True`` counts them
-    too (progress of any kind). Trials copied by a warm start are another run's and never
-    count.
-    """
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False)
-        if t.user_attrs.get("trained")
-        and (extras or not t.user_attrs.get("role"))
-        and "warm_start_from" not in t.user_attrs
-        and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    )
-
-
-def _enqueue(study, params: dict, **attrs: Any) -> None:
-    """Store one extra trial (a reference or a repeat) as WAITING: the searcher's next ask
-    pops it, so it trains like any trial; ``seed`` records its trial seed (its number)."""
-    study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
-    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    newest = max(waiting, key=lambda t: t.number)
-    TrialRecord.set_stored(study, newest, seed=newest.number)
-
-
-def enqueue_extras(study, settings: RunSettings, space, references, *, search_done: bool) -> int:
-    """Enqueue the references (``settings.repeats`` seeds each) and, once the search's own
-    trials are done, the repeats of the front and of the trials within noise of it.
-
-    Idempotent: what to ask is derived from the storage (trials done, waiting, running, or
-    failed by themselves count as asked), so a resumed run never asks twice.
-    Returns how many trials were enqueued.
-    """
-    from attnsearch.results import ROLE_REFERENCE, ROLE_REPEAT, measurements, repeats_needed
-
-    options = space.options(settings.width)
-    ms = measurements(study)
-    n = 0
-    for ref in references:
-        for _ in range(settings.repeats - ms.planned_references.get(ref.name, 0)):
-            params = space.params(ref.architecture, options)
-            _enqueue(
-                study, params, role=ROLE_REFERENCE, reference=ref.name, paper=ref.paper,
-                fits=ref.fits,
-            )  # fmt: skip
-            n += 1
-    if search_done:
-        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-        for number, missing in repeats_needed(study, settings.repeats).items():
-            for _ in range(missing):
-                _enqueue(study, dict(trials[number].params), role=ROLE_REPEAT, repeat_of=number)
-                n += 1
-    return n
-
-
-def fail_count(study) -> int:
-    """Trials that failed by themselves (interruptions by the driver do not count)."""
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-        if TrialRecord.of(t).counts_as_failure
-    )
-
-
-def _scheduler(settings: RunSettings):
-    if not settings.early_stop:
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(
-        metric="accuracy",
-        mode="max",
-        time_attr="epoch",
-        max_t=settings.epochs,
-        grace_period=1,
-        reduction_factor=2,
-    )
-
-
-def cost_of(settings: RunSettings, run_dir, space):
-    """The run's cost model and its budget in the cost's unit: analytic FLOPs, or the
-    latency table's prediction in nanoseconds. A relative table path is inside the run
-    folder (a table built for the run)."""
-    from pathlib import Path
-
-    from attnsearch.cost import Cost, FlopsCost, LatencyCost
-    from attnsearch.latency import LatencyTable
-
-    budget = settings.budget
-    if budget is None:
-        raise InputError("a search needs a budget (e.g. --budget 4GFLOPs)")
-    if budget.is_latency:  # checked against the device and the space by `run` already
-        cost: Cost = LatencyCost(LatencyTable.load(Path(run_dir) / settings.latency_table))
-    else:
-        cost = FlopsCost(space)
-    return cost, cost.limit(budget)
-
-
-def left_out_text(left: dict, width: float, *, latency: bool) -> str | None:
-    """One line on the papers' networks a run does not train, and why (``None``: none)."""
-    from attnsearch.budget import format_flops, format_latency
-
-    def cost(v: int) -> str:
-        return format_latency(v / 1e6) if latency else format_flops(v)  # latency: ns
-
-    parts = []
-    if left["over_budget"]:
-        names = ", ".join(f"{n} {cost(c)}" for n, c in left["over_budget"])
-        parts.append(f"over the budget: {names} (--references all trains them as context)")
-    if left["proxy_width"]:
-        names = ", ".join(n for n, _ in left["proxy_width"])
-        parts.append(f"cannot be built at proxy width {width:g}: {names} (--width 1)")
-    if left["not_in_space"]:
-        parts.append("not in this space: " + ", ".join(n for n, _ in left["not_in_space"]))
-    return "references left out — " + "; ".join(parts) if parts else None
-
-
-def seed_from(source_dir: str, study, proposer) -> int:
-    """Copy the finished trials of the run in ``source_dir`` into ``study`` (a warm start,
-    :func:`attnsearch.proposal.warm_start`); they are history for the sampler only."""
-    from pathlib import Path
-
-    from attnsearch.proposal import warm_start
-    from attnsearch.results import open_study
-
-    path = Path(source_dir)
-    source = open_study(path, RunDir.open(path.parent, path.name).record.study_name)
-    return warm_start(study, source, proposer=proposer)
 
 
 def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None) -> dict[str, Any]:
@@ -185,15 +54,10 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
     from attnsearch.references import references_for, references_left_out
     from attnsearch.results import storage_for, write_results
     from attnsearch.search._gpus import check_driver_torch, resolve_gpus
-    from attnsearch.search._ray import (
-        check_resources,
-        execution_log,
-        kill_stray_ray,
-        record_ray_session,
-        start_ray,
-    )
+    from attnsearch.search._ray import check_resources, execution_log, start_ray
     from attnsearch.search._resume import pending_reruns, reconcile
     from attnsearch.search._searcher import BudgetedOptunaSearch
+    from attnsearch.search._session import kill_stray_ray, record_ray_session
     from attnsearch.search._timeout import TrialTimeout
     from attnsearch.search._worker import trainable
 
