@@ -4,7 +4,8 @@ same space into a study). :mod:`attnsearch.proposal` re-exports them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from attnsearch.errors import InputError
 from attnsearch.rundir import TrialRecord
@@ -13,10 +14,25 @@ from attnsearch.settings import SAMPLERS  # the names, defined with the settings
 if TYPE_CHECKING:
     import optuna
 
-    from attnsearch.proposal import Proposer
     from attnsearch.spaces import Options, SearchSpace
 
 __all__ = ["CONSTRAINT", "SAMPLERS", "make_sampler", "warm_start"]
+
+
+class _Costs(Protocol):
+    """What :func:`warm_start` asks of a :class:`attnsearch.proposal.Proposer` (named by
+    its parts, so that this module does not import the one that re-exports it)."""
+
+    space: SearchSpace
+    options: Options
+    budget: int
+    latency: bool
+
+    cost_fn: Callable[[Any], float]  # the run's cost (FLOPs or ns)
+    flops_fn: Callable[[Any], float]  # FLOPs, whatever the run's cost
+
+    def objective(self, cost: int) -> float: ...
+
 
 CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasible when <= 0)
 
@@ -75,7 +91,7 @@ def warm_start(
     space: SearchSpace | None = None,
     options: Options | None = None,
     *,
-    proposer: Proposer | None = None,
+    proposer: _Costs | None = None,
 ) -> int:
     """Copy ``source``'s finished trials into ``study``; returns how many were copied.
 

@@ -21,7 +21,6 @@ from attnsearch.rundir import _names as names
 PACKAGE = Path(__file__).resolve().parents[1] / "attnsearch"
 MAX_LINES = 500
 # split on another branch of issue 20 (the cost model); remove once merged
-NOT_YET_SPLIT = {"latency.py"}
 FIELDS = {f.name for f in dataclasses.fields(TrialRecord)} - {"extra"}
 
 
@@ -63,8 +62,6 @@ def _dotted(node: ast.AST) -> str:
 
 @pytest.mark.parametrize("path", _modules(), ids=_rel)
 def test_no_module_over_500_lines(path):
-    if _rel(path) in NOT_YET_SPLIT:
-        pytest.skip("split on the cost branch of issue 20")
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{_rel(path)} has {lines} lines (at most {MAX_LINES})"
 
