@@ -57,7 +57,9 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
         {
             "within_sd": within,
             "between_sd": between,
-            "between_sd_corrected": math.sqrt(max(0.0, between**2 - within**2 / k)),
+            "between_sd_corrected": stats.between_sd(
+                [m["proxy_mean"] for m in noisy], within, runs=k
+            ),
             "between_over_within": between / within if within else math.inf,
             "noise_architectures": len(noisy),
             "seconds_per_proxy_eval": stats.mean([r["seconds"] for r in proxy_runs]),
