@@ -20,7 +20,6 @@ from attnsearch.rundir import _names as names
 
 PACKAGE = Path(__file__).resolve().parents[1] / "attnsearch"
 MAX_LINES = 500
-# split on another branch of issue 20 (the cost model); remove once merged
 FIELDS = {f.name for f in dataclasses.fields(TrialRecord)} - {"extra"}
 
 
@@ -142,3 +141,18 @@ def test_trial_record_refuses_an_undeclared_attribute():
         "over_budget": True,
         "repaired_from": 3,
     }
+
+
+def test_budget_strings_are_parsed_in_one_place():
+    """A budget string becomes a :class:`attnsearch.budget.Budget` at the command line
+    (``cli/_numbers.py``); everything after reads that value (issue 20, item 2)."""
+    parsers = {"parse_budget", "parse_cost_budget"}
+    where = set()
+    for path in _modules():
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+                if name in parsers:
+                    where.add(_rel(path))
+    assert where == {"budget.py", "cli/_numbers.py"}, where  # budget.py: one form calls the other
