@@ -407,3 +407,22 @@ def test_uniform_cli_reports_stage_a(capsys):
     }  # fmt: skip
     code, out, err = _main(capsys, "fidelity", *micro, "--uniform", "none,se,nope")
     assert code == 2 and "--uniform nope" in err
+
+
+def test_journal_key_keeps_its_value_when_flip_is_the_datasets_own():
+    """``--flip/--no-flip`` came after journals were written: a flip equal to the dataset's
+    default (or not given) leaves the key as it was, the other value changes it."""
+    from types import SimpleNamespace
+
+    from attnsearch.fidelity._journal import _journal_key
+    from attnsearch.settings import ProxySettings
+
+    space = SimpleNamespace(name="tiny")
+    members = [SimpleNamespace(arch=SimpleNamespace(digest=lambda: "a"))]
+    data = SimpleNamespace(digest=lambda: "d")
+
+    def key(**kw):
+        s = ProxySettings.defaults(dataset="mnist-clutter", **kw)
+        return _journal_key(space, s, data, members, 10, None, "cpu")
+
+    assert key() == key(flip=None) == key(flip=False) != key(flip=True)

@@ -44,6 +44,11 @@ def test_settings_make_routes_proxy_options_and_one_seed():
     assert SETTINGS.proxy == ProxyConfig(epochs=1, width=0.25, seed=7, flip=True)
     assert (SETTINGS.epochs, SETTINGS.width, SETTINGS.seed) == (1, 0.25, 7)
     assert RunSettings.make(dataset="digits").proxy.flip is False
+    # the dataset decides unless told (MEASURED.md: a folder of digits must not be flipped)
+    assert RunSettings.make(dataset="folder:/d").proxy.flip is True
+    assert RunSettings.make(dataset="folder:/d", flip=False).proxy.flip is False
+    assert RunSettings.make(dataset="mnist-clutter", flip=None).proxy.flip is False
+    assert RunSettings.make(dataset="digits", flip=True).proxy.flip is True
     changed = SETTINGS.replace(trials=5, batch_size=32)
     assert (changed.trials, changed.proxy.batch_size, changed.proxy.epochs) == (5, 32, 1)
 

@@ -244,6 +244,7 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
     assert "References" in proc.stdout and "ResNet-18" in proc.stdout
     assert "verdict:" in proc.stdout and " ± " in proc.stdout
     said = " ".join(proc.stderr.split())  # notes: why a reference is not trained, what next
+    assert "(flips off)" in said, said  # the augmentation the run chose, said at its start
     assert "references left out — over the budget: RFA-ResNet-18 1.94 GFLOPs" in said, said
     assert "attnsearch fidelity --space tiny --dataset synthetic --epochs 1 --width 0.25" in said
     run_dir = tmp_path / "results" / "cli"

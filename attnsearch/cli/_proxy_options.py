@@ -35,6 +35,7 @@ _SHARED: tuple[tuple[str, type, tuple[str, ...] | None], ...] = (
     ("resolution", ProxyConfig, None),
     ("batch_size", ProxyConfig, None),
     ("optimizer", ProxyConfig, OPTIMIZERS),
+    ("flip", ProxyConfig, None),
     ("limit", RunSettings, None),
     ("seed", ProxyConfig, None),
 )
@@ -43,8 +44,13 @@ _PICKED_LATER = {"batch_size"}  # None in every command: chosen from the trainin
 PROXY_OPTIONS = tuple(name for name, _, _ in _SHARED) + ("threads",)
 
 
+_SWITCHES = {"flip"}  # --X/--no-X, None in every command: the dataset decides unless given
+
+
 def _option(name: str, cls: type, choices: tuple[str, ...] | None, *, run: bool):
     flag = "--" + name.replace("_", "-")
+    if name in _SWITCHES:
+        return click.option(f"{flag}/--no-{flag[2:]}", default=None, help=field_help(cls, name))
     default = None if name in _PICKED_LATER else field_default(cls, name)
     kind: Any = None
     if choices is not None:

@@ -150,7 +150,8 @@ def _create(opts: dict[str, Any]):
     term.note(
         f"search {rundir.name}: space {space.name} ({space.size():,} architectures), "
         f"budget {shown_budget}, dataset {settings.dataset} "
-        f"{tuple(dataset.input_shape)} x{len(dataset.train_x)}, {settings.trials} trials "
+        f"{tuple(dataset.input_shape)} x{len(dataset.train_x)} "
+        f"(flips {'on' if settings.proxy.flip else 'off'}), {settings.trials} trials "
         f"x {settings.epochs} epochs, sampler {settings.sampler}, policy {settings.policy}"
     )
     if narrowed:

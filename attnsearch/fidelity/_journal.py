@@ -42,10 +42,14 @@ def _journal_key(space, settings, dataset, members, reference_factor, budget, de
     import hashlib
     import json
 
+    from attnsearch.settings import flips_by_default
+
     skip = ("threads", "data_dir")
     proxy = {k: v for k, v in settings.to_dict().items() if k not in skip}
     if proxy.get("optimizer") == "sgd":  # what every journal before the option trained with
         del proxy["optimizer"]
+    if proxy.get("flip") in (None, flips_by_default(settings.dataset)):  # as before the option
+        proxy.pop("flip", None)
     payload = {
         "space": space.name,
         "members": [m.arch.digest() for m in members],

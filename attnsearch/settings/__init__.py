@@ -97,7 +97,13 @@ class ProxyConfig:
         None, 4, 4096, help="Proxy image size (default: the dataset's own)."
     )
     augment: bool = True  # random translation by up to 1/8 of the image, on the device
-    flip: bool = False  # horizontal flips (natural images only; set from the dataset)
+    # horizontal flips: set from the dataset (flips_by_default) unless --flip/--no-flip
+    flip: bool = setting(
+        False,
+        help="Horizontal flips in the proxy's augmentation (default: on for cifar10/100 and "
+        "folder datasets, off for digits and the generated canvases; --no-flip for a folder "
+        "of digits or text).",
+    )
     # base seed; each trial adds its trial number (it also splits the data)
     seed: int = bounded(0, 0, MAX_SEED, help="Sampler and training seed (it also splits the data).")
     zero_init_residual: bool = True  # last BN of each block starts at 0: deep nets train fast
@@ -194,21 +200,23 @@ class RunSettings:
         _check_choice(self, "references", REFERENCE_MODES, "settings")
 
     # the proxy fields a user sets through `run` options (the proxy owns their defaults)
-    PROXY_OPTIONS = ("epochs", "batch_size", "width", "resolution", "seed", "optimizer")
+    PROXY_OPTIONS = ("epochs", "batch_size", "width", "resolution", "seed", "optimizer", "flip")
 
     @classmethod
     def make(cls, budget: Budget | None = None, **options: Any) -> RunSettings:
         """Settings from flat options (``epochs=1, width=0.25, seed=3, ...``).
 
         Proxy options go into :attr:`proxy`; ``seed`` seeds both the sampler and training;
-        horizontal flips follow the dataset (natural images only); an optimizer brings its
+        horizontal flips follow the dataset (:func:`flips_by_default`) unless ``flip`` is
+        given (not ``None``); an optimizer brings its
         lr and weight decay (:data:`OPTIMIZER_DEFAULTS`).
         """
         proxy = {k: options.pop(k) for k in cls.PROXY_OPTIONS if k in options}
         for key, value in OPTIMIZER_DEFAULTS.get(proxy.get("optimizer", "sgd"), {}).items():
             proxy.setdefault(key, value)  # an unknown optimizer: ProxyConfig refuses it
         dataset = options.get("dataset", field_default(cls, "dataset"))
-        proxy["flip"] = dataset.startswith(("cifar", "folder"))
+        if proxy.get("flip") is None:
+            proxy["flip"] = flips_by_default(dataset)
         return cls(budget=budget, proxy=ProxyConfig(**proxy), **options)
 
     @classmethod
@@ -406,6 +414,13 @@ def _upgrade(data: dict[str, Any], where: str) -> dict[str, Any]:
     return data
 
 
+def flips_by_default(dataset: str) -> bool:
+    """Whether a dataset's proxy flips images horizontally unless told: natural images
+    (``cifar10``, ``cifar100``; a ``folder:`` of photographs) are mirror-symmetric in
+    distribution; digits, text and the generated canvases are not (a flipped 2 is no 2)."""
+    return dataset.startswith(("cifar", "folder"))
+
+
 # ---- evaluate and fidelity ----------------------------------------------------------------
 def _run_default(name: str) -> Any:
     """``run``'s default of a flat option (a RunSettings or ProxyConfig field)."""
@@ -426,6 +441,7 @@ class ProxySettings:
         resolution: proxy image size (``None``: the dataset's own).
         batch_size: proxy batch size; ``None`` applies ``run``'s rule.
         optimizer: ``sgd`` or ``adamw`` (with that optimizer's lr and weight decay).
+        flip: horizontal flips (``None``: the dataset's default, :func:`flips_by_default`).
         limit: cap on training images.
         seed: the run's seed (splits the data; added to each trial seed).
         threads: torch threads per trial (the run's ``cpus_per_trial``).
@@ -438,6 +454,7 @@ class ProxySettings:
     resolution: int | None = _run_default("resolution")
     batch_size: int | None = None  # run's rule from the training-set size (batch_size_for)
     optimizer: str = _run_default("optimizer")
+    flip: bool | None = None  # None: the dataset's default (flips_by_default)
     limit: int | None = _run_default("limit")
     seed: int = _run_default("seed")
     # torch threads per evaluation: a run's CPU threads per trial, at least one
