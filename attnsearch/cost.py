@@ -13,7 +13,9 @@ owns everything derived from them, once:
   unit's blocks; ties go to the choice listed first, so the result is deterministic);
 * :meth:`Cost.check_budget` — the feasibility check: a budget below the cheapest
   architecture is refused with one :class:`BudgetTooLowError` naming both. A run makes it
-  once, before anything is created, and hands the :class:`Feasible` it returns on.
+  once and hands the :class:`Feasible` it returns on: before anything is created, except
+  for a latency run that measures its table in the run folder (checked once the table
+  exists; the folder is removed when it fails).
 
 Costs are integers in their unit (FLOPs; nanoseconds for latency), so a budget compares
 exactly. An instance is a plain object (no closure), so a searcher holding one can be

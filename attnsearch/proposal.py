@@ -1,7 +1,9 @@
-"""Ask → budget → tell: the Ray-free core of the search, and the Optuna samplers it uses.
+"""Ask → budget → tell: the Ray-free core of the search (the samplers are in
+:mod:`attnsearch.samplers`, re-exported here).
 
-:class:`Proposer` asks an Optuna study for a candidate, costs it (analytic FLOPs by
-default: microseconds) and hands out only candidates under the budget. What happens to an
+:class:`Proposer` asks an Optuna study for a candidate, costs it (:mod:`attnsearch.cost`:
+analytic FLOPs by default, microseconds per candidate) and hands out only candidates under
+the budget. What happens to an
 over-budget candidate is the ``policy``:
 
 * ``"reject"`` — it is told to Optuna at once as infeasible and the study is asked again

@@ -533,7 +533,7 @@ def part_e_panel(out: Path, smoke: bool, deadline: float) -> None:
     pc = ProxyConfig(epochs=epochs, batch_size=batch_size_for(len(data.train_x)), width=width)
     payload = {"device": str(device), "task": "digits, default proxy", "backbone": backbone,
                "width": width, "epochs": epochs, "rows": []}  # fmt: skip
-    for type_name in ("none", "se") if smoke else ("none", *REGISTRY):
+    for type_name in ("none", "se") if smoke else tuple(REGISTRY):  # "none" is its first entry
         for seed in (0,) if smoke else (0, 1):
             if time.time() > deadline:
                 payload["cut"] = "time budget"
@@ -586,8 +586,8 @@ def _subreaper() -> bool:
 
 def _descendants() -> dict[int, int]:
     """Every live descendant of this process: pid -> start time."""
-    from attnsearch.search._ray import _descendants as below
-    from attnsearch.search._ray import _table
+    from attnsearch.search._session import _descendants as below
+    from attnsearch.search._session import _table
 
     table = _table()
     return {p: table[p][1] for p in below({os.getpid()}, table)}

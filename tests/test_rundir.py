@@ -148,6 +148,27 @@ def test_resume_compares_the_budget_as_one_value():
     assert latency.resumed({**opts, "budget": parse_cost_budget("25 ms")}, {"budget"}, "y").budget
 
 
+def test_resume_compares_the_flip_and_names_the_switch_given():
+    from attnsearch.errors import InputError
+
+    stored = SETTINGS  # flips on (a folder-like default)
+    opts = {"flip": True, "trials": 9, "address": None, "storage": None}
+    assert stored.resumed(opts, {"flip"}, "run.yaml").flip is True
+    assert stored.resumed({**opts, "flip": None}, set(), "run.yaml").flip is True  # not given
+    with pytest.raises(InputError, match=r"^--no-flip conflicts .*\(flip True in run.yaml\)"):
+        stored.resumed({**opts, "flip": False}, {"flip"}, "run.yaml")
+
+
+def test_the_suggested_fidelity_call_keeps_a_flip_the_user_chose():
+    from attnsearch.cli._run_impl import fidelity_command
+
+    assert fidelity_command(SETTINGS).endswith("--budget 1000000000")  # the dataset's own
+    assert fidelity_command(SETTINGS.replace(flip=False)).endswith(" --no-flip")
+    assert fidelity_command(
+        RunSettings.make(SETTINGS.budget, dataset="digits", flip=True)
+    ).endswith(" --flip")
+
+
 def test_create_refuses_taken_and_invalid_names_and_leaves_nothing(tmp_path):
     make_run(tmp_path, "taken", 10**9)
     with pytest.raises(ResultsError, match="already exists"):

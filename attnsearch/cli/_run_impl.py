@@ -188,7 +188,7 @@ def fidelity_command(settings) -> str:
     for a POSIX shell). A CUDA run trains in bf16, ``fidelity --device cuda`` in float32."""
     import shlex
 
-    from attnsearch.settings import ProxySettings
+    from attnsearch.settings import ProxySettings, flips_by_default
 
     default = ProxySettings()  # fidelity's defaults: run's
     threads = max(1, int(settings.cpus_per_trial))
@@ -212,6 +212,8 @@ def fidelity_command(settings) -> str:
     for flag, value in flags.items():
         if value is not None:
             parts += [flag, shlex.quote(str(value))]
+    if settings.proxy.flip != flips_by_default(settings.dataset):  # --flip/--no-flip given
+        parts.append("--flip" if settings.proxy.flip else "--no-flip")
     return " ".join(parts)
 
 

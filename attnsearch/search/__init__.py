@@ -1,9 +1,10 @@
-"""The search: Optuna samples through Ray Tune, multi-objective, under a hard FLOPs budget.
+"""The search: Optuna samples through Ray Tune, multi-objective, under a hard budget (FLOPs
+or predicted latency).
 
 Objectives: ``accuracy`` (max) and the cost (min): ``flops``, or ``latency_ms`` with a
 latency budget; the budget is a constraint, so ``study.best_trials`` holds only feasible,
-non-dominated trials. The ask → budget → tell core (no Ray) and the samplers are
-:mod:`attnsearch.proposal`'s; the settings are :mod:`attnsearch.settings`'s (named here
+non-dominated trials. The ask → budget → tell core (no Ray) is :mod:`attnsearch.proposal`'s,
+the samplers :mod:`attnsearch.samplers`'; the settings are :mod:`attnsearch.settings`'s (named here
 too). Private parts, one role each: ``_searcher`` (the Proposer inside Ray Tune),
 ``_worker`` (one trial's training, and its Tune trainable), ``_ray`` (start or connect to
 Ray), ``_session`` (the Ray session's record, cleanup after a crash), ``_resume``

@@ -45,8 +45,9 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
     resumable). A local Ray started here is shut down on every exit path.
 
     ``checked`` is the run's feasibility check (:meth:`attnsearch.cost.Cost.check_budget`
-    of its cost and budget), made by ``run`` before the folder existed; ``None`` (a resume,
-    or a caller of its own): made here, before the storage is touched.
+    of its cost and budget), made by ``run`` (before the folder existed, or once a latency
+    table measured into it exists); ``None`` (a resume, or a caller of its own): made here,
+    before the storage is touched.
     """
     import ray
 

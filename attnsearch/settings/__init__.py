@@ -65,7 +65,7 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, float]] = {
     "sgd": {},  # ProxyConfig's field defaults
     "adamw": {"lr": 0.002, "weight_decay": 0.05},  # stage A pilot, benchmarks/RESULTS.md §16
 }
-SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")  # attnsearch.proposal.make_sampler
+SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")  # attnsearch.samplers.make_sampler
 POLICIES = ("reject", "repair", "spread")  # over-budget candidates (attnsearch.proposal)
 REFERENCE_MODES = ("fit", "all", "none")  # attnsearch.references.MODES is this tuple
 SMALL_DATASET = 10_000  # fewer training images than this: smaller batches, more steps
@@ -259,6 +259,10 @@ class RunSettings:
         return self.proxy.resolution
 
     @property
+    def flip(self) -> bool:
+        return self.proxy.flip
+
+    @property
     def optimizer(self) -> str:
         return self.proxy.optimizer
 
@@ -348,6 +352,7 @@ class RunSettings:
         "resolution",
         "batch_size",
         "optimizer",
+        "flip",
         "limit",
         "early_stop",
         "repeats",
@@ -364,11 +369,15 @@ class RunSettings:
         for key in self.COMPARED:
             if key not in explicit or opts[key] == getattr(self, key):
                 continue
-            given = opts[key].text if isinstance(opts[key], Budget) else opts[key]
+            flag, given = f"--{key.replace('_', '-')}", opts[key]
+            if isinstance(given, Budget):
+                given = given.text
+            if isinstance(given, bool):  # a --X/--no-X switch: name the one given
+                flag, given = (flag if given else f"--no-{flag[2:]}"), ""
             raise InputError(
-                f"--{key.replace('_', '-')} {given} conflicts with the search being "
-                f"resumed ({getattr(self, key)} in {where}); resume with the same value or "
-                "start a new --name"
+                f"{flag}{f' {given}' if given != '' else ''} conflicts with the search being "
+                f"resumed ({key.replace('_', ' ')} {getattr(self, key)} in {where}); resume "
+                "with the same value or start a new --name"
             )
         changes = {k: opts[k] for k in self.RESUMABLE_CHANGES if k in explicit}
         changes.update({k: opts[k] if k in explicit else None for k in self.NAMED_AGAIN})
