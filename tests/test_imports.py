@@ -200,4 +200,5 @@ def test_settings_do_not_import_torch():
         "attnsearch.errors",
         "attnsearch.settings",
         "attnsearch.settings._config",
+        "attnsearch.settings._proxy",
     }
