@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from attnsearch import modules
-from attnsearch.backbones import BACKBONES, slot_infos
-from attnsearch.errors import InputError, read_text
+from attnsearch.errors import InputError
+from attnsearch.resnet_layout import BACKBONES, DEPLOY_CLASSES, DEPLOY_INPUT, SlotInfo, slot_infos
+from attnsearch.safeio import read_text
 
 __all__ = ["Architecture", "ArchitectureError", "SlotChoice", "check_choice"]
 
@@ -66,9 +67,12 @@ def input_problem(shape: Any) -> str | None:
 
 @dataclass(frozen=True)
 class SlotChoice:
-    """One slot's attention type and its resolved hyperparameters (defaults filled in)."""
+    """One slot's attention type and its resolved hyperparameters (defaults filled in).
 
-    type: str = "none"
+    ``SlotChoice.plain()`` is the plain block (the registry's identity entry, ``none``).
+    """
+
+    type: str = field(default_factory=lambda: modules.plain().name)
     hparams: tuple[tuple[str, Any], ...] = ()
 
     @property
@@ -76,15 +80,21 @@ class SlotChoice:
         """Hyperparameters as keyword arguments for the module's constructor."""
         return dict(self.hparams)
 
+    @property
+    def is_plain(self) -> bool:
+        """The plain block (the registry's identity entry): no module, no cost."""
+        return modules.get(self.type).identity
+
     @classmethod
     def make(cls, type: str, **hparams: Any) -> SlotChoice:
         """Validate and resolve; raises ``ValueError`` for unknown types or bad values."""
-        if type == "none":
-            if hparams:
-                raise ValueError(f"none: takes no hyperparameters, got {sorted(hparams)[0]!r}")
-            return cls("none", ())
         resolved = modules.resolve(type, hparams)
         return cls(type, tuple(resolved.items()))
+
+    @classmethod
+    def plain(cls) -> SlotChoice:
+        """The plain block's choice (``none``)."""
+        return cls(modules.plain().name, ())
 
     @classmethod
     def from_json(cls, data: Any) -> SlotChoice:
@@ -112,10 +122,9 @@ class SlotChoice:
         return f"{self.type}({parts})"
 
 
-def check_choice(choice: SlotChoice, info) -> None:
+def check_choice(choice: SlotChoice, info: SlotInfo) -> None:
     """Raise ``ValueError`` if ``choice`` cannot work in the slot described by ``info``."""
-    if choice.type != "none":
-        modules.get(choice.type).check_slot(info, **choice.params)
+    modules.get(choice.type).check_slot(info, **choice.params)
 
 
 @dataclass(frozen=True)
@@ -131,8 +140,8 @@ class Architecture:
 
     backbone: str
     slots: tuple[SlotChoice, ...]
-    num_classes: int = 1000  # ImageNet, as in the papers' tables
-    input: tuple[int, int, int] = field(default=(3, 224, 224))  # the papers' deploy shape
+    num_classes: int = DEPLOY_CLASSES  # ImageNet, as in the papers' tables
+    input: tuple[int, int, int] = field(default=DEPLOY_INPUT)  # the papers' deploy shape
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -161,14 +170,25 @@ class Architecture:
 
     # ---- construction -------------------------------------------------------------
     @classmethod
-    def uniform(cls, backbone: str, type: str = "none", **hparams: Any) -> Architecture:
-        """Every slot gets the same choice."""
+    def uniform(cls, backbone: str, type: str | None = None, **hparams: Any) -> Architecture:
+        """Every slot gets the same choice (``type`` None: the plain block)."""
         n = BACKBONES[backbone].num_slots if backbone in BACKBONES else 0
         try:
-            choice = SlotChoice.make(type, **hparams)
+            choice = SlotChoice.plain() if type is None else SlotChoice.make(type, **hparams)
         except ValueError as e:
             raise ArchitectureError(f"all: {e}") from None
         return cls(backbone, (choice,) * n)
+
+    @classmethod
+    def plain(
+        cls,
+        backbone: str,
+        num_classes: int = DEPLOY_CLASSES,
+        input: tuple[int, int, int] = DEPLOY_INPUT,
+    ) -> Architecture:
+        """The plain ResNet: every slot the plain block, on this deploy shape."""
+        n = BACKBONES[backbone].num_slots if backbone in BACKBONES else 0
+        return cls(backbone, (SlotChoice.plain(),) * n, num_classes, input)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Architecture:
@@ -230,8 +250,8 @@ class Architecture:
                 except ValueError as e:
                     raise ArchitectureError(f"slots[{i}]: {e}") from None
             slots = tuple(parsed)
-        num_classes = data.get("num_classes", 1000)
-        shape = data.get("input", [3, 224, 224])
+        num_classes = data.get("num_classes", DEPLOY_CLASSES)
+        shape = data.get("input", list(DEPLOY_INPUT))
         if not isinstance(shape, (list, tuple)):
             raise ArchitectureError(f"input: must be a list [C, H, W], got {shape!r}")
         return cls(backbone, slots, num_classes, tuple(shape))

@@ -8,6 +8,8 @@ BN, before the residual add) or a *conv* replacement of the block's 3×3 convolu
 
 Two stems: ``deploy`` (the ImageNet stem: 7×7/2 conv, BN, ReLU, 3×3/2 max-pool; input
 224 → 56) and ``proxy`` (small proxy images, 8–64 px: 3×3/1 conv, BN, ReLU, no max-pool).
+The layout's numbers and rules (depths, widths, stems, strides, shortcuts, the deploy
+shape) live in :mod:`attnsearch.resnet_layout`, shared with the FLOPs count and the export.
 
 The blocks and the ResNet know no attention type: a slot's choice reaches them as layer
 factories from its registry entry (:func:`block_args`). ``attnsearch export`` copies these
@@ -19,13 +21,26 @@ classes verbatim into the generated file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from attnsearch import modules as _modules
+from attnsearch.resnet_layout import (
+    BACKBONES,
+    DEPLOY_CLASSES,
+    BackboneDef,
+    SlotInfo,
+    Stem,
+    block_stride,
+    get_backbone,
+    has_projection,
+    slot_infos,
+    stage_channels,
+    stem_channels,
+    stem_layout,
+)
 
 if TYPE_CHECKING:
     from attnsearch.architecture import Architecture, SlotChoice
@@ -39,104 +54,11 @@ __all__ = [
     "block_class",
     "build_block",
     "build_network",
+    "get_backbone",
     "slot_infos",
     "stage_channels",
+    "stem_channels",
 ]
-
-Stem = Literal["deploy", "proxy"]
-
-
-@dataclass(frozen=True)
-class BackboneDef:
-    """A named ResNet: block type and blocks per stage (the ResNet paper's depths)."""
-
-    block: Literal["basic", "bottleneck"]
-    depths: tuple[int, int, int, int]
-
-    @property
-    def expansion(self) -> int:
-        return 4 if self.block == "bottleneck" else 1
-
-    @property
-    def num_slots(self) -> int:
-        return sum(self.depths)
-
-
-BACKBONES: dict[str, BackboneDef] = {
-    "resnet18": BackboneDef("basic", (2, 2, 2, 2)),
-    "resnet34": BackboneDef("basic", (3, 4, 6, 3)),
-    "resnet50": BackboneDef("bottleneck", (3, 4, 6, 3)),
-    "resnet101": BackboneDef("bottleneck", (3, 4, 23, 3)),
-}
-
-
-def get_backbone(name: str) -> BackboneDef:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}"
-        ) from None
-
-
-def stage_channels(width: float = 1.0) -> tuple[int, int, int, int]:
-    """``planes`` of the four stages (64, 128, 256, 512 at width 1)."""
-    if not width > 0:
-        raise ValueError(f"width must be positive, got {width!r}")
-    return tuple(max(1, int(round(p * width))) for p in (64, 128, 256, 512))
-
-
-def stem_channels(width: float = 1.0) -> int:
-    return stage_channels(width)[0]
-
-
-@dataclass(frozen=True)
-class SlotInfo:
-    """Where a slot sits and the channels its attention sees.
-
-    Attributes:
-        index: slot number in network order.
-        stage: 1..4.
-        block: index of the block inside its stage.
-        in_channels: channels entering the block.
-        out_channels: channels leaving the block (what a gate sees).
-        stride: stride of the block (on the 3×3 conv).
-        conv_in: input channels of the 3×3 conv a conv-type choice replaces.
-        conv_out: output channels of that conv (the block's ``planes``).
-    """
-
-    index: int
-    stage: int
-    block: int
-    in_channels: int
-    out_channels: int
-    stride: int
-    conv_in: int
-    conv_out: int
-
-
-def slot_infos(backbone: str, width: float = 1.0) -> list[SlotInfo]:
-    """Every slot of ``backbone`` at ``width``, in network order."""
-    bdef = get_backbone(backbone)
-    planes_per_stage = stage_channels(width)
-    inplanes = stem_channels(width)
-    infos = []
-    index = 0
-    for stage, (planes, depth) in enumerate(zip(planes_per_stage, bdef.depths, strict=True)):
-        for block in range(depth):
-            stride = 2 if (stage > 0 and block == 0) else 1
-            out = planes * bdef.expansion
-            if bdef.block == "bottleneck":
-                conv_in, conv_out = planes, planes
-            else:
-                conv_in, conv_out = inplanes, planes
-            infos.append(
-                SlotInfo(index, stage + 1, block, inplanes, out, stride, conv_in, conv_out)
-            )
-            inplanes = out
-            index += 1
-    return infos
-
 
 # ---- the network: plain torch, copied verbatim into exported files ---------------------
 # Everything from here to ``ResNet`` is what ``attnsearch export`` writes out (with the
@@ -154,7 +76,7 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 
 def downsample(in_channels: int, out_channels: int, stride: int) -> nn.Module | None:
     """Strided 1×1 conv + BN on the shortcut where the shape changes (ResNet v1.5)."""
-    if stride == 1 and in_channels == out_channels:
+    if not has_projection(in_channels, out_channels, stride):
         return None
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
@@ -273,32 +195,28 @@ class ResNet(nn.Module):
         depths: tuple[int, ...],
         planes: tuple[int, ...],
         slots: list[dict],
-        num_classes: int = 1000,
+        num_classes: int = DEPLOY_CLASSES,
         in_channels: int = 3,
         stem: str = "deploy",
     ):
         super().__init__()
         if len(slots) != sum(depths):
             raise ValueError(f"expected {sum(depths)} slots, got {len(slots)}")
-        if stem == "deploy":
-            self.conv1 = nn.Conv2d(in_channels, planes[0], 7, stride=2, padding=3, bias=False)
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        elif stem == "proxy":
-            self.conv1 = nn.Conv2d(in_channels, planes[0], 3, stride=1, padding=1, bias=False)
-            self.maxpool = None
-        else:
-            raise ValueError(f"unknown stem {stem!r}; valid: deploy, proxy")
+        (kernel, stride, padding), pool = stem_layout(stem)
+        self.conv1 = nn.Conv2d(
+            in_channels, planes[0], kernel, stride=stride, padding=padding, bias=False
+        )
+        self.maxpool = None if pool is None else nn.MaxPool2d(pool[0], pool[1], pool[2])
         self.bn1 = nn.BatchNorm2d(planes[0])
         self.relu = nn.ReLU(inplace=True)
         args = iter(slots)
         in_ch = planes[0]
-        for stage, (width, depth) in enumerate(zip(planes, depths, strict=True)):
+        for stage, (width, depth) in enumerate(zip(planes, depths, strict=True), start=1):
             blocks = []
             for i in range(depth):
-                stride = 2 if stage > 0 and i == 0 else 1
-                blocks.append(block(in_ch, width, stride, **next(args)))
+                blocks.append(block(in_ch, width, block_stride(stage, i), **next(args)))
                 in_ch = width * block.expansion
-            self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
+            self.add_module(f"layer{stage}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(in_ch, num_classes)
         self._init_weights()
@@ -332,8 +250,9 @@ def block_class(backbone: str) -> type[nn.Module]:
 
 
 def block_args(choice: SlotChoice | None) -> dict[str, Callable[..., nn.Module]]:
-    """A slot choice as residual-block arguments (its registry entry decides which)."""
-    if choice is None or choice.type == "none":
+    """A slot choice as residual-block arguments (its registry entry decides which; the
+    plain block, ``None`` or ``none``, gets none)."""
+    if choice is None:
         return {}
     return _modules.get(choice.type).block_args(**choice.params)
 

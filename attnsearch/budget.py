@@ -1,16 +1,19 @@
 """Budget strings (DESIGN.md §1; issue 13): the units decide between FLOPs and time.
 
 FLOPs: ``4GFLOPs``, ``4G``, ``4e9``, ``350MFLOPs``, ``4 GFLOPs``. Latency: ``25ms``,
-``800us`` (or ``800µs``), ``0.02s``, ``25 ms``. :func:`parse_budget` reads FLOPs only (an
-``int``); :func:`parse_cost_budget` reads either and returns a :class:`Budget` naming the kind.
+``800us`` (or ``800µs``), ``0.02s``, ``25 ms``. :func:`parse_cost_budget` reads either and
+returns a :class:`Budget`: the one value a run carries (its kind, its limit, the text the
+user wrote), parsed once at the command line and stored as such in run.yaml.
+:func:`parse_budget` reads FLOPs only (an ``int``). The range of a budget is checked in one
+place, :class:`Budget` itself.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from attnsearch.errors import InputError
 
@@ -67,27 +70,88 @@ def parse_budget(text: str | int | float) -> int:
         if m is None:
             raise BudgetError(f"invalid budget {text!r}; use a form like {_FORMS}")
         value = float(m["num"]) * _PREFIX[m["prefix"].lower()]
-    if not math.isfinite(value) or value <= 0:
-        raise BudgetError(f"invalid budget {text!r}: must be a positive number of FLOPs")
-    if value > _MAX_FLOPS:
-        raise BudgetError(f"invalid budget {text!r}: more than {_MAX_FLOPS:.0e} FLOPs")
+    problem = _problem("flops", value)
+    if problem:
+        raise BudgetError(f"invalid budget {text!r}: {problem}")
     return int(round(value))
+
+
+def _problem(kind: str, value: Any) -> str | None:
+    """What is wrong with ``value`` as a limit of this kind, or None (the one range check)."""
+    if kind not in ("flops", "latency"):
+        return f"the kind must be flops or latency, not {kind!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number, got {type(value).__name__}"
+    if kind == "latency":
+        if not math.isfinite(value) or value <= 0:
+            return f"a latency must be positive, like {_TIME_FORMS}"
+        if value > _MAX_LATENCY_MS:
+            return f"more than an hour; use a form like {_TIME_FORMS}"
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return "must be a positive number of FLOPs"
+    if value > _MAX_FLOPS:
+        return f"more than {_MAX_FLOPS:.0e} FLOPs"
+    if round(value) < 1:
+        return "less than one FLOP"
+    return None
 
 
 @dataclass(frozen=True)
 class Budget:
-    """A parsed cost budget.
+    """A parsed cost budget: the one form a run's budget takes once the command line read it.
+
+    Two budgets are equal when kind and value are (``4G`` and ``4GFLOPs`` are one budget).
 
     Attributes:
         kind: ``"flops"`` (value: FLOPs, an int) or ``"latency"`` (value: milliseconds).
         value: the limit.
+        text: the budget as the user wrote it (``""``: not written by a user).
     """
 
     kind: Literal["flops", "latency"]
     value: float
+    text: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        problem = _problem(self.kind, self.value)
+        if problem:
+            raise BudgetError(f"invalid budget {self.text or self.value!r}: {problem}")
+        if self.kind == "flops":
+            object.__setattr__(self, "value", int(round(self.value)))
+        else:
+            object.__setattr__(self, "value", float(self.value))
+
+    @property
+    def is_latency(self) -> bool:
+        return self.kind == "latency"
+
+    @property
+    def label(self) -> str:
+        """What the limit is, for people: ``4.14 GFLOPs``, ``25 ms predicted latency``."""
+        return f"{self} predicted latency" if self.is_latency else str(self)
 
     def __str__(self) -> str:
         return format_flops(self.value) if self.kind == "flops" else format_latency(self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The form stored in run.yaml and summary.json."""
+        return {"kind": self.kind, "value": self.value, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "budget") -> Budget:
+        """A budget from :meth:`to_dict`'s form; unknown or missing keys refused.
+
+        Raises:
+            BudgetError: not that form, or a limit out of range.
+        """
+        keys = {"kind", "value", "text"}
+        if not isinstance(data, dict) or not {"kind", "value"} <= set(data) <= keys:
+            raise BudgetError(f"{where}: expected a mapping with kind, value and text")
+        text = data.get("text", "")
+        if not isinstance(text, str):
+            raise BudgetError(f"{where}: text has the wrong type ({type(text).__name__})")
+        return cls(data["kind"], data["value"], text)
 
 
 def parse_cost_budget(text: str | int | float) -> Budget:
@@ -103,17 +167,12 @@ def parse_cost_budget(text: str | int | float) -> Budget:
         m = _TIME_PATTERN.match(text)
         if m is not None:
             ms = float(m["num"]) * _TIME_UNITS[m["unit"].lower()]
-            if not math.isfinite(ms) or ms <= 0:
-                raise BudgetError(
-                    f"invalid budget {text!r}: a latency must be positive, like {_TIME_FORMS}"
-                )
-            if ms > _MAX_LATENCY_MS:
-                raise BudgetError(
-                    f"invalid budget {text!r}: more than an hour; use a form like {_TIME_FORMS}"
-                )
-            return Budget("latency", ms)
+            problem = _problem("latency", ms)
+            if problem:
+                raise BudgetError(f"invalid budget {text!r}: {problem}")
+            return Budget("latency", ms, text.strip())
     try:
-        return Budget("flops", parse_budget(text))
+        return Budget("flops", parse_budget(text), str(text).strip())
     except BudgetError as e:
         if _PATTERN.match(str(text)) is not None:
             raise

@@ -2,19 +2,18 @@
 
 One code path: :func:`evaluate_architecture` calls
 :func:`attnsearch.search.run_trial` — the whole training of a Tune trial — with the run's
-:class:`~attnsearch.search.RunSettings` (its proxy, its ``cpus_per_trial`` threads) and a
+:class:`~attnsearch.settings.RunSettings` (its proxy, its ``cpus_per_trial`` threads) and a
 trial seed; a search trial's seed is its trial number, so evaluating with that number
 reproduces the trial's accuracy. The settings come from a run
 (``RunDir.open(...).settings``) or from ``run``'s defaults with some options changed
 (:func:`settings_from_options`, which applies ``run``'s batch-size rule,
-:func:`attnsearch.search._settings.batch_size_for`).
-:class:`ProxySettings` is the flat option set ``fidelity`` passes to its worker
-processes; it builds the same RunSettings.
+:func:`attnsearch.settings.batch_size_for`). :class:`~attnsearch.settings.ProxySettings`
+(defined with the other settings, and named here too) is the flat option set ``fidelity``
+passes to its worker processes; it builds the same RunSettings.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,41 +21,19 @@ from typing import Any
 
 from attnsearch import stats
 from attnsearch.errors import InputError
+from attnsearch.settings import ProxySettings
 
 __all__ = [
     "EvalResult",
     "ProxySettings",
     "evaluate_architecture",
-    "run_defaults",
     "settings_from_options",
 ]
 
-# RunSettings needs a budget; evaluating one given architecture searches nothing
-_NO_BUDGET = 10**30  # evaluating one architecture applies no budget: the largest allowed
-
-
-def run_defaults() -> dict[str, Any]:
-    """``run``'s default settings, read from the settings dataclasses (no numbers repeated)."""
-    from attnsearch.proxy import ProxyConfig
-    from attnsearch.search import RunSettings
-
-    out = {
-        f.name: f.default
-        for f in dataclasses.fields(ProxyConfig)
-        if f.default is not dataclasses.MISSING
-    }
-    out.update(
-        {
-            f.name: f.default
-            for f in dataclasses.fields(RunSettings)
-            if f.default is not dataclasses.MISSING
-        }
-    )
-    return out
-
 
 def settings_from_options(**given: Any):
-    """``run``'s settings for the given proxy options, and the dataset they load.
+    """``run``'s settings (without a budget: nothing is searched) for the given proxy
+    options, and the dataset they load.
 
     ``given`` holds the proxy options of ``evaluate``/``fidelity`` (``dataset``,
     ``data_dir``, ``epochs``, ``width``, ``resolution``, ``batch_size``, ``limit``,
@@ -66,90 +43,9 @@ def settings_from_options(**given: Any):
     Returns:
         ``(RunSettings, Dataset)``.
     """
-    from attnsearch.search import RunSettings
-    from attnsearch.search._settings import batch_size_for
-
-    opts = {k: v for k, v in given.items() if v is not None}
-    batch = opts.pop("batch_size", None)
-    threads = opts.pop("threads", None)
-    if threads is not None:
-        opts["cpus_per_trial"] = float(threads)
-    settings = RunSettings.make(_NO_BUDGET, **opts)
-    dataset = settings.load_dataset()
-    settings = settings.replace(
-        batch_size=batch if batch is not None else batch_size_for(len(dataset.train_x))
-    )
-    return settings, dataset
-
-
-@dataclass(frozen=True)
-class ProxySettings:
-    """The proxy options as flat, picklable data (``fidelity``'s worker processes get it).
-
-    Attributes:
-        dataset: dataset spec (``digits``, ``clutter``, ``cifar10``, ...).
-        data_dir: where downloaded datasets live.
-        epochs: proxy epochs.
-        width: proxy channel multiplier.
-        resolution: proxy image size (``None``: the dataset's own).
-        batch_size: proxy batch size; ``None`` applies ``run``'s rule.
-        optimizer: ``sgd`` or ``adamw`` (with that optimizer's lr and weight decay).
-        limit: cap on training images.
-        seed: the run's seed (splits the data; added to each trial seed).
-        threads: torch threads per trial (the run's ``cpus_per_trial``).
-    """
-
-    dataset: str
-    data_dir: str
-    epochs: int
-    width: float
-    resolution: int | None
-    batch_size: int | None
-    optimizer: str
-    limit: int | None
-    seed: int
-    threads: int
-
-    @classmethod
-    def defaults(cls, **overrides: Any) -> ProxySettings:
-        """``run``'s defaults, with ``overrides`` (``None`` values are ignored)."""
-        d = run_defaults()
-        keys = ("dataset", "data_dir", "epochs", "width", "resolution", "optimizer")
-        values = {k: d[k] for k in keys}
-        values.update(
-            batch_size=None,  # run resolves it from the training-set size
-            limit=d["limit"],
-            seed=d["seed"],
-            threads=max(1, int(d["cpus_per_trial"])),
-        )
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    def run_settings(self, train_size: int | None = None):
-        """The :class:`~attnsearch.search.RunSettings` a run with these options has
-        (``train_size``: apply ``run``'s batch-size rule when ``batch_size`` is None)."""
-        from attnsearch.search import RunSettings
-
-        options = dataclasses.asdict(self)
-        options["cpus_per_trial"] = float(options.pop("threads"))
-        batch = options.pop("batch_size")
-        if batch is None and train_size is not None:
-            batch = self.resolved_batch_size(train_size)
-        if batch is not None:
-            options["batch_size"] = batch
-        return RunSettings.make(_NO_BUDGET, **options)
-
-    def load_dataset(self):
-        """The proxy dataset, loaded and split as a run loads it."""
-        return self.run_settings().load_dataset()
-
-    def resolved_batch_size(self, train_size: int) -> int:
-        from attnsearch.search._settings import batch_size_for
-
-        return self.batch_size if self.batch_size is not None else batch_size_for(train_size)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    proxy = ProxySettings.defaults(**given)
+    dataset = proxy.load_dataset()
+    return proxy.run_settings(len(dataset.train_x)), dataset
 
 
 @dataclass

@@ -1,7 +1,9 @@
-"""Ask → budget → tell: the Ray-free core of the search, and the Optuna samplers it uses.
+"""Ask → budget → tell: the Ray-free core of the search (the samplers are in
+:mod:`attnsearch.samplers`, re-exported here).
 
-:class:`Proposer` asks an Optuna study for a candidate, costs it (analytic FLOPs by
-default: microseconds) and hands out only candidates under the budget. What happens to an
+:class:`Proposer` asks an Optuna study for a candidate, costs it (:mod:`attnsearch.cost`:
+analytic FLOPs by default, microseconds per candidate) and hands out only candidates under
+the budget. What happens to an
 over-budget candidate is the ``policy``:
 
 * ``"reject"`` — it is told to Optuna at once as infeasible and the study is asked again
@@ -21,16 +23,18 @@ set (Optuna 5's TPE counts such trials as infeasible and steers away from them; 
 and GP ignore them), and an impossible one as ``FAIL``. A trained candidate is told
 ``[accuracy, cost]`` with a constraint ``<= 0``.
 
-The cost is the analytic deploy FLOPs, or a predicted latency (``latency=True``: the cost
-function returns nanoseconds, an integer, and the second objective is milliseconds);
+The cost is an :class:`attnsearch.cost.Cost`: the analytic deploy FLOPs, or a predicted
+latency (``latency=True``: a :class:`~attnsearch.cost.LatencyCost`, nanoseconds, an integer;
+the second objective is milliseconds);
 ``flops`` is recorded on every trial either way. The Ray Tune searcher
 (:mod:`attnsearch.search._searcher`) is a thin adapter over :class:`Proposer`: it adds the
 trial-record attributes (:class:`attnsearch.rundir.TrialRecord`), re-runs of interrupted
 trials (:attr:`Proposer.pending_reruns`) and the outcome of training (:meth:`Proposer.finish`).
 Trials already in the study (a warm start, enqueued references) are simply history to it.
 
-Also here: :func:`make_sampler` (the samplers by name) and :func:`warm_start` (copy an
-earlier run's finished trials on the same space into a study).
+Re-exported from :mod:`attnsearch.samplers`: :func:`make_sampler` (the samplers by name),
+:func:`warm_start` (copy an earlier run's finished trials on the same space into a study)
+and the constraint key.
 """
 
 from __future__ import annotations
@@ -39,7 +43,11 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from attnsearch.cost import BudgetTooLowError, Cost, Feasible, FlopsCost
 from attnsearch.errors import InputError
+from attnsearch.rundir import FailKind, TrialRecord
+from attnsearch.samplers import CONSTRAINT, SAMPLERS, make_sampler, warm_start
+from attnsearch.settings import POLICIES
 
 if TYPE_CHECKING:  # the architecture imports torch: kept out of `run --help`'s imports
     import optuna
@@ -49,29 +57,20 @@ if TYPE_CHECKING:  # the architecture imports torch: kept out of `run --help`'s 
 
 __all__ = [
     "CONSTRAINT",
-    "FlopsCost",
     "POLICIES",
     "SAMPLERS",
     "BudgetTooLowError",
     "ProposalError",
     "Proposer",
     "StorageWriteError",
-    "cheapest_choices",
     "guard_storage",
     "make_sampler",
     "repair",
     "warm_start",
 ]
 
-CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasible when <= 0)
-POLICIES = ("reject", "repair", "spread")
-SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")
 
 CostFn = Callable[["Architecture"], int]
-
-
-class BudgetTooLowError(InputError):
-    """The budget is below the cheapest architecture of the space."""
 
 
 class ProposalError(InputError):
@@ -93,41 +92,6 @@ def _with_unit(space: SearchSpace, arch: Architecture, unit: int, choice: SlotCh
     for s in space.unit_slots(unit):
         slots[s] = choice
     return dataclasses.replace(arch, slots=tuple(slots))
-
-
-def cheapest_choices(
-    space: SearchSpace, options: Options, cost_fn: CostFn
-) -> tuple[Architecture, list[SlotChoice]]:
-    """The cheapest architecture and, per unit, its cheapest choice.
-
-    Costs are taken as additive over units (true of FLOPs and of a per-slot latency table):
-    each unit's cheapest choice is found with the other units fixed. Ties go to the choice
-    listed first in the options, so the result is deterministic.
-    """
-    from attnsearch.architecture import Architecture, SlotChoice
-
-    base = Architecture(
-        space.backbone,
-        (SlotChoice("none", ()),) * len(_none_slots(space)),
-        space.num_classes,
-        space.input,
-    )
-    best: list[SlotChoice] = []
-    for unit, per_type in zip(space.units, options, strict=True):
-        candidates = [c for cs in per_type.values() for c in cs]
-        costs = [cost_fn(_with_unit(space, base, unit, c)) for c in candidates]
-        best.append(candidates[min(range(len(costs)), key=costs.__getitem__)])
-    arch = base
-    for unit, c in zip(space.units, best, strict=True):
-        arch = _with_unit(space, arch, unit, c)
-    return arch, best
-
-
-def _none_slots(space: SearchSpace) -> tuple[SlotChoice, ...]:
-    from attnsearch.architecture import SlotChoice
-    from attnsearch.backbones import BACKBONES
-
-    return (SlotChoice("none", ()),) * BACKBONES[space.backbone].num_slots
 
 
 def repair(
@@ -177,19 +141,6 @@ def repair(
     return fixed
 
 
-class FlopsCost:
-    """The analytic deploy FLOPs of an architecture of ``space``: the default cost function
-    (a class, not a closure, so a searcher holding it can be pickled by Ray Tune)."""
-
-    def __init__(self, space: SearchSpace):
-        from attnsearch.flops.analytic import cost_table
-
-        self.table = cost_table(space.backbone, space.input, space.num_classes)
-
-    def __call__(self, arch: Architecture) -> int:
-        return self.table.total(arch.slots)
-
-
 class Proposer:
     """Hands out candidates under a budget from an Optuna study (no Ray, no training).
 
@@ -198,13 +149,16 @@ class Proposer:
         space: the :class:`~attnsearch.spaces.SearchSpace`.
         options: per-unit valid choices at the proxy width (``space.options(width)``).
         budget: the hard limit on ``cost_fn`` (FLOPs; nanoseconds when ``latency``).
-        cost_fn: cost of an architecture (an int); the analytic deploy FLOPs when ``None``.
+        cost_fn: the :class:`~attnsearch.cost.Cost` (an int per architecture); the analytic
+            deploy FLOPs when ``None``.
         policy: ``"reject"``, ``"repair"`` or ``"spread"`` (module docstring).
         seed: seeds the repair targets of ``"spread"``.
         max_attempts: asks per :meth:`propose` before giving up (:class:`ProposalError`).
         latency: ``cost_fn`` is a latency in nanoseconds; recorded as ``latency_ms`` and told
             as the second objective in milliseconds.
         epochs: a trained result with fewer epochs was stopped early (:meth:`finish`).
+        checked: what ``cost_fn.check_budget(budget, space, options)`` returned (a run checks
+            once, before anything is created); ``None``: checked here.
 
     Raises:
         BudgetTooLowError: ``budget`` is below the cheapest architecture.
@@ -217,17 +171,18 @@ class Proposer:
         space: SearchSpace,
         options: Options,
         budget: int,
-        cost_fn: CostFn | None = None,
+        cost_fn: Cost | None = None,
         policy: str = "reject",
         *,
         seed: int = 0,
         max_attempts: int = 10_000,
         latency: bool = False,
         epochs: int = 1,
+        checked: Feasible | None = None,
     ):
         if policy not in POLICIES:
             raise InputError(f"unknown budget policy {policy!r}; valid: {', '.join(POLICIES)}")
-        self.flops_fn: CostFn = FlopsCost(space)
+        self.flops_fn: Cost = FlopsCost(space)
         if cost_fn is None:
             if latency:
                 raise InputError("a latency cost needs its cost function (a latency table)")
@@ -242,18 +197,16 @@ class Proposer:
         self.max_attempts = max_attempts
         self.latency = latency
         self.epochs = epochs
-        self.cheapest_arch, self.cheapest = cheapest_choices(space, options, cost_fn)
-        self.min_cost = cost_fn(self.cheapest_arch)
+        if checked is None:
+            checked = cost_fn.check_budget(self.budget, space, options)
+        elif checked.cost is not cost_fn or checked.budget != self.budget:
+            raise ValueError("checked is the check of another cost or budget")
+        self.cheapest_arch, self.min_cost = checked.cheapest, checked.min_cost
+        cheapest = space.unit_choices(checked.cheapest, options)
+        assert cheapest is not None  # made from these options
+        self.cheapest: list[SlotChoice] = cheapest  # per unit, for repair
         self._savings: dict = {}  # (unit, choice) -> saving of its cheapest choice
         self._sampler_state: dict[int, dict] = {}  # repaired trial number -> sampler attrs
-        if self.min_cost > self.budget:
-            what = (
-                f"{self.budget / 1e6:.4g} ms is below the fastest architecture"
-                if latency
-                else f"{self.budget} is below the cheapest architecture"
-            )
-            cheapest = f"{self.min_cost / 1e6:.4g} ms" if latency else str(self.min_cost)
-            raise BudgetTooLowError(f"budget {what} of space {space.name!r} ({cheapest})")
         self.asked = 0  # every study.ask() made here
         self.over_budget = 0  # asks over the budget (told infeasible, never trained)
         self.invalid = 0  # asks with no valid combination (told failed)
@@ -319,10 +272,9 @@ class Proposer:
             rerun = reruns[0]
             self.study.enqueue_trial(
                 rerun.params,
-                user_attrs={
-                    "resumed_from": rerun.trial,
-                    "resume_checkpoint": rerun.checkpoint or "",
-                },
+                user_attrs=TrialRecord.attrs(
+                    resumed_from=rerun.trial, resume_checkpoint=rerun.checkpoint or ""
+                ),
             )
         for _ in range(self.max_attempts):
             trial = self.study.ask()
@@ -331,24 +283,21 @@ class Proposer:
             try:
                 arch = self.space.sample(trial, self.options)
             except ValueError as e:  # jointly impossible at the proxy width
-                trial.set_user_attr("invalid", str(e))
-                trial.set_user_attr("trained", False)
+                TrialRecord.set(trial, invalid=str(e), trained=False)
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 self.invalid += 1
                 continue
             cost = int(self.cost_fn(arch))
-            trial.set_user_attr("flops", int(self.flops_fn(arch)) if self.latency else cost)
+            TrialRecord.set(trial, flops=int(self.flops_fn(arch)) if self.latency else cost)
             if self.latency:
-                trial.set_user_attr("latency_ms", cost / 1e6)
-            trial.set_user_attr("architecture", arch.to_json())
-            trial.set_user_attr("digest", arch.digest())
+                TrialRecord.set(trial, latency_ms=cost / 1e6)
+            TrialRecord.set(trial, architecture=arch.to_json(), digest=arch.digest())
             trial.set_constraint(CONSTRAINT, float(cost - self.budget))
             # a reference enqueued by the driver trains even over budget (--references all:
             # context, never on the front); its constraint still tells the sampler
             if cost <= self.budget or trial.user_attrs.get("role"):
                 return trial, arch, cost
-            trial.set_user_attr("trained", False)
-            trial.set_user_attr("over_budget", True)
+            TrialRecord.set(trial, trained=False, over_budget=True)
             self.over_budget += 1
             if self.policy in ("repair", "spread"):
                 fixed = repair(
@@ -359,7 +308,7 @@ class Proposer:
                     self.cheapest,
                     savings_cache=self._savings,
                 )
-                trial.set_user_attr("repaired_to", fixed.digest())
+                TrialRecord.set(trial, repaired_to=fixed.digest())
                 self._sampler_state[trial.number] = {
                     k: v
                     for k, v in self.study._storage.get_trial_system_attrs(trial._trial_id).items()
@@ -367,7 +316,7 @@ class Proposer:
                 }
                 self.study.enqueue_trial(
                     self.space.params(fixed, self.options),
-                    user_attrs={"repaired_from": trial.number},
+                    user_attrs=TrialRecord.attrs(repaired_from=trial.number),
                 )
                 self.repaired += 1
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -393,7 +342,7 @@ class Proposer:
 
         with guard_storage(self.study):
             if values is not None:
-                trial.set_user_attr("trained", True)
+                TrialRecord.set(trial, trained=True)
                 self.study.tell(trial, [float(v) for v in values])
             else:
                 self.study.tell(trial, state=state or optuna.trial.TrialState.FAIL)
@@ -407,8 +356,6 @@ class Proposer:
         objective is the cost recorded when the trial was proposed.
         """
         import optuna
-
-        from attnsearch.rundir import FailKind, TrialRecord
 
         result = result or {}
         failed = bool(result.get("failed")) or result.get("accuracy") is None
@@ -488,130 +435,3 @@ class guard_storage:  # noqa: N801  (a context manager, named like contextlib's)
                 "disk space or fix the folder's permissions, then resume with --resume"
             ) from exc
         return False
-
-
-def make_sampler(name: str, seed: int, trials: int, concurrency: int = 1):
-    """The Optuna sampler for ``name``, sized to a run of ``trials`` trained trials.
-
-    * ``random`` — independent uniform sampling.
-    * ``nsga2`` — NSGA-II, population ``trials // 3`` clamped to 4..50.
-    * ``tpe`` — multivariate TPE with ``group=True`` (conditional hyperparameters are
-      modelled jointly with their type), ``constant_liar`` when trials run concurrently;
-      ``trials // 3`` (2..10) random start-up trials.
-    * ``tpe-mv`` — multivariate TPE without ``group``: conditional hyperparameters by
-      univariate TPE; about 6× cheaper per ask than ``tpe`` on the 16-slot space.
-    * ``gp`` — Optuna's GPSampler (categorical kernel); conditional hyperparameters outside
-      the intersection space are drawn at random.
-    """
-    import optuna
-
-    startup = max(2, min(10, trials // 3))
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            seed=seed, population_size=max(4, min(50, trials // 3))
-        )
-    if name == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=startup,
-            multivariate=True,
-            group=True,
-            constant_liar=concurrency > 1,
-        )
-    if name == "tpe-mv":
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=startup,
-            multivariate=True,
-            constant_liar=concurrency > 1,
-        )
-    if name == "gp":
-        try:
-            import scipy  # noqa: F401  (GPSampler's acquisition optimiser needs it)
-        except ImportError:
-            raise InputError("sampler 'gp' needs scipy, which is not installed") from None
-        return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=startup, warn_independent_sampling=False
-        )
-    raise InputError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
-
-
-def warm_start(
-    study: optuna.Study,
-    source: optuna.Study,
-    space: SearchSpace | None = None,
-    options: Options | None = None,
-    *,
-    proposer: Proposer | None = None,
-) -> int:
-    """Copy ``source``'s finished trials into ``study``; returns how many were copied.
-
-    Both must search the same space: with ``space`` and ``options`` given (or a
-    ``proposer``, which brings both), every copied trial's parameters must be exactly what
-    :meth:`SearchSpace.sample` asks for (same names, values among the options); without
-    them, only a distribution that differs for a shared name is caught. Copied trials keep
-    their state, values (real measurements only: trials never trained were stored without
-    values and are copied so), constraints and user attributes, and record where they came
-    from (``warm_start_from``). With a ``proposer``, each copied trial is costed again by
-    it: its constraint is against this study's budget and its second objective is this
-    study's cost (FLOPs or latency), whatever the source used.
-
-    Raises:
-        InputError: the source searched a different space.
-    """
-    import optuna
-
-    if proposer is not None:
-        space, options = proposer.space, proposer.options
-    ours = {k: v for t in study.get_trials(deepcopy=False) for k, v in t.distributions.items()}
-    copied = []
-    for t in source.get_trials(deepcopy=False):
-        if not t.state.is_finished():
-            continue
-        for k, dist in t.distributions.items():
-            if k in ours and ours[k] != dist:
-                raise InputError(
-                    f"warm start: parameter {k!r} differs between the runs; both must use the "
-                    "same space and width"
-                )
-        if space is not None and t.params:
-            fixed = optuna.trial.FixedTrial(dict(t.params))
-            try:
-                space.sample(fixed, options)
-                same = fixed.params == t.params
-            except ValueError:
-                same = False
-            if not same:
-                raise InputError(
-                    f"warm start: trial {t.number} of {source.study_name!r} is not in space "
-                    f"{space.name!r} at this width; both runs must use the same space and width"
-                )
-        attrs = dict(t.user_attrs)
-        attrs["warm_start_from"] = f"{source.study_name}#{t.number}"
-        values = t.values if t.state == optuna.trial.TrialState.COMPLETE else None
-        system = {k: v for k, v in t.system_attrs.items() if k.startswith("constraints")}
-        if proposer is not None and t.params:
-            arch = space.sample(optuna.trial.FixedTrial(dict(t.params)), options)
-            cost = int(proposer.cost_fn(arch))
-            attrs["flops"] = int(proposer.flops_fn(arch))
-            attrs.pop("latency_ms", None)
-            if proposer.latency:
-                attrs["latency_ms"] = cost / 1e6
-            system = {f"constraints:{CONSTRAINT}": float(cost - proposer.budget)}
-            if values is not None:
-                values = [values[0], proposer.objective(cost)]
-        copied.append(
-            optuna.trial.create_trial(
-                state=t.state,
-                values=values,
-                params=t.params,
-                distributions=t.distributions,
-                user_attrs=attrs,
-                system_attrs=system,
-                intermediate_values=t.intermediate_values,
-            )
-        )
-    study.add_trials(copied)
-    return len(copied)

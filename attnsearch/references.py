@@ -15,8 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from attnsearch import modules
 from attnsearch.architecture import Architecture, SlotChoice
 from attnsearch.errors import InputError
+from attnsearch.resnet_layout import DEPLOY_CLASSES, DEPLOY_INPUT, get_backbone
+from attnsearch.settings import REFERENCE_MODES
 
 __all__ = [
     "MODES",
@@ -27,31 +30,14 @@ __all__ = [
     "references_left_out",
 ]
 
-MODES = ("fit", "all", "none")
+MODES = REFERENCE_MODES  # fit | all | none, defined with the settings (torch-free, for the CLI)
+_OFF = MODES[-1]  # no references
 
-# name -> (title, arXiv id)
+# type -> (title, arXiv id) of its paper, from the registry (``none``: the ResNet paper)
 PAPERS: dict[str, tuple[str, str]] = {
-    "resnet": ("Deep Residual Learning for Image Recognition", "1512.03385"),
-    "se": ("Squeeze-and-Excitation Networks", "1709.01507"),
-    "eca": (
-        "ECA-Net: Efficient Channel Attention for Deep Convolutional Neural Networks",
-        "1910.03151",
-    ),
-    "cbam": ("CBAM: Convolutional Block Attention Module", "1807.06521"),
-    "sa": ("SA-Net: Shuffle Attention for Deep Convolutional Neural Networks", "2102.00240"),
-    "ca": ("Coordinate Attention for Efficient Mobile Network Design", "2103.02907"),
-    "epsa": (
-        "EPSANet: An Efficient Pyramid Squeeze Attention Block on Convolutional Neural Network",
-        "2105.14447",
-    ),
-    "rfa": (
-        "RFAConv: Innovating Spatial Attention and Standard Convolutional Operation",
-        "2304.03198",
-    ),
+    name: (spec.title, spec.arxiv) for name, spec in modules.REGISTRY.items()
 }
 
-_DEPTHS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3), "resnet50": (3, 4, 6, 3),
-           "resnet101": (3, 4, 23, 3)}  # fmt: skip
 _ECA_K = {"resnet50": (3, 5, 5, 7), "resnet101": (3, 3, 5, 7)}  # ECANet README: k3557, k3357
 
 
@@ -91,23 +77,27 @@ class Reference:
 
 
 def _per_stage(backbone: str, choices: tuple[SlotChoice, ...]) -> tuple[SlotChoice, ...]:
-    return tuple(c for c, n in zip(choices, _DEPTHS[backbone], strict=True) for _ in range(n))
+    depths = get_backbone(backbone).depths
+    return tuple(c for c, n in zip(choices, depths, strict=True) for _ in range(n))
 
 
 def reference_networks(
-    backbone: str, num_classes: int = 1000, input: tuple[int, int, int] = (3, 224, 224)
+    backbone: str,
+    num_classes: int = DEPLOY_CLASSES,
+    input: tuple[int, int, int] = DEPLOY_INPUT,
 ) -> list[tuple[str, str, Architecture]]:
-    """``(name, paper key, architecture)`` of every reference released for ``backbone``."""
+    """``(name, type, architecture)`` of every reference released for ``backbone``; the
+    type's paper is ``PAPERS[type]`` (the registry's)."""
     depth = backbone.removeprefix("resnet")
-    n = sum(_DEPTHS[backbone])
+    n = get_backbone(backbone).num_slots
 
     def uniform(type_name: str, **hp: Any) -> tuple[SlotChoice, ...]:
         return (SlotChoice.make(type_name, **hp),) * n
 
     nets: list[tuple[str, str, tuple[SlotChoice, ...]]] = [
-        (f"ResNet-{depth}", "resnet", uniform("none"))
+        (f"ResNet-{depth}", SlotChoice.plain().type, (SlotChoice.plain(),) * n)
     ]
-    if backbone in ("resnet50", "resnet101"):
+    if get_backbone(backbone).block == "bottleneck":  # the papers' ResNet-50/101 releases
         eca = tuple(SlotChoice.make("eca", k_size=k) for k in _ECA_K[backbone])
         nets += [
             (f"SE-ResNet-{depth}", "se", uniform("se", reduction=16)),
@@ -117,11 +107,11 @@ def reference_networks(
             (f"CA-ResNet-{depth}", "ca", uniform("ca", reduction=32)),
             (f"EPSANet-{depth} (small)", "epsa", uniform("epsa", splits=4, reduction=16)),
         ]
-    else:
+    else:  # RFAConv's ResNet-18/34 releases
         nets += [
-            (f"RFA-ResNet-{depth}", "rfa", uniform("rfaconv", kernel_size=3)),
-            (f"RFCBAM-ResNet-{depth}", "rfa", uniform("rfcbamconv", kernel_size=3)),
-            (f"RFCA-ResNet-{depth}", "rfa", uniform("rfcaconv", kernel_size=3, reduction=32)),
+            (f"RFA-ResNet-{depth}", "rfaconv", uniform("rfaconv", kernel_size=3)),
+            (f"RFCBAM-ResNet-{depth}", "rfcbamconv", uniform("rfcbamconv", kernel_size=3)),
+            (f"RFCA-ResNet-{depth}", "rfcaconv", uniform("rfcaconv", kernel_size=3, reduction=32)),
         ]
     return [
         (name, key, Architecture(backbone, slots, num_classes, input)) for name, key, slots in nets
@@ -146,7 +136,7 @@ def references_for(
     """
     if mode not in MODES:
         raise ReferenceError(f"unknown references mode {mode!r}; valid: {', '.join(MODES)}")
-    if mode == "none":
+    if mode == _OFF:
         return []
     return _plan(space, width, budget, mode, cost_fn)[0]
 
@@ -158,18 +148,20 @@ def references_left_out(
     by reason: ``"over_budget"`` (``fit`` only; with their cost), ``"proxy_width"`` (in the
     space, but a choice cannot be built at the proxy ``width``), ``"not_in_space"`` (a choice
     the space does not offer). Empty lists where nothing is left out; what a run tells its
-    user, so an empty reference table is explained."""
+    user, so an empty reference table is explained. Mode ``"none"``: nothing is left out
+    (none were asked for)."""
     if mode not in MODES:
         raise ReferenceError(f"unknown references mode {mode!r}; valid: {', '.join(MODES)}")
+    if mode == _OFF:
+        return {"over_budget": [], "proxy_width": [], "not_in_space": []}
     return _plan(space, width, budget, mode, cost_fn)[1]
 
 
 def _plan(space, width, budget, mode, cost_fn):
     if cost_fn is None:
-        from attnsearch.flops.analytic import cost_table
+        from attnsearch.cost import FlopsCost
 
-        table = cost_table(space.backbone, space.input, space.num_classes)
-        cost_fn = lambda a: table.total(a.slots)  # noqa: E731
+        cost_fn = FlopsCost(space)
     options = space.options(width)
     full = space.options(1.0)
     out: list[Reference] = []

@@ -42,7 +42,9 @@ from attnsearch.architecture import (
     input_problem,
 )
 from attnsearch.backbones import BACKBONES, slot_infos
-from attnsearch.errors import InputError, read_text
+from attnsearch.errors import InputError
+from attnsearch.resnet_layout import DEPLOY_CLASSES, DEPLOY_INPUT
+from attnsearch.safeio import read_text
 
 __all__ = ["SearchSpace", "SpaceError", "load_space", "space_names", "Options"]
 
@@ -96,8 +98,6 @@ class SearchSpace:
     def combos(self, type_name: str) -> list[SlotChoice]:
         """Every combination of the listed values of ``type_name`` (deduplicated)."""
         hp = dict(self.choices)[type_name]
-        if type_name == "none":
-            return [SlotChoice("none", ())]
         spec = modules.get(type_name)
         names = [h for h, _ in hp]
         seen: dict[SlotChoice, None] = {}
@@ -155,16 +155,16 @@ class SearchSpace:
             ValueError: the sampled hyperparameters form no valid combination in a slot
                 (possible only when two values are jointly impossible at the proxy width).
         """
-        slots = [SlotChoice("none", ())] * BACKBONES[self.backbone].num_slots
+        slots = list(Architecture.plain(self.backbone).slots)
         for unit, per_type in zip(self.units, options, strict=True):
             prefix = self.unit_name(unit)
             type_name = trial.suggest_categorical(f"{prefix}.type", list(per_type))
             valid = per_type[type_name]
             params: dict[str, Any] = {}
-            spec = modules.get(type_name) if type_name != "none" else None
+            spec = modules.get(type_name)
             for hp, _ in dict(self.choices)[type_name]:
                 values = sorted({dict(c.hparams)[hp] for c in valid}, key=_sort_key)
-                if spec is not None and hp in spec.ignored_given(params):
+                if hp in spec.ignored_given(params):
                     continue  # no effect given the values sampled so far
                 params[hp] = trial.suggest_categorical(f"{prefix}.{type_name}.{hp}", values)
             choice = _match(valid, type_name, params)
@@ -181,7 +181,7 @@ class SearchSpace:
         if arch.backbone != self.backbone:
             return None
         covered = {s for unit in self.units for s in self.unit_slots(unit)}
-        if any(c.type != "none" for i, c in enumerate(arch.slots) if i not in covered):
+        if any(not c.is_plain for i, c in enumerate(arch.slots) if i not in covered):
             return None
         out = []
         for unit, per_type in zip(self.units, options, strict=True):
@@ -208,29 +208,12 @@ class SearchSpace:
             prefix = self.unit_name(unit)
             out[f"{prefix}.type"] = choice.type
             hp = dict(choice.hparams)
-            ignored = modules.get(choice.type).ignored_given(hp) if choice.type != "none" else ()
+            ignored = modules.get(choice.type).ignored_given(hp)
             for name, _ in dict(self.choices)[choice.type]:
                 if name in ignored:
                     continue  # not suggested once the others fix it (the registry says which)
                 out[f"{prefix}.{choice.type}.{name}"] = hp[name]
         return out
-
-    def cheapest(self, width: float = 1.0) -> tuple[int, Architecture]:
-        """The architecture with the fewest FLOPs (slots are independent, so per-slot min)."""
-        from attnsearch.flops.analytic import cost_table
-
-        table = cost_table(self.backbone, self.input, self.num_classes)
-        slots = [SlotChoice("none", ())] * BACKBONES[self.backbone].num_slots
-        for unit, per_type in zip(self.units, self.options(width), strict=True):
-            members = self.unit_slots(unit)
-            best = min(
-                (c for cs in per_type.values() for c in cs),
-                key=lambda c: sum(table.slot(s, c) for s in members),
-            )
-            for s in members:
-                slots[s] = best
-        arch = Architecture(self.backbone, tuple(slots), self.num_classes, self.input)
-        return table.total(arch.slots), arch
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -315,11 +298,11 @@ def parse_space(text: str, name: str, source: str) -> SearchSpace:
     backbone = data.get("backbone")
     if backbone not in BACKBONES:
         raise fail("backbone", f"unknown {backbone!r}; valid: {', '.join(BACKBONES)}")
-    shape = data.get("input", [3, 224, 224])
+    shape = data.get("input", list(DEPLOY_INPUT))
     problem = input_problem(shape) if isinstance(shape, list) else "must be a list [C, H, W]"
     if problem:
         raise fail("input", problem)
-    num_classes = data.get("num_classes", 1000)
+    num_classes = data.get("num_classes", DEPLOY_CLASSES)
     if (
         not isinstance(num_classes, int)
         or isinstance(num_classes, bool)
@@ -355,23 +338,19 @@ def parse_space(text: str, name: str, source: str) -> SearchSpace:
     choices = []
     for type_name, hp in raw_choices.items():
         key = f"choices.{type_name}"
-        if type_name != "none" and type_name not in modules.REGISTRY:
+        if type_name not in modules.REGISTRY:
             valid = ", ".join(modules.module_names())
             raise fail(key, f"unknown attention type; valid: {valid}")
         hp = hp or {}
         if not isinstance(hp, dict):
             raise fail(key, "must map hyperparameter names to lists of values")
-        if type_name == "none":
-            if hp:
-                raise fail(key, "'none' takes no hyperparameters")
-            choices.append(("none", ()))
-            continue
         spec = modules.get(type_name)
         schema = {h.name: h for h in spec.hparams}
         entries = []
         for h_name, values in hp.items():
             if h_name not in schema:
-                raise fail(f"{key}.{h_name}", f"unknown hyperparameter; valid: {', '.join(schema)}")
+                valid = f"valid: {', '.join(schema)}" if schema else "it takes none"
+                raise fail(f"{key}.{h_name}", f"unknown hyperparameter; {valid}")
             if not isinstance(values, list):
                 values = [values]
             if not values:

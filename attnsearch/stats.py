@@ -118,16 +118,18 @@ def pooled_t(
     return t, abs(t) > t_quantile(df)
 
 
-def between_sd(values: Sequence[float], within: float) -> float:
+def between_sd(values: Sequence[float], within: float, runs: int = 1) -> float:
     """The sd between groups from one value per group, seed noise removed.
 
-    One value per group is (group level + seed noise), so its variance is
-    ``between² + within²``; this returns ``sqrt(max(0, sd(values)² - within²))``. Needs at
-    least two values.
+    Each value is a group's level plus the mean seed noise of ``runs`` runs, so its variance
+    is ``between² + within²/runs``; this returns ``sqrt(max(0, sd(values)² - within²/runs))``.
+    Needs at least two values.
     """
     if len(values) < 2:
         raise ValueError("a spread needs at least two values")
-    return math.sqrt(max(0.0, sd(values) ** 2 - within**2))
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    return math.sqrt(max(0.0, sd(values) ** 2 - within**2 / runs))
 
 
 def ranks(xs: Sequence[float]) -> list[float]:

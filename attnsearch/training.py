@@ -19,7 +19,7 @@ from torch import nn
 
 from attnsearch.architecture import Architecture
 from attnsearch.backbones import build_network
-from attnsearch.proxy import ProxyConfig
+from attnsearch.settings import ProxyConfig
 
 __all__ = [
     "ProxyConfig",

@@ -156,7 +156,9 @@ def main(argv=None) -> int:
     rounds = args.rounds or (3 if args.quick else 7)
     steps_per_round = 10 if cuda else 1
     backbones = args.backbones.split(",")
-    types = ["none", *(args.types.split(",") if args.types else modules.REGISTRY)]
+    types = args.types.split(",") if args.types else list(modules.REGISTRY)  # none first
+    if "none" not in types:
+        types.insert(0, "none")  # the baseline every ratio is against
     if cuda:
         torch.backends.cudnn.benchmark = True
 

@@ -204,7 +204,7 @@ def part_a_split(out: Path, smoke: bool, deadline: float) -> None:
     import torch
     from trial_overhead import direct_split
 
-    from attnsearch.proxy import ProxyConfig
+    from attnsearch.settings import ProxyConfig
 
     t = time.perf_counter()
     device = _device()
@@ -246,7 +246,7 @@ def _plain_trainer(cfg: dict, archs: list, rank: int, go, results) -> None:
     import torch
 
     from attnsearch.architecture import Architecture
-    from attnsearch.proxy import ProxyConfig
+    from attnsearch.settings import ProxyConfig
     from attnsearch.training import train_candidate
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg["k"]))
@@ -524,8 +524,7 @@ def part_c_formulations(out: Path, smoke: bool, deadline: float) -> None:
 def part_e_panel(out: Path, smoke: bool, deadline: float) -> None:
     from attnsearch.datasets import load_dataset
     from attnsearch.modules.registry import REGISTRY
-    from attnsearch.proxy import ProxyConfig
-    from attnsearch.search._settings import batch_size_for
+    from attnsearch.settings import ProxyConfig, batch_size_for
     from attnsearch.training import train_candidate
 
     device = _device()
@@ -534,7 +533,7 @@ def part_e_panel(out: Path, smoke: bool, deadline: float) -> None:
     pc = ProxyConfig(epochs=epochs, batch_size=batch_size_for(len(data.train_x)), width=width)
     payload = {"device": str(device), "task": "digits, default proxy", "backbone": backbone,
                "width": width, "epochs": epochs, "rows": []}  # fmt: skip
-    for type_name in ("none", "se") if smoke else ("none", *REGISTRY):
+    for type_name in ("none", "se") if smoke else tuple(REGISTRY):  # "none" is its first entry
         for seed in (0,) if smoke else (0, 1):
             if time.time() > deadline:
                 payload["cut"] = "time budget"
@@ -556,7 +555,7 @@ def part_z_hang(out: Path, smoke: bool, deadline: float) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True
     )
-    from attnsearch.search._ray import _stat
+    from attnsearch.search._session import _stat
 
     _write(out / "z_hang.json", {"pid": child.pid, "start": _stat(child.pid)[1]})
     time.sleep(600)
@@ -587,8 +586,8 @@ def _subreaper() -> bool:
 
 def _descendants() -> dict[int, int]:
     """Every live descendant of this process: pid -> start time."""
-    from attnsearch.search._ray import _descendants as below
-    from attnsearch.search._ray import _table
+    from attnsearch.search._session import _descendants as below
+    from attnsearch.search._session import _table
 
     table = _table()
     return {p: table[p][1] for p in below({os.getpid()}, table)}
@@ -596,7 +595,7 @@ def _descendants() -> dict[int, int]:
 
 def _kill_descendants(grace: float) -> int:
     """SIGTERM, then after ``grace`` s SIGKILL, every descendant (start times checked)."""
-    from attnsearch.search._ray import _stat
+    from attnsearch.search._session import _stat
 
     found = _descendants()
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -34,7 +34,7 @@ import optuna
 import yaml
 
 from attnsearch.results import open_study
-from attnsearch.search._ray import stray_ray_pids
+from attnsearch.search._session import stray_ray_pids
 
 ARGS = [
     "--budget",

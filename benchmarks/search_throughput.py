@@ -35,6 +35,7 @@ import _common as C  # noqa: E402
 
 
 def one_search(name: str, root: Path, concurrency: int, resources: dict, args) -> dict:
+    from attnsearch.budget import Budget
     from attnsearch.datasets import load_dataset
     from attnsearch.rundir import RunDir
     from attnsearch.search import RunSettings, run_search
@@ -45,7 +46,7 @@ def one_search(name: str, root: Path, concurrency: int, resources: dict, args) -
         args.dataset, resolution=args.resolution, limit=args.limit, seed=0, download=False
     )
     settings = RunSettings.make(
-        10**15,  # every candidate is feasible: the run trains exactly --trials
+        Budget("flops", 10**15),  # every candidate is feasible: the run trains exactly --trials
         space=args.space,
         dataset=args.dataset,
         trials=args.trials,

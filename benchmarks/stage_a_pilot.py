@@ -50,7 +50,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from attnsearch.architecture import Architecture
     from attnsearch.datasets import load_dataset
-    from attnsearch.proxy import ProxyConfig
+    from attnsearch.settings import ProxyConfig
     from attnsearch.training import train_candidate
 
     journal = Path(args.journal)

@@ -89,17 +89,18 @@ def searched(args, device) -> dict:
     """The real search, concurrency 1; the per-trial splits."""
     import optuna
 
+    from attnsearch.budget import Budget
     from attnsearch.datasets import load_dataset
     from attnsearch.results import storage_for
     from attnsearch.rundir import RunDir
     from attnsearch.search import RunSettings, run_search
-    from attnsearch.search._settings import batch_size_for
+    from attnsearch.settings import batch_size_for
     from attnsearch.spaces import load_space
 
     space = load_space(args.space)
     options = {"dataset": args.dataset, "limit": args.limit, "epochs": args.epochs}
     settings = RunSettings.make(
-        10**15,  # every candidate is feasible: exactly --trials train
+        Budget("flops", 10**15),  # every candidate is feasible: exactly --trials train
         space=args.space,
         trials=args.trials,
         concurrency=1,
@@ -200,8 +201,7 @@ def main(argv=None) -> int:
 
         from attnsearch import Architecture
         from attnsearch.datasets import load_dataset
-        from attnsearch.proxy import ProxyConfig
-        from attnsearch.search._settings import batch_size_for
+        from attnsearch.settings import ProxyConfig, batch_size_for
 
         torch.set_num_threads(args.threads)
         data = load_dataset(args.dataset, limit=args.limit, seed=0, download=False)

@@ -32,11 +32,15 @@ def one_line_exit_2(proc: subprocess.CompletedProcess, needle: str) -> None:
     assert len(lines) == 1 and needle in lines[0], proc.stderr
 
 
-def make_run(results_dir: str | Path, name: str, budget: int, **options):
-    """A new run folder (unlocked) holding the settings built from flat ``options``."""
+def make_run(results_dir: str | Path, name: str, budget, **options):
+    """A new run folder (unlocked) holding the settings built from flat ``options``
+    (``budget``: a :class:`~attnsearch.budget.Budget`, or an int of FLOPs)."""
+    from attnsearch.budget import Budget
     from attnsearch.rundir import RunDir
     from attnsearch.search import RunSettings
 
+    if not isinstance(budget, Budget):
+        budget = Budget("flops", budget)
     settings = RunSettings.make(budget, **options)
     return RunDir.create(results_dir, name, settings, lock=False)
 

@@ -232,7 +232,8 @@ RUN_YAML_EDITS = {
     "trials_negative": ("trials: 2", "trials: -2"),
     "width_inf": ("width: 0.25", "width: .inf"),
     "cpus_zero": ("cpus_per_trial: 1.0", "cpus_per_trial: 0"),
-    "budget_huge": ("budget: 2000000000", f"budget: {HUGE}"),
+    "budget_huge": ("value: 2000000000", f"value: {HUGE}"),
+    "budget_kind": ("kind: flops", "kind: joules"),
     "seed_negative": ("seed: 0", "seed: -5"),
     "lr_nan": ("lr: 0.2", "lr: .nan"),
     "empty": None,
@@ -874,9 +875,9 @@ def test_image_folder_of_chained_symlinks(main):
 @pytest.mark.parametrize(("limit", "needle"), [("MAX_WALK_ENTRIES", "entries"),
                                                ("WALK_DEADLINE_S", "took more than")])  # fmt: skip
 def test_image_folder_walk_is_bounded(main, monkeypatch, limit, needle):
-    import attnsearch.datasets
+    from attnsearch.datasets import _folder
 
-    monkeypatch.setattr(attnsearch.datasets, limit, 10 if limit == "MAX_WALK_ENTRIES" else -1.0)
+    monkeypatch.setattr(_folder, limit, 10 if limit == "MAX_WALK_ENTRIES" else -1.0)
     _chain(main.work, 8)  # within the symlink depth: only the budget stops it
     args = ["run", "--budget", "2G", "--space", "tiny", "--dataset", "folder:imgs"]
     _refused(main(*args), needle)

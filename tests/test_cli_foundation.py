@@ -136,12 +136,12 @@ def test_modules_json_lists_every_type(capsys):
     assert set(by_name) == set(modules.module_names())
     for name, spec in modules.REGISTRY.items():
         entry = by_name[name]
-        assert entry["kind"] == spec.placement
+        assert entry["kind"] == spec.kind  # "none" for the plain block
         assert [h["name"] for h in entry["hparams"]] == [h.name for h in spec.hparams]
         for h, j in zip(spec.hparams, entry["hparams"], strict=True):
             assert j["default"] == h.default
             assert j["type"] == h.type.__name__
-    assert by_name["none"]["hparams"] == []
+    assert by_name["none"]["hparams"] == [] and by_name["none"]["kind"] == "none"
 
 
 def test_modules_table(capsys):

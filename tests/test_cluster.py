@@ -37,7 +37,7 @@ def _procs_with(text: str) -> list[int]:
 
 
 def _tree(roots: set[int]) -> set[int]:
-    from attnsearch.search._ray import _descendants, _table
+    from attnsearch.search._session import _descendants, _table
 
     return roots | _descendants(roots, _table())
 

@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnsearch.datasets import (
-    CLUTTER_DIGIT,
-    CLUTTER_VARIANTS,
-    DatasetError,
-    _clutter_source,
-    _digits_tensors,
-    _make_clutter,
-    _resize,
-    _split_groups,
-    dataset_names,
-    load_dataset,
-)
+from attnsearch.datasets import DatasetError, dataset_names, load_dataset
+from attnsearch.datasets._core import CLUTTER_DIGIT, CLUTTER_VARIANTS, _resize, _split_groups
+from attnsearch.datasets._generated import _clutter_source, _digits_tensors, _make_clutter
 
 
 @pytest.fixture(scope="module")

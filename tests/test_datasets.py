@@ -18,8 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from attnsearch import datasets
-from attnsearch.datasets import Dataset, DatasetError, dataset_names, load_dataset
+from attnsearch.datasets import Dataset, DatasetError, _cifar, _core, dataset_names, load_dataset
 
 np = pytest.importorskip("numpy")  # the CIFAR pickles hold numpy arrays
 
@@ -89,7 +88,7 @@ def test_mean_and_std_describe_train_x() -> None:
 def test_constant_channel_gets_unit_std() -> None:
     x = torch.zeros(4, 2, 3, 3, dtype=torch.uint8)
     x[:, 1] = torch.arange(4, dtype=torch.uint8).view(4, 1, 1) * 85
-    mean, std = datasets._channel_stats(x)
+    mean, std = _core._channel_stats(x)
     assert mean == pytest.approx((0.0, 0.5))
     assert std[0] == 1.0  # a constant channel: normalising must not divide by zero
     assert std[1] == pytest.approx(float((x[:, 1].double() / 255).std(unbiased=False)))
@@ -271,12 +270,12 @@ def _trust(
     mp: pytest.MonkeyPatch, key: str, *, tar: Path | None = None, folder: Path | None = None
 ):
     """Make the loader accept these hand-made files as if they were the published ones."""
-    archive = datasets._ARCHIVES[key]
+    archive = _cifar._ARCHIVES[key]
     md5 = archive.md5 if tar is None else hashlib.md5(tar.read_bytes()).hexdigest()
     members = archive.member_md5
     if folder is not None:
         members = tuple((m, hashlib.md5((folder / m).read_bytes()).hexdigest()) for m, _ in members)
-    mp.setitem(datasets._ARCHIVES, key, dataclasses.replace(archive, md5=md5, member_md5=members))
+    mp.setitem(_cifar._ARCHIVES, key, dataclasses.replace(archive, md5=md5, member_md5=members))
 
 
 def _check_cifar(ds: Dataset, truth: dict[bytes, int]) -> None:
@@ -412,15 +411,15 @@ class _FakeResponse(io.BytesIO):
 def test_cifar_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files, truth = _cifar10_files()
     blob = _write_tar(tmp_path / "source.tar.gz", "cifar-10-batches-py", files).read_bytes()
-    archive = dataclasses.replace(datasets._ARCHIVES["cifar10"], md5=hashlib.md5(blob).hexdigest())
-    monkeypatch.setitem(datasets._ARCHIVES, "cifar10", archive)
+    archive = dataclasses.replace(_cifar._ARCHIVES["cifar10"], md5=hashlib.md5(blob).hexdigest())
+    monkeypatch.setitem(_cifar._ARCHIVES, "cifar10", archive)
     urls: list[str] = []
 
     def fake_urlopen(url: str, timeout: float) -> _FakeResponse:
         urls.append(url)
         return _FakeResponse(blob)
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(_cifar.urllib.request, "urlopen", fake_urlopen)
     data_dir = tmp_path / "new"
     ds = load_dataset("cifar10", data_dir=data_dir)
     assert urls == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"]
@@ -430,7 +429,7 @@ def test_cifar_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_cifar_download_md5_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        datasets.urllib.request, "urlopen", lambda url, timeout: _FakeResponse(b"junk")
+        _cifar.urllib.request, "urlopen", lambda url, timeout: _FakeResponse(b"junk")
     )
     with pytest.raises(DatasetError, match="md5") as info:
         load_dataset("cifar100", data_dir=tmp_path)
@@ -442,7 +441,7 @@ def test_cifar_download_network_failure(tmp_path: Path, monkeypatch: pytest.Monk
     def offline(url: str, timeout: float) -> _FakeResponse:
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(_cifar.urllib.request, "urlopen", offline)
     with pytest.raises(DatasetError, match="failed") as info:
         load_dataset("cifar10", data_dir=tmp_path)
     assert "cifar-10-python.tar.gz" in str(info.value) and "\n" not in str(info.value)

@@ -83,7 +83,7 @@ def _random_choice(rng: random.Random, kind: str) -> SlotChoice:
 def _mixed(backbone: str, seed: int, width: float = 1.0) -> Architecture:
     """A random valid choice (type and hyperparameters) per slot, valid at ``width`` and 1."""
     rng = random.Random(seed)
-    kinds = ["none", *modules.REGISTRY]
+    kinds = list(modules.REGISTRY)  # "none" (the plain block) included
     slots = []
     for info, full in zip(slot_infos(backbone, width), slot_infos(backbone), strict=True):
         while True:
@@ -105,7 +105,7 @@ def _groups() -> dict[str, list[tuple[str, Architecture, dict]]]:
     """(id, architecture, network settings); one fresh interpreter per group."""
     uniform = []
     for backbone in ("resnet18", "resnet50"):
-        for kind in ["none", *modules.REGISTRY]:
+        for kind in modules.REGISTRY:
             uniform.append((f"{backbone}_{kind}", _uniform(backbone, kind), DEPLOY))
     mixed = [
         (f"mixed{i}_{b}", _mixed(b, seed=i), DEPLOY)

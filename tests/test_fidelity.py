@@ -179,7 +179,7 @@ JOURNAL_KW = dict(panel=3, proxy_seeds=2, reference_factor=1, reference_seeds=1,
 
 
 def _counting(monkeypatch):
-    import attnsearch.fidelity as fid
+    import attnsearch.fidelity._run as fid
 
     calls = []
     real = fid._run_job
@@ -320,12 +320,12 @@ def test_run_names_the_fidelity_call_for_its_own_proxy(over):
     proxy settings (a path with a space survives the shell quoting)."""
     import shlex
 
-    from attnsearch.budget import parse_budget
+    from attnsearch.budget import Budget
     from attnsearch.cli._run_impl import fidelity_command
     from attnsearch.cli.fidelity import command
     from attnsearch.search import RunSettings
 
-    settings = RunSettings.make(4 * 10**9, space="tiny", **over)
+    settings = RunSettings.make(Budget("flops", 4 * 10**9, "4G"), space="tiny", **over)
     argv = shlex.split(fidelity_command(settings))
     assert argv[:2] == ["attnsearch", "fidelity"]
     ctx = command.make_context("fidelity", argv[2:])  # parses and checks every value
@@ -336,7 +336,7 @@ def test_run_names_the_fidelity_call_for_its_own_proxy(over):
     assert p["resolution"] == settings.resolution and (p["seed"] or 0) == settings.seed
     assert (p["data_dir"] or "data") == settings.data_dir
     assert (p["threads"] or 1) == int(settings.cpus_per_trial)
-    assert parse_budget(p["budget"]) == 4 * 10**9  # the panel stays under the run's budget
+    assert p["budget"].value == 4 * 10**9  # the panel stays under the run's budget
 
 
 def test_uniform_panel_holds_exactly_the_types_asked():
@@ -407,3 +407,22 @@ def test_uniform_cli_reports_stage_a(capsys):
     }  # fmt: skip
     code, out, err = _main(capsys, "fidelity", *micro, "--uniform", "none,se,nope")
     assert code == 2 and "--uniform nope" in err
+
+
+def test_journal_key_keeps_its_value_when_flip_is_the_datasets_own():
+    """``--flip/--no-flip`` came after journals were written: a flip equal to the dataset's
+    default (or not given) leaves the key as it was, the other value changes it."""
+    from types import SimpleNamespace
+
+    from attnsearch.fidelity._journal import _journal_key
+    from attnsearch.settings import ProxySettings
+
+    space = SimpleNamespace(name="tiny")
+    members = [SimpleNamespace(arch=SimpleNamespace(digest=lambda: "a"))]
+    data = SimpleNamespace(digest=lambda: "d")
+
+    def key(**kw):
+        s = ProxySettings.defaults(dataset="mnist-clutter", **kw)
+        return _journal_key(space, s, data, members, 10, None, "cpu")
+
+    assert key() == key(flip=None) == key(flip=False) != key(flip=True)

@@ -71,7 +71,7 @@ def test_smoke_runs_every_part_through_attnsearch_run(tmp_path):
 def test_a_part_past_its_budget_is_killed_with_what_it_started(tmp_path):
     """The part leaves a grandchild in a session of its own (as a daemon would): it is
     dead when the script returns."""
-    from attnsearch.search._ray import _stat
+    from attnsearch.search._session import _stat
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.time()

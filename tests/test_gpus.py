@@ -87,7 +87,7 @@ def test_run_option_takes_auto_and_shows_it_as_the_default(tmp_path):
     share = _GpuShare.of(RunSettings, "gpus_per_trial")
     assert share.convert("auto", None, None) is None and share.convert(" AUTO ", None, None) is None
     assert share.convert("0.25", None, None) == 0.25
-    assert RunSettings(budget=1).gpus_per_trial is None  # the settings' default is auto
+    assert RunSettings().gpus_per_trial is None  # the settings' default is auto
 
 
 # ---- against a Ray head with one (device-less) GPU ------------------------------------------
@@ -112,7 +112,7 @@ def _procs_with(text: str) -> set[int]:
 def gpu_head():
     """``ray start --head --num-gpus 1 --num-cpus 2`` on loopback, in a temp dir of its own;
     yields (address, env). Stops only this head's processes (its session folder)."""
-    from attnsearch.search._ray import _descendants, _table
+    from attnsearch.search._session import _descendants, _table
 
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
     port = _free_port()

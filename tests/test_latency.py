@@ -15,7 +15,9 @@ import time
 import pytest
 
 from attnsearch.architecture import Architecture, SlotChoice
+from attnsearch.budget import Budget, parse_cost_budget
 from attnsearch.cli import main
+from attnsearch.cost import LatencyCost
 from attnsearch.latency import (
     LatencyError,
     LatencyTable,
@@ -42,6 +44,12 @@ def table(space):
     t = build_table(space, SMALL, calibrate=1, progress=lambda d, n, label: calls.append((d, n)))
     t.meta["progress_calls"] = calls
     return t
+
+
+def _fastest(table, space, width=1.0):
+    """The space's fastest architecture under ``table`` at ``width``, and its latency (ms)."""
+    arch = LatencyCost(table).cheapest(space, space.options(width))
+    return table.predict(arch), arch
 
 
 def _written(table, tmp_path, **changes):
@@ -121,7 +129,7 @@ def test_a_choice_without_an_entry_is_named(table):
 
 
 def test_cheapest_is_the_per_slot_minimum(space, table):
-    ms, arch = table.cheapest(space)
+    ms, arch = _fastest(table, space)
     assert ms == table.predict(arch)
     assert all(ms <= table.predict(a) for a in random_architectures(space, 30, seed=5))
     for unit in space.units:
@@ -129,7 +137,7 @@ def test_cheapest_is_the_per_slot_minimum(space, table):
         best = min(sum(table.slots[s][c] for s in members) for c in table.slots[members[0]])
         assert sum(table.slots[s][arch.slots[s]] for s in members) == best
     with pytest.raises(LatencyError, match="no entry"):
-        table.cheapest(load_space("resnet18"))  # lists hyperparameters tiny does not
+        table.check_space(load_space("resnet18"))  # lists hyperparameters tiny does not
 
 
 def test_load_or_build_reuses_checks_and_builds(space, table, tmp_path, monkeypatch):
@@ -356,11 +364,11 @@ def _synthetic_table(space) -> LatencyTable:
     """A table with made-up but structured latencies (FLOPs-proportional plus a per-type
     overhead that FLOPs do not see), measured "on this machine": no timing in the test."""
     from attnsearch.flops.analytic import cost_table
-    from attnsearch.latency import _slot_choices, space_digest
+    from attnsearch.latency import slot_choices, space_digest
 
     flops = cost_table(space.backbone, space.input, space.num_classes)
     slots = []
-    for s, choices in enumerate(_slot_choices(space)):
+    for s, choices in enumerate(slot_choices(space)):
         slots.append(
             {
                 c: flops.slot(s, c) / 2e8 + 0.07 * (len(c.type) % 4) * (c.type != "none")
@@ -389,11 +397,9 @@ def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     lat = _synthetic_table(space)
     options = space.options(0.25)
-    fastest, _ = lat.cheapest(space, 0.25)
+    fastest, _ = _fastest(lat, space, 0.25)
     budget_ms = fastest * 1.15
-
-    def cost(a):
-        return int(round(lat.predict(a) * 1e6))
+    cost = LatencyCost(lat)
 
     study = optuna.create_study(
         directions=["maximize", "minimize"], sampler=make_sampler("random", 0, 8)
@@ -401,7 +407,7 @@ def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
     prop = Proposer(
         study, space, options, int(budget_ms * 1e6), cost, "spread", latency=True, seed=2
     )
-    assert prop.min_cost == cost(lat.cheapest(space, 0.25)[1])
+    assert prop.min_cost == cost(_fastest(lat, space, 0.25)[1])
     for _ in range(8):
         trial, arch, c = prop.propose()
         assert lat.predict(arch) <= budget_ms * (1 + 1e-9)
@@ -430,9 +436,9 @@ def test_pareto_members_carry_latency_and_flops(space, tmp_path):
         directions=["maximize", "minimize"],
         sampler=make_sampler("tpe-mv", 0, 6),
     )
-    budget = int(lat.cheapest(space, 0.25)[0] * 1.3e6)
+    budget = int(_fastest(lat, space, 0.25)[0] * 1.3e6)
     prop = Proposer(
-        study, space, space.options(0.25), budget, lambda a: int(round(lat.predict(a) * 1e6)),
+        study, space, space.options(0.25), budget, LatencyCost(lat),
         "spread", latency=True,
     )  # fmt: skip
     for i in range(5):
@@ -444,7 +450,7 @@ def test_pareto_members_carry_latency_and_flops(space, tmp_path):
         t = study.trials[m["trial"]]
         assert m["latency_ms"] == t.user_attrs["latency_ms"] == t.values[1]
         assert m["flops"] == t.user_attrs["flops"] and isinstance(m["flops"], int)
-    assert RunSettings(budget=1).latency_budget_ms is None  # FLOPs runs carry no latency
+    assert RunSettings().budget is None  # a budget is given, never a default
 
 
 def test_run_refuses_a_latency_budget_below_the_fastest_before_anything(space, tmp_path):
@@ -456,7 +462,7 @@ def test_run_refuses_a_latency_budget_below_the_fastest_before_anything(space, t
     lat = _synthetic_table(space)
     path = tmp_path / "lat.json"
     lat.save(path)
-    fastest = lat.cheapest(space, 0.5)[0]
+    fastest = _fastest(lat, space, 0.5)[0]
 
     def run(*args):
         return subprocess.run(
@@ -499,11 +505,11 @@ def test_latency_budget_search_end_to_end_and_export(space, tmp_path, ray_local)
     lat = _synthetic_table(space)
     path = tmp_path / "lat.json"
     lat.save(path)
-    budget_ms = lat.cheapest(space, 0.25)[0] * 1.2
+    budget_ms = _fastest(lat, space, 0.25)[0] * 1.2
     run = make_run(
-        tmp_path / "results", "lat", 10**12, space="tiny", dataset="synthetic", trials=3,
-        epochs=1, concurrency=2, width=0.25, batch_size=32, sampler="random", seed=1,
-        latency_budget_ms=budget_ms, latency_table=str(path),
+        tmp_path / "results", "lat", Budget("latency", budget_ms), space="tiny",
+        dataset="synthetic", trials=3, epochs=1, concurrency=2, width=0.25, batch_size=32,
+        sampler="random", seed=1, latency_table=str(path),
     )  # fmt: skip
     data = load_dataset("synthetic", resolution=8, limit=96, seed=0)
     summary = run_search(run, space=space, dataset=data)
@@ -525,3 +531,68 @@ def test_latency_budget_search_end_to_end_and_export(space, tmp_path, ray_local)
     code = out.read_text()
     assert "ms predicted" in code and "predicted_latency_ms" in code
     assert "latency_device" in code and "cpu" in code
+
+
+# ---- a latency run's budget is labelled in time, wherever it is shown --------------------
+def _latency_results(tmp_path):
+    """``results/lat``: a latency-budget run (25 ms) with one trained trial, made through the
+    library (no Ray, no training)."""
+    import optuna
+    from conftest import make_run
+
+    from attnsearch.results import storage_for
+
+    arch = Architecture.uniform("resnet18", "se")
+    run = make_run(
+        tmp_path / "results", "lat", parse_cost_budget("25ms"), width=0.25,
+        dataset="synthetic", limit=64, latency_table="latency_table.json",
+    )  # fmt: skip
+    study = optuna.create_study(
+        study_name=run.record.study_name,
+        storage=storage_for(run.path),
+        directions=["maximize", "minimize"],
+    )
+    attrs = {"architecture": arch.to_json(), "digest": arch.digest(), "flops": 1000,
+             "latency_ms": 20.0, "trained": True, "tune_trial_id": "abc"}  # fmt: skip
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, values=[0.5, 20.0], user_attrs=attrs
+        )
+    )
+    return run, study
+
+
+def test_budget_label_names_the_unit():
+    from attnsearch.results import budget_label
+
+    assert budget_label(parse_cost_budget("25ms")) == "budget 25 ms predicted latency"
+    assert budget_label(parse_cost_budget("800us")) == "budget 800 µs predicted latency"
+    assert budget_label(parse_cost_budget("4G")) == "budget 4 GFLOPs"
+    assert budget_label(parse_cost_budget("350M")) == "budget 0.35 GFLOPs"  # the axis is in G
+
+
+def test_a_latency_runs_plot_and_pareto_say_ms(tmp_path, monkeypatch, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run, _ = _latency_results(tmp_path)
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["pareto", "lat"])
+    assert e.value.code in (0, None)
+    out = capsys.readouterr().out
+    heading = next(line for line in out.splitlines() if "Pareto front under" in line)
+    assert "25 ms predicted latency" in heading and "FLOPs" not in heading
+    (fig,) = figures
+    texts = [fig.axes[0].get_title()] + [t.get_text() for t in fig.axes[0].get_legend().texts]
+    close(fig)
+    assert "budget 25 ms predicted latency" in texts
+    assert not any("GFLOPs" in t and "budget" in t for t in texts)
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["budget"] == {"kind": "latency", "value": 25.0, "text": "25ms"}
+    assert (run.path / "pareto.png").read_bytes()[:4] == b"\x89PNG"

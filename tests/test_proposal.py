@@ -9,13 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from attnsearch.cost import FlopsCost
 from attnsearch.errors import InputError
-from attnsearch.flops.analytic import cost_table
 from attnsearch.proposal import (
     CONSTRAINT,
     BudgetTooLowError,
     Proposer,
-    cheapest_choices,
     make_sampler,
     repair,
     warm_start,
@@ -29,11 +28,6 @@ G = 10**9
 WIDTHS = (1.0, 0.5, 0.25)
 
 
-def _cost(space):
-    table = cost_table(space.backbone, space.input, space.num_classes)
-    return lambda a: table.total(a.slots)
-
-
 _SETUP: dict = {}
 
 
@@ -42,29 +36,13 @@ def _setup(name: str, width: float):
     if key not in _SETUP:
         space = load_space(name)
         options = space.options(width)
-        cost = _cost(space)
-        cheapest_arch, cheapest = cheapest_choices(space, options, cost)
+        cost = FlopsCost(space)
+        cheapest_arch = cost.cheapest(space, options)
+        cheapest = space.unit_choices(cheapest_arch, options)
         flat = [[c for cs in per.values() for c in cs] for per in options]
-        dearest = max(
-            cost(space.sample(optuna.trial.FixedTrial(_max_params(space, flat)), options)), 1
-        )
+        dearest = max(cost(cost.dearest(space, options)), 1)
         _SETUP[key] = (space, options, cost, cheapest_arch, cheapest, flat, dearest)
     return _SETUP[key]
-
-
-def _max_params(space, flat):
-    """Parameters of some expensive architecture: each unit's costliest choice."""
-    from attnsearch.architecture import Architecture, SlotChoice
-    from attnsearch.backbones import BACKBONES
-
-    table = cost_table(space.backbone, space.input, space.num_classes)
-    slots = [SlotChoice("none", ())] * BACKBONES[space.backbone].num_slots
-    for unit, choices in zip(space.units, flat, strict=True):
-        best = max(choices, key=lambda c: sum(table.slot(s, c) for s in space.unit_slots(unit)))
-        for s in space.unit_slots(unit):
-            slots[s] = best
-    arch = Architecture(space.backbone, tuple(slots), space.num_classes, space.input)
-    return space.params(arch, space.options(1.0))
 
 
 def _study(sampler=None):
@@ -118,7 +96,8 @@ def test_budget_below_cheapest_is_input_error():
     space = load_space("resnet50")
     options = space.options(0.5)
     lo = Proposer(_study(), space, options, 4 * G).min_cost
-    assert lo == space.cheapest(0.5)[0]
+    cost = FlopsCost(space)
+    assert lo == cost(cost.cheapest(space, options))
     with pytest.raises(BudgetTooLowError, match="cheapest"):
         Proposer(_study(), space, options, lo - 1)
     assert issubclass(BudgetTooLowError, InputError)

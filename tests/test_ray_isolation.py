@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import cli, make_run
 
+from attnsearch.budget import Budget
 from attnsearch.errors import InputError
-from attnsearch.search._ray import (
+from attnsearch.search._session import (
     _boot_id,
     _stat,
     kill_stray_ray,
@@ -219,7 +220,8 @@ _OWN_RAY = textwrap.dedent(
     """
     import json, os, sys
     from pathlib import Path
-    from attnsearch.search._ray import record_ray_session, start_ray
+    from attnsearch.search._ray import start_ray
+    from attnsearch.search._session import record_ray_session
     from attnsearch.rundir import RunDir
     import ray
     from ray._private.authentication.authentication_utils import is_token_auth_enabled
@@ -415,7 +417,7 @@ def _free_port() -> int:
 
 def _tree_with(text: bytes) -> dict[int, int]:
     """Processes whose command line holds ``text``, and their descendants: pid -> start."""
-    from attnsearch.search._ray import _cmdline, _descendants, _table
+    from attnsearch.search._session import _cmdline, _descendants, _table
 
     table = _table()
     roots = {p for p in table if text in _cmdline(p)}
@@ -526,7 +528,7 @@ def test_live_view_shows_progress_elapsed_eta_and_running_epochs(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(_live.time, "time", lambda: clock[0])
     term = _Term()
-    view = _live.LiveView(term, 2_000_000_000, 4, interactive=True, epochs=5)
+    view = _live.LiveView(term, Budget("flops", 2_000_000_000), 4, interactive=True, epochs=5)
     view.epoch({"trial_number": 3, "epoch": 2, "node_ip": "10.0.0.7", "node_id": "abcdef123456"})
     clock[0] += 60
     view.completed({"trial_number": 1, "accuracy": 0.5, "flops": 10**9, "train_seconds": 3})
@@ -543,7 +545,7 @@ def test_live_view_plain_lines_off_a_terminal(monkeypatch):
     from attnsearch.cli import _live
 
     term = _Term()
-    view = _live.LiveView(term, 2_000_000_000, 2, interactive=False, epochs=3)
+    view = _live.LiveView(term, Budget("flops", 2_000_000_000), 2, interactive=False, epochs=3)
     view.epoch({"trial_number": 0, "epoch": 1, "node_id": "ffff0000aaaa"})
     view.completed({"trial_number": 0, "accuracy": 0.25, "flops": 10**9, "train_seconds": 1})
     view.errored(1, "timed out: still running after 9s (--trial-timeout)")
@@ -560,7 +562,7 @@ def test_live_view_counts_references_and_repeats_apart_from_trials(monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(_live.time, "time", lambda: clock[0])
     term = _Term()
-    view = _live.LiveView(term, 2_000_000_000, 2, interactive=False, epochs=1)
+    view = _live.LiveView(term, Budget("flops", 2_000_000_000), 2, interactive=False, epochs=1)
     clock[0] += 30
     view.completed({"trial_number": 0, "accuracy": 0.4, "flops": 10**9, "role": "reference"})
     clock[0] += 30

@@ -16,6 +16,7 @@ import optuna
 import pytest
 from conftest import cli, one_line_exit_2
 
+from attnsearch.budget import Budget
 from attnsearch.proposal import ask
 from attnsearch.results import open_study
 from attnsearch.rundir import FailKind, NoCheckpointError, RunDir, TrialRecord, find_checkpoint
@@ -421,9 +422,9 @@ def test_interrupted_trials_to_rerun_survive_a_second_crash(tmp_path):
 def test_a_truncated_resume_checkpoint_trains_from_scratch_once(tmp_path):
     from attnsearch import Architecture
     from attnsearch.datasets import load_dataset
-    from attnsearch.proxy import ProxyConfig
     from attnsearch.rundir import save_checkpoint
     from attnsearch.search import run_trial
+    from attnsearch.settings import ProxyConfig
 
     data = load_dataset("synthetic", resolution=8, limit=32, seed=0)
     arch = Architecture.uniform("resnet18")
@@ -450,7 +451,11 @@ def test_resume_refuses_a_changed_space_or_dataset(tmp_path):
     tiny = Path(__file__).parents[1] / "attnsearch" / "search_spaces" / "tiny.yaml"
     space_file.write_text(tiny.read_text())
     settings = RunSettings.make(
-        2 * 10**9, space=str(space_file), dataset="synthetic", limit=64, resolution=8
+        Budget("flops", 2 * 10**9),
+        space=str(space_file),
+        dataset="synthetic",
+        limit=64,
+        resolution=8,
     )
     data = load_dataset("synthetic", resolution=8, limit=64, seed=0)
     record = RunRecord(

@@ -324,7 +324,7 @@ def test_a_crafted_session_record_stops_nothing_on_resume(finished, tmp_path, mo
                 }
             )
         )
-        from attnsearch.search._ray import session_key
+        from attnsearch.search._session import session_key
 
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
         assert session_key(create=True) is not None  # this user has a key: the MAC decides

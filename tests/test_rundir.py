@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import make_run
 
-from attnsearch.proxy import ConfigError, ProxyConfig
+from attnsearch.budget import Budget
 from attnsearch.rundir import (
     FailKind,
     NoCheckpointError,
@@ -25,9 +25,17 @@ from attnsearch.rundir import (
     save_checkpoint,
 )
 from attnsearch.search import RunSettings
+from attnsearch.settings import ConfigError, ProxyConfig
 
 SETTINGS = RunSettings.make(
-    10**9, space="tiny", dataset="cifar10", trials=3, epochs=1, width=0.25, seed=7, limit=64
+    Budget("flops", 10**9, "1G"),
+    space="tiny",
+    dataset="cifar10",
+    trials=3,
+    epochs=1,
+    width=0.25,
+    seed=7,
+    limit=64,
 )
 
 
@@ -35,7 +43,12 @@ SETTINGS = RunSettings.make(
 def test_settings_make_routes_proxy_options_and_one_seed():
     assert SETTINGS.proxy == ProxyConfig(epochs=1, width=0.25, seed=7, flip=True)
     assert (SETTINGS.epochs, SETTINGS.width, SETTINGS.seed) == (1, 0.25, 7)
-    assert RunSettings.make(1, dataset="digits").proxy.flip is False
+    assert RunSettings.make(dataset="digits").proxy.flip is False
+    # the dataset decides unless told (MEASURED.md: a folder of digits must not be flipped)
+    assert RunSettings.make(dataset="folder:/d").proxy.flip is True
+    assert RunSettings.make(dataset="folder:/d", flip=False).proxy.flip is False
+    assert RunSettings.make(dataset="mnist-clutter", flip=None).proxy.flip is False
+    assert RunSettings.make(dataset="digits", flip=True).proxy.flip is True
     changed = SETTINGS.replace(trials=5, batch_size=32)
     assert (changed.trials, changed.proxy.batch_size, changed.proxy.epochs) == (5, 32, 1)
 
@@ -58,14 +71,14 @@ def test_cli_defaults_are_the_dataclass_defaults():
 
     defaults = {p.name: p.default for p in command.params}
     for name in ("space", "dataset", "data_dir", "trials", "sampler", "concurrency"):
-        assert defaults[name] == getattr(RunSettings(budget=1), name), name
+        assert defaults[name] == getattr(RunSettings(), name), name
     for name in ("epochs", "width", "seed", "resolution"):
         assert defaults[name] == getattr(ProxyConfig(), name), name
 
 
 # ---- creation, run.yaml, lock -----------------------------------------------------------
 def test_create_writes_run_yaml_that_opens_to_the_same_record(tmp_path):
-    record = RunRecord(SETTINGS, "", budget_text="1G", space_file={"a": 1}, provenance={"x": 1})
+    record = RunRecord(SETTINGS, "", space_file={"a": 1}, provenance={"x": 1})
     run = RunDir.create(tmp_path / "results", "one", record)
     assert run.locked and run.path == tmp_path / "results" / "one"
     assert run.record.study_name.startswith("one-")
@@ -82,6 +95,78 @@ def test_run_yaml_with_an_unknown_key_is_refused(tmp_path):
     run.run_yaml.write_text(yaml.safe_dump({**data, "surprise": 1}))
     with pytest.raises(ResultsError, match="unknown key.*surprise"):
         RunDir.open(tmp_path, "x")
+
+
+def test_run_yaml_stores_the_budget_once_with_its_kind_and_text(tmp_path):
+    run = make_run(tmp_path, "x", Budget("latency", 25.0, "25ms"))
+    data = yaml.safe_load(run.run_yaml.read_text())
+    assert data["budget"] == {"kind": "latency", "value": 25.0, "text": "25ms"}
+    assert "latency_budget_ms" not in data and "budget_text" not in data
+    assert RunDir.open(tmp_path, "x").settings.budget == Budget("latency", 25.0)
+
+
+@pytest.mark.parametrize(
+    ("old", "budget"),
+    [
+        pytest.param({"budget": 10**9, "latency_budget_ms": None, "budget_text": "1G"},
+                     Budget("flops", 10**9, "1G"), id="flops"),
+        # a latency run stored the space's dearest FLOPs as its (non-binding) budget
+        pytest.param({"budget": 5 * 10**9, "latency_budget_ms": 25.0, "budget_text": "25ms"},
+                     Budget("latency", 25.0, "25ms"), id="latency"),
+        pytest.param({"budget": 10**9}, Budget("flops", 10**9, ""), id="older"),
+    ],
+)  # fmt: skip
+def test_run_yaml_of_an_earlier_version_opens_with_its_budget(tmp_path, old, budget):
+    """Folders written before the budget was one value (an int ``budget``, with
+    ``latency_budget_ms`` and ``budget_text``) open, resume and are rewritten in today's form."""
+    run = make_run(tmp_path, "x", 10**9)
+    before = run.settings
+    data = yaml.safe_load(run.run_yaml.read_text())
+    run.run_yaml.write_text(yaml.safe_dump({**data, **old}, sort_keys=False))
+    again = RunDir.open(tmp_path, "x")
+    assert again.settings.budget == budget and again.settings.budget.text == budget.text
+    assert again.settings == dataclasses.replace(before, budget=budget)
+    again.save_record(again.record)
+    assert yaml.safe_load(run.run_yaml.read_text())["budget"] == budget.to_dict()
+    assert RunDir.open(tmp_path, "x").record == again.record
+
+
+def test_resume_compares_the_budget_as_one_value():
+    from attnsearch.budget import parse_cost_budget
+    from attnsearch.errors import InputError
+
+    stored = SETTINGS  # 1G
+    opts = {"budget": parse_cost_budget("1GFLOPs"), "trials": 9, "address": None, "storage": None}
+    again = stored.resumed(opts, {"budget", "trials"}, "run.yaml")
+    assert again.budget.text == "1G" and again.trials == 9  # the stored text is kept
+    for text, shown in (("2G", "--budget 2G conflicts"), ("25ms", "--budget 25ms conflicts")):
+        with pytest.raises(InputError, match=f"{shown}.*1 GFLOPs in run.yaml"):
+            stored.resumed({**opts, "budget": parse_cost_budget(text)}, {"budget"}, "run.yaml")
+    latency = stored.replace(budget=parse_cost_budget("25ms"))
+    with pytest.raises(InputError, match="--budget 1G conflicts.*25 ms in run.yaml"):
+        latency.resumed({**opts, "budget": parse_cost_budget("1G")}, {"budget"}, "run.yaml")
+    assert latency.resumed({**opts, "budget": parse_cost_budget("25 ms")}, {"budget"}, "y").budget
+
+
+def test_resume_compares_the_flip_and_names_the_switch_given():
+    from attnsearch.errors import InputError
+
+    stored = SETTINGS  # flips on (a folder-like default)
+    opts = {"flip": True, "trials": 9, "address": None, "storage": None}
+    assert stored.resumed(opts, {"flip"}, "run.yaml").flip is True
+    assert stored.resumed({**opts, "flip": None}, set(), "run.yaml").flip is True  # not given
+    with pytest.raises(InputError, match=r"^--no-flip conflicts .*\(flip True in run.yaml\)"):
+        stored.resumed({**opts, "flip": False}, {"flip"}, "run.yaml")
+
+
+def test_the_suggested_fidelity_call_keeps_a_flip_the_user_chose():
+    from attnsearch.cli._run_impl import fidelity_command
+
+    assert fidelity_command(SETTINGS).endswith("--budget 1000000000")  # the dataset's own
+    assert fidelity_command(SETTINGS.replace(flip=False)).endswith(" --no-flip")
+    assert fidelity_command(
+        RunSettings.make(SETTINGS.budget, dataset="digits", flip=True)
+    ).endswith(" --flip")
 
 
 def test_create_refuses_taken_and_invalid_names_and_leaves_nothing(tmp_path):
@@ -317,7 +402,7 @@ def test_every_trial_attribute_that_is_not_text_has_its_kind():
     added without one would be checked as a string and refuse every real trial."""
     import dataclasses
 
-    from attnsearch.rundir import _ATTR_KINDS, TrialRecord
+    from attnsearch.rundir._trial import _ATTR_KINDS, TrialRecord
 
     for f in dataclasses.fields(TrialRecord):
         if f.name == "extra":

@@ -10,6 +10,7 @@ import pytest
 from conftest import cli, make_run
 
 from attnsearch import Architecture, profile
+from attnsearch.cost import FlopsCost
 from attnsearch.datasets import load_dataset
 from attnsearch.flops.analytic import analytic_flops
 from attnsearch.results import measurements, open_study
@@ -73,7 +74,7 @@ def test_front_is_feasible_nondominated_and_reprofiles(finished_search):
             "macs_conv_linear",
         }
         assert 0.0 <= m["accuracy"] <= 1.0
-        assert m["flops"] <= settings.budget
+        assert m["flops"] <= settings.budget.value
         p = profile(m["architecture"])  # traced, independent of the analytic table
         assert p["flops"] == m["flops"]
         assert p["params"] == m["params"] and p["macs_conv_linear"] == m["macs_conv_linear"]
@@ -101,7 +102,7 @@ def test_extras_not_counted_present_once_and_never_on_the_front(finished_search)
     reps = [n for n, (t, r) in records.items() if r.role == "repeat"]
     names = sorted(records[n][1].reference for n in refs)
     assert names == ["RFA-ResNet-18"] * 2 + ["ResNet-18"] * 2
-    over = [n for n in refs if records[n][1].flops > settings.budget]
+    over = [n for n in refs if records[n][1].flops > settings.budget.value]
     assert len(over) == 2 and all(records[n][1].trained for n in over)
     front = {m["trial"] for m in summary["members"]}
     assert not front & (set(refs) | set(reps))
@@ -146,7 +147,7 @@ def test_over_budget_candidates_never_trained(finished_search):
     assert infeasible, "the budget should have excluded some candidates"
     for t in study.trials:
         if t.number in infeasible:
-            assert t.user_attrs["flops"] > settings.budget
+            assert t.user_attrs["flops"] > settings.budget.value
             constraint = t.system_attrs["constraints:flops_over_budget"]
             assert constraint > 0
     executions = [
@@ -206,7 +207,9 @@ def test_run_rejects_bad_input_before_ray(tmp_path, args, needle):
 
 def test_budget_minimum_is_named(tmp_path):
     proc = cli("run", "--budget", "1M", "--space", "tiny", cwd=tmp_path)
-    cheapest, _ = load_space("tiny").cheapest(0.5)
+    space = load_space("tiny")
+    cost = FlopsCost(space)
+    cheapest = cost(cost.cheapest(space, space.options(0.5)))
     assert f"{cheapest:,}" in proc.stderr
 
 
@@ -241,6 +244,7 @@ def test_cli_run_end_to_end_and_pareto(tmp_path):
     assert "References" in proc.stdout and "ResNet-18" in proc.stdout
     assert "verdict:" in proc.stdout and " ± " in proc.stdout
     said = " ".join(proc.stderr.split())  # notes: why a reference is not trained, what next
+    assert "(flips off)" in said, said  # the augmentation the run chose, said at its start
     assert "references left out — over the budget: RFA-ResNet-18 1.94 GFLOPs" in said, said
     assert "attnsearch fidelity --space tiny --dataset synthetic --epochs 1 --width 0.25" in said
     run_dir = tmp_path / "results" / "cli"

@@ -64,16 +64,6 @@ def test_sampling_is_define_by_run_and_valid(tmp_path):
         study.tell(trial, [0.0, float(analytic_flops(arch))])
 
 
-def test_cheapest_is_a_lower_bound():
-    space = load_space("tiny")
-    cheapest, arch = space.cheapest()
-    assert analytic_flops(arch) == cheapest
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    for _ in range(30):
-        a = space.sample(study.ask(), space.options())
-        assert analytic_flops(a) >= cheapest
-
-
 def test_proxy_width_narrows_options_without_changing_them():
     space = load_space("resnet50")
     full, half = space.options(1.0), space.options(0.5)

@@ -93,5 +93,9 @@ def test_between_sd_removes_the_seed_noise():
     values = [0.1, 0.3, 0.5]  # sample variance 0.04
     assert stats.between_sd(values, 0.1) == pytest.approx(math.sqrt(0.04 - 0.01))
     assert stats.between_sd(values, 0.5) == 0.0
+    # means of 4 runs carry a quarter of the seed variance
+    assert stats.between_sd(values, 0.2, runs=4) == pytest.approx(math.sqrt(0.04 - 0.01))
+    with pytest.raises(ValueError):
+        stats.between_sd(values, 0.1, runs=0)
     with pytest.raises(ValueError):
         stats.between_sd([0.1], 0.1)

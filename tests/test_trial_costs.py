@@ -11,7 +11,7 @@ from conftest import make_run
 from attnsearch import Architecture
 from attnsearch.backbones import build_network
 from attnsearch.datasets import load_dataset
-from attnsearch.proxy import ProxyConfig
+from attnsearch.settings import ProxyConfig
 from attnsearch.training import _resident, validate
 
 

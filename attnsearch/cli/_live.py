@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from attnsearch.budget import format_flops
+from attnsearch.budget import Budget, format_flops
 
 __all__ = ["LiveView"]
 
@@ -19,7 +19,7 @@ class LiveView:
     def __init__(
         self,
         term,
-        budget: int,
+        budget: Budget,
         trials: int,
         interactive: bool,
         epochs: int = 0,
@@ -142,7 +142,7 @@ class LiveView:
             else f"done 0/{self.trials}{self._extras()}  running {self.running}  "
             f"over budget {self.infeasible}"
         )
-        table = Table(title=title, caption=f"budget {format_flops(self.budget)}")
+        table = Table(title=title, caption=f"budget {self.budget.label}")
         table.add_column("front: trial", justify="right")
         table.add_column("accuracy", justify="right")
         table.add_column("FLOPs", justify="right")

@@ -1,7 +1,7 @@
 """Numeric option types: a value that is not a number in range is refused as it enters.
 
 ``Number.of(Dataclass, "field")`` takes the bounds declared on the field
-(:func:`attnsearch.proxy.bounded`), so an option and the setting it fills share one range;
+(:func:`attnsearch.settings.bounded`), so an option and the setting it fills share one range;
 ``Number(lo, hi, integer=...)`` is for the options that fill no dataclass field. NaN,
 infinities, fractions for integers and numbers too long to be meant (an integer of
 thousands of digits) are refused with one line naming the option.
@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from attnsearch.proxy import field_bounds, number_problem
+from attnsearch.settings import field_bounds, number_problem
 
-__all__ = ["MAX_DIGITS", "Number", "budget_option"]
+__all__ = ["MAX_DIGITS", "Number", "budget_option", "cost_budget_option"]
 
 MAX_DIGITS = 40  # longer text is not a number anyone means (and int() of 5000 digits fails)
 
@@ -53,42 +53,28 @@ class Number(click.ParamType):
 
 
 def budget_option(ctx: click.Context, param: click.Parameter, value: str | None):
-    """Callback of a FLOPs option (``--max-flops``): refuse what
-    :func:`attnsearch.budget.parse_budget` or the settings' bounds refuse; keep the text."""
+    """Callback of a FLOPs option (``--max-flops``, ``fidelity --budget``): the
+    :class:`~attnsearch.budget.Budget` it names (kind ``flops``), or None."""
     return _budget(value, latency=False)
 
 
 def cost_budget_option(ctx: click.Context, param: click.Parameter, value: str | None):
-    """Callback of ``run --budget``: FLOPs or a latency (``25ms``), checked as
-    :func:`attnsearch.budget.parse_cost_budget` and the settings' bounds say; keep the text."""
+    """Callback of ``run --budget``: the :class:`~attnsearch.budget.Budget` it names, FLOPs
+    or a latency (``25ms``), or None. The one place the command line parses a budget."""
     return _budget(value, latency=True)
 
 
 def _budget(value: str | None, *, latency: bool):
     if value is None:
         return None
-    from attnsearch.budget import BudgetError, parse_budget, parse_cost_budget
-    from attnsearch.search._settings import RunSettings
+    from attnsearch.budget import Budget, BudgetError, parse_budget, parse_cost_budget
 
     text = str(value)
     if len(text) > MAX_DIGITS:
         raise click.BadParameter(f"{text[:12]}... ({len(text)} characters) is not a budget")
     try:
         if latency:
-            budget = parse_cost_budget(text)
-            if budget.kind == "latency":
-                lo, hi, lo_open, _ = field_bounds(RunSettings, "latency_budget_ms")
-                problem = number_problem(budget.value, lo, hi, lo_open=lo_open)
-                if problem:
-                    raise click.BadParameter(problem)
-                return value
-            flops = int(budget.value)
-        else:
-            flops = parse_budget(text)
+            return parse_cost_budget(text)
+        return Budget("flops", parse_budget(text), text.strip())
     except BudgetError as e:
         raise click.BadParameter(str(e)) from None
-    lo, hi, lo_open, _ = field_bounds(RunSettings, "budget")
-    problem = number_problem(flops, lo, hi, lo_open=lo_open, integer=True)
-    if problem:
-        raise click.BadParameter(problem)
-    return value

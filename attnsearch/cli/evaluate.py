@@ -6,8 +6,8 @@ import click
 
 from attnsearch.cli._numbers import Number
 from attnsearch.cli._proxy_options import given, proxy_options
-from attnsearch.proxy import MAX_SEED
 from attnsearch.rundir import RESULTS_DIR
+from attnsearch.settings import MAX_SEED
 
 
 @click.command("evaluate")
@@ -16,7 +16,7 @@ from attnsearch.rundir import RESULTS_DIR
 @click.option(
     "--results-dir", default=RESULTS_DIR, show_default=True, help="Parent folder of run folders."
 )
-@proxy_options
+@proxy_options()
 @click.option(
     "--seeds",
     type=Number(1, 10_000, integer=True),

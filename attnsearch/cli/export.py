@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from attnsearch.budget import Budget
 from attnsearch.cli._numbers import Number, budget_option
-from attnsearch.proxy import MAX_SEED
 from attnsearch.rundir import RESULTS_DIR
+from attnsearch.settings import MAX_SEED
 
 
 @click.command("export")
@@ -60,7 +61,7 @@ def command(
     name: str | None,
     trial: int | None,
     best: bool,
-    max_flops: str | None,
+    max_flops: Budget | None,
     arch_file: str | None,
     output: str,
     proxy: bool,
@@ -104,14 +105,14 @@ def command(
     check_output_file("-o", output)
 
     from attnsearch.architecture import Architecture
-    from attnsearch.budget import format_flops, parse_budget
+    from attnsearch.budget import format_flops
     from attnsearch.export import export_arch, export_run
 
     if arch_file is not None:
         arch = Architecture.from_file(arch_file)
         summary = export_arch(arch, output, force=force)
     else:
-        limit = parse_budget(max_flops) if max_flops is not None else None
+        limit = int(max_flops.value) if max_flops is not None else None
         summary = export_run(
             results_dir,
             name,

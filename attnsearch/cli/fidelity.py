@@ -6,12 +6,12 @@ import click
 
 from attnsearch.cli._numbers import Number, budget_option
 from attnsearch.cli._proxy_options import given, proxy_options
-from attnsearch.proxy import MAX_SEED
+from attnsearch.settings import MAX_SEED
 
 
 @click.command("fidelity")
 @click.option("--space", default="resnet50", show_default=True, help="Space name or .yaml file.")
-@proxy_options
+@proxy_options()
 @click.option(
     "--panel",
     type=Number(3, 100_000, integer=True),
@@ -117,7 +117,6 @@ def command(
     import json
     from pathlib import Path
 
-    from attnsearch.budget import parse_budget
     from attnsearch.cli._places import check_output_file
     from attnsearch.cli._terminal import term
     from attnsearch.errors import InputError
@@ -136,7 +135,7 @@ def command(
     sp = load_space(space)
     settings = ProxySettings.defaults(**given(opts))
     sp.check_width(settings.width)
-    limit = parse_budget(budget) if budget is not None else None
+    limit = int(budget.value) if budget is not None else None
     if device == "cuda":
         import torch
 

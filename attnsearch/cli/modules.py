@@ -12,24 +12,15 @@ def command(as_json: bool) -> None:
     from attnsearch import modules
     from attnsearch.cli._terminal import term
 
-    specs = [modules.get(n) for n in modules.REGISTRY]
+    specs = list(modules.REGISTRY.values())  # "none" (the plain block) first
     if as_json:
-        none = {
-            "name": "none",
-            "kind": "none",
-            "paper": None,
-            "code": None,
-            "requires": "nothing",
-            "hparams": [],
-        }
-        term.json([none, *(s.to_json() for s in specs)])
+        term.json([s.to_json() for s in specs])
         return
-    rows = [["none", "-", "-", "plain block"]]
+    rows = []
     for s in specs:
         hp = ", ".join(
             f"{h.name}={h.default}" + (f" {{{'|'.join(map(str, h.choices))}}}" if h.choices else "")
             for h in s.hparams
         )
-        where = "gate after last BN" if s.placement == "gate" else "replaces the 3×3 conv"
-        rows.append([s.name, where, hp or "-", s.requires])
+        rows.append([s.name, s.where, hp or "-", s.requires])
     term.table("attention types", ["type", "where", "hyperparameters (default)", "needs"], rows)

@@ -20,7 +20,6 @@ from attnsearch.rundir import RESULTS_DIR
 def command(name: str, results_dir: str, as_json: bool) -> None:
     """Rewrite pareto.json/.csv/.png, summary.json and trials.csv from the storage; show the
     front (mean accuracy, 95 % intervals), the references and the verdict."""
-    from attnsearch.budget import format_flops
     from attnsearch.cli._terminal import term
     from attnsearch.results import open_study, write_results
     from attnsearch.rundir import RunDir
@@ -33,7 +32,7 @@ def command(name: str, results_dir: str, as_json: bool) -> None:
         return
     counts = summary["counts"]
     term.front(
-        f"{name}: Pareto front under {format_flops(run.settings.budget)} "
+        f"{name}: Pareto front under {run.settings.budget.label} "
         f"({counts.get('complete', 0)} trained, {counts.get('infeasible', 0)} over budget, "
         f"{counts.get('running', 0)} running, {counts.get('fail', 0)} failed; "
         f"+{counts.get('references', 0)} reference and {counts.get('repeats', 0)} repeat "

@@ -5,17 +5,20 @@ from __future__ import annotations
 import click
 
 from attnsearch.cli._numbers import Number, cost_budget_option
-from attnsearch.proxy import OPTIMIZERS, ProxyConfig, field_default
+from attnsearch.cli._proxy_options import proxy_options
 from attnsearch.rundir import RESULTS_DIR
-from attnsearch.search._settings import POLICIES, REFERENCE_MODES, SAMPLERS, RunSettings
+from attnsearch.settings import (
+    POLICIES,
+    REFERENCE_MODES,
+    SAMPLERS,
+    RunSettings,
+    field_default,
+    field_help,
+)
 
 
 def _run(name: str):
     return field_default(RunSettings, name)
-
-
-def _proxy(name: str):
-    return field_default(ProxyConfig, name)
 
 
 class _GpuShare(Number):
@@ -54,36 +57,15 @@ def _timeout(ctx, param, value):
     "(25ms, 800us; see --latency-table). Required unless --resume.",
 )
 @click.option(
-    "--space",
-    default=_run("space"),
-    show_default=True,
-    help="Shipped space name (see `attnsearch spaces`) or a .yaml file.",
+    "--space", default=_run("space"), show_default=True, help=field_help(RunSettings, "space")
 )
-@click.option(
-    "--dataset",
-    default=_run("dataset"),
-    show_default=True,
-    help="digits | clutter[:SIZE] | mnist-clutter[:P] | synthetic | cifar10 | cifar100 | folder:PATH",
-)
-@click.option(
-    "--data-dir",
-    default=_run("data_dir"),
-    show_default=True,
-    help="Where CIFAR archives are (downloaded there when absent).",
-)
+@proxy_options(run=True)
 @click.option(
     "--trials",
     default=_run("trials"),
     show_default=True,
     type=Number.of(RunSettings, "trials"),
     help="Trained trials to complete (over-budget candidates are extra and free).",
-)
-@click.option(
-    "--epochs",
-    default=_proxy("epochs"),
-    show_default=True,
-    type=Number.of(ProxyConfig, "epochs"),
-    help="Proxy training epochs per candidate.",
 )
 @click.option(
     "--sampler",
@@ -175,45 +157,6 @@ def _timeout(ctx, param, value):
 )
 @click.option(
     "--results-dir", default=RESULTS_DIR, show_default=True, help="Parent folder of run folders."
-)
-@click.option(
-    "--seed",
-    default=_proxy("seed"),
-    show_default=True,
-    type=Number.of(ProxyConfig, "seed"),
-    help="Sampler and training seed.",
-)
-@click.option(
-    "--width",
-    default=_proxy("width"),
-    show_default=True,
-    type=Number.of(ProxyConfig, "width"),
-    help="Proxy channel multiplier.",
-)
-@click.option(
-    "--resolution",
-    default=_proxy("resolution"),
-    type=Number.of(ProxyConfig, "resolution"),
-    help="Proxy image size (default: the dataset's own).",
-)
-@click.option(
-    "--optimizer",
-    default=_proxy("optimizer"),
-    show_default=True,
-    type=click.Choice(OPTIMIZERS),
-    help="Proxy optimizer: sgd (Nesterov, lr 0.2 per batch 128) or adamw (lr 0.002 per batch 128, weight decay 0.05; the gates' ~0.5 scale does not slow it, benchmarks/RESULTS.md §16).",
-)
-@click.option(
-    "--batch-size",
-    default=None,
-    type=Number.of(ProxyConfig, "batch_size"),
-    help="Proxy batch size (default: 32 under 10,000 training images, else 128).",
-)
-@click.option(
-    "--limit",
-    default=_run("limit"),
-    type=Number.of(RunSettings, "limit"),
-    help="Use at most this many training images.",
 )
 @click.option(
     "--repeats",

@@ -69,9 +69,10 @@ def _member_ok(m: Any) -> bool:
 
 def _front(run_dir: Path, run) -> list[dict[str, Any]]:
     from attnsearch import safeio
+    from attnsearch.rundir import RunDir
     from attnsearch.safeio import show
 
-    path = run_dir / "pareto.json"
+    path = RunDir(run_dir).pareto_json
     if os.path.lexists(path):
         try:
             members = safeio.json_loads(safeio.read_bytes(path, ExportError))
@@ -153,21 +154,9 @@ def find_checkpoint(run_dir: str | Path, trial: int, tune_trial_id: str | None) 
 
 
 def load_state(path: Path) -> tuple[dict, int | None]:
-    import torch
+    from attnsearch.rundir import load_checkpoint
 
-    from attnsearch.safeio import open_regular, show
-
-    try:
-        with open_regular(path, ExportError) as f:  # a FIFO is never waited on
-            payload = torch.load(f, map_location="cpu", weights_only=True)
-    except ExportError:
-        raise
-    except Exception as e:
-        raise ExportError(
-            f"{show(path)} is not a readable checkpoint ({type(e).__name__})"
-        ) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("model"), Mapping):
-        raise ExportError(f"{path} holds no 'model' state dict")
+    payload = load_checkpoint(path, ExportError)
     state = {k: v.detach().contiguous().clone() for k, v in payload["model"].items()}
     epoch = payload.get("epoch")
     return state, epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None

@@ -32,13 +32,11 @@ from attnsearch.export._source import (
     attention_source,
     backbone_source,
 )
+from attnsearch.resnet_layout import STEM_NOTES
 
 __all__ = ["generate_code", "literal"]
 
-_STEMS = {
-    "deploy": "ImageNet stem: 7×7/2 conv, BN, ReLU, 3×3/2 max-pool",
-    "proxy": "small-image stem: 3×3/1 conv, BN, ReLU, no max-pool",
-}
+_STEMS = STEM_NOTES  # stem -> what it is, in words (the layout's)
 
 
 def literal(value: Any) -> str:
@@ -166,10 +164,12 @@ def _provenance(meta: Mapping[str, Any]) -> dict[str, Any]:
 _GLUE = '''
 def slot_layers(choice: dict) -> dict:
     """One slot's choice as residual-block arguments: a factory for the block's gate
-    (``attn_layer``) or for the layer that replaces its 3×3 conv (``conv_layer``)."""
-    if choice["type"] == "none":
+    (``attn_layer``) or for the layer that replaces its 3×3 conv (``conv_layer``); none
+    for the plain block (the type LAYERS does not list)."""
+    layer = LAYERS.get(choice["type"])
+    if layer is None:
         return {}
-    argument, cls = LAYERS[choice["type"]]
+    argument, cls = layer
     return {argument: partial(cls, **{k: v for k, v in choice.items() if k != "type"})}
 '''
 
@@ -245,8 +245,9 @@ def generate_code(
     num_classes = arch.num_classes if num_classes is None else int(num_classes)
     in_channels = arch.input[0] if in_channels is None else int(in_channels)
     width = float(width)
-    used = {s.type for s in arch.slots if s.type != "none"}
-    types = [name for name in modules.REGISTRY if name in used]
+    used = {s.type for s in arch.slots}
+    # the types that place a module (the plain block places none), registry order
+    types = [n for n in modules.REGISTRY if n in used and not modules.get(n).identity]
     block = block_class(arch.backbone)
 
     collector = Collector()
@@ -292,7 +293,8 @@ def generate_code(
         [
             "# ---- attention types used here: the residual-block argument each one fills",
             "# (attn_layer: a gate after the block's last BN, before the residual add;",
-            "# conv_layer: replaces the block's 3×3 convolution, stride inside)",
+            "# conv_layer: replaces the block's 3×3 convolution, stride inside;",
+            "# a type not listed: the plain block)",
             _dict_block("LAYERS", layers, placement),
         ]
     )

@@ -2,8 +2,9 @@
 
 The exported file holds the package's own code: the attention classes of
 :mod:`attnsearch.modules` (with the registry's ``check*`` calls stripped) and the residual
-block and ResNet of :mod:`attnsearch.backbones`. :class:`Collector` walks from a class to
-every function, class or constant of its own file that it names, and records the import
+block and ResNet of :mod:`attnsearch.backbones`, with the layout rules they call from
+:mod:`attnsearch.resnet_layout`. :class:`Collector` walks from a class to every function,
+class or constant of its own file (or of the layout) that it names, and records the import
 lines it needs; a name it cannot copy (from another package) is an error, so the generated
 file is standalone by construction.
 """
@@ -11,6 +12,7 @@ file is standalone by construction.
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import textwrap
 from collections import OrderedDict
@@ -33,8 +35,6 @@ _IMPORTS: dict[str, tuple[str, str | None, str]] = {
 
 def _import_line(module, ref: str) -> str | None:
     """The import line for ``ref`` if ``module`` binds it to the object we know by that name."""
-    import importlib
-
     if ref not in _IMPORTS or ref not in module.__dict__:
         return None
     source, attr, line = _IMPORTS[ref]
@@ -43,6 +43,9 @@ def _import_line(module, ref: str) -> str | None:
         expected = getattr(expected, attr)
     return line if module.__dict__[ref] is expected else None
 
+
+# modules whose functions any copied file may call: copied too (plain Python, builtins only)
+_SHARED = ("attnsearch.resnet_layout",)
 
 # the order isort (ruff's I rules) gives these lines in the generated file
 STDLIB_ORDER = [
@@ -122,7 +125,11 @@ class Collector:
                 target = module.__dict__[ref]
                 if _is_check(ref):
                     raise RuntimeError(f"export: {module.__name__}.{name} still uses {ref}")
-                if getattr(target, "__module__", module.__name__) != module.__name__:
+                owner = getattr(target, "__module__", module.__name__)
+                if owner in _SHARED and owner != module.__name__:
+                    self._add(importlib.import_module(owner), ref)
+                    continue
+                if owner != module.__name__:
                     raise RuntimeError(f"export: {module.__name__}.{name} needs foreign {ref!r}")
                 self._add(module, ref)
         self.blocks.move_to_end(key)

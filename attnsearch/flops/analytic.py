@@ -12,13 +12,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from attnsearch import modules
-from attnsearch.backbones import SlotInfo, get_backbone, slot_infos, stage_channels
+from attnsearch.resnet_layout import (
+    DEPLOY_CLASSES,
+    DEPLOY_INPUT,
+    SlotInfo,
+    get_backbone,
+    out_size,
+    slot_infos,
+    stage_channels,
+    stem_layout,
+)
 
 __all__ = ["CostTable", "analytic_flops", "conv_flops", "bn_flops", "out_size"]
-
-
-def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
 
 
 def conv_flops(cin: int, cout: int, kernel: int, h_out: int, w_out: int, groups: int = 1) -> int:
@@ -33,19 +38,18 @@ def bn_flops(channels: int, h: int, w: int) -> int:
 
 def _stem_flops(stem: str, cin: int, c0: int, h: int, w: int) -> tuple[int, int, int]:
     """FLOPs of the stem and the spatial size it hands to the first stage."""
-    if stem == "deploy":
-        h1, w1 = out_size(h, 7, 2, 3), out_size(w, 7, 2, 3)
-        flops = conv_flops(cin, c0, 7, h1, w1) + bn_flops(c0, h1, w1)  # ReLU, max-pool: 0
-        return flops, out_size(h1, 3, 2, 1), out_size(w1, 3, 2, 1)
-    if stem == "proxy":
-        return conv_flops(cin, c0, 3, h, w) + bn_flops(c0, h, w), h, w
-    raise ValueError(f"unknown stem {stem!r}; valid: deploy, proxy")
+    (kernel, stride, padding), pool = stem_layout(stem)
+    h1, w1 = out_size(h, kernel, stride, padding), out_size(w, kernel, stride, padding)
+    flops = conv_flops(cin, c0, kernel, h1, w1) + bn_flops(c0, h1, w1)  # ReLU, max-pool: 0
+    if pool is not None:
+        h1, w1 = out_size(h1, *pool), out_size(w1, *pool)
+    return flops, h1, w1
 
 
 def _block_flops(bottleneck: bool, info: SlotInfo, choice, h: int, w: int) -> int:
     """FLOPs of one block with a plain 3×3 conv, plus what the choice adds (its registry
     entry knows whether it gates the output or replaces the conv)."""
-    ho, wo = out_size(h, 3, info.stride, 1), out_size(w, 3, info.stride, 1)
+    ho, wo = info.conv_out_size(h, w)
     co = info.out_channels
     conv = conv_flops(info.conv_in, info.conv_out, 3, ho, wo)
     if bottleneck:
@@ -56,9 +60,9 @@ def _block_flops(bottleneck: bool, info: SlotInfo, choice, h: int, w: int) -> in
     else:
         total = conv + bn_flops(info.conv_out, ho, wo)
         total += conv_flops(info.conv_out, co, 3, ho, wo) + bn_flops(co, ho, wo)
-    if choice is not None and choice.type != "none":
+    if choice is not None:  # (the plain block adds 0)
         total += modules.get(choice.type).added_flops(info, h, w, **choice.params)
-    if info.stride != 1 or info.in_channels != co:
+    if info.projection:
         total += conv_flops(info.in_channels, co, 1, ho, wo) + bn_flops(co, ho, wo)
     total += co * ho * wo  # the residual add
     return total
@@ -87,8 +91,8 @@ class CostTable:
     def __init__(
         self,
         backbone: str,
-        input_shape: tuple[int, int, int] = (3, 224, 224),
-        num_classes: int = 1000,
+        input_shape: tuple[int, int, int] = DEPLOY_INPUT,
+        num_classes: int = DEPLOY_CLASSES,
         stem: str = "deploy",
         width: float = 1.0,
     ):
@@ -101,7 +105,7 @@ class CostTable:
         self.sizes: list[tuple[int, int]] = []
         for info in self.infos:
             self.sizes.append((h, w))
-            h, w = out_size(h, 3, info.stride, 1), out_size(w, 3, info.stride, 1)
+            h, w = info.conv_out_size(h, w)
         c_last = self.infos[-1].out_channels
         # global average pool (one add per input, one divide per output) + linear
         self.head = c_last * h * w + c_last + num_classes * c_last
@@ -129,8 +133,8 @@ def _table(key: _Key) -> CostTable:
 
 def cost_table(
     backbone: str,
-    input_shape: tuple[int, int, int] = (3, 224, 224),
-    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] = DEPLOY_INPUT,
+    num_classes: int = DEPLOY_CLASSES,
     stem: str = "deploy",
     width: float = 1.0,
 ) -> CostTable:

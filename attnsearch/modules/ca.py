@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnsearch.modules.registry import HParam, ModuleSpec, register
+from attnsearch.modules.registry import HParam, ModuleSpec, check_positive, register
 
 __all__ = ["CoordAttention", "check", "flops"]
 
@@ -41,11 +41,6 @@ _REDUCTION = HParam(
 
 def _mip(channels: int, reduction: int) -> int:
     return max(8, channels // reduction)
-
-
-def _check_channels(channels: int) -> None:
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"{_NAME}: channels={channels!r} must be a positive integer")
 
 
 def check(channels: int, reduction: int = 32) -> None:
@@ -61,7 +56,7 @@ def check(channels: int, reduction: int = 32) -> None:
     Raises:
         ValueError: naming the module, the value and the rule broken.
     """
-    _check_channels(channels)
+    check_positive(_NAME, channels=channels)
     _REDUCTION.validate(_NAME, reduction)
 
 

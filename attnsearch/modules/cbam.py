@@ -33,7 +33,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from attnsearch.modules.registry import HParam, ModuleSpec, register
+from attnsearch.modules.registry import HParam, ModuleSpec, check_positive, register
 
 __all__ = ["CBAM", "check", "flops"]
 
@@ -44,11 +44,6 @@ _REDUCTION = HParam(
 _KERNEL_SIZE = HParam(
     "kernel_size", int, 7, choices=(3, 7), help="kernel size of the spatial gate's conv"
 )
-
-
-def _check_channels(channels: int) -> None:
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"{_NAME}: channels={channels!r} must be a positive integer")
 
 
 def check(channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
@@ -62,7 +57,7 @@ def check(channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
     Raises:
         ValueError: naming the module, the value and the rule broken.
     """
-    _check_channels(channels)
+    check_positive(_NAME, channels=channels)
     reduction = _REDUCTION.validate(_NAME, reduction)
     _KERNEL_SIZE.validate(_NAME, kernel_size)
     if channels // reduction < 1:

@@ -29,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from attnsearch.modules.registry import HParam, ModuleSpec, register
+from attnsearch.modules.registry import HParam, ModuleSpec, check_positive, register
 
 __all__ = ["ECA", "adaptive_kernel_size", "check", "flops", "ignored"]
 
@@ -62,11 +62,6 @@ def adaptive_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     return t if t % 2 else t + 1
 
 
-def _check_channels(channels: int) -> None:
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"{_NAME}: channels={channels!r} must be a positive integer")
-
-
 def check(channels: int, gamma: int = 2, b: int = 1, k_size: int | None = None) -> None:
     """Raise ``ValueError`` if ECA with these hyperparameters cannot be built on ``channels``.
 
@@ -82,7 +77,7 @@ def check(channels: int, gamma: int = 2, b: int = 1, k_size: int | None = None) 
     Raises:
         ValueError: naming the module, the value and the rule broken.
     """
-    _check_channels(channels)
+    check_positive(_NAME, channels=channels)
     _GAMMA.validate(_NAME, gamma)
     _B.validate(_NAME, b)
     _K_SIZE.validate(_NAME, k_size)

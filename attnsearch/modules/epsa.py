@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnsearch.modules.registry import HParam, ModuleSpec, register
+from attnsearch.modules.registry import HParam, ModuleSpec, check_positive, register
 
 __all__ = ["PSAModule", "SEWeightModule", "branch_groups", "branch_kernels", "check", "flops"]
 
@@ -66,15 +66,14 @@ def check(
         splits: number of branches S.
         reduction: SE reduction ratio inside each branch's weight module.
     """
-    for name, value in (
-        ("in_channels", in_channels),
-        ("out_channels", out_channels),
-        ("stride", stride),
-        ("splits", splits),
-        ("reduction", reduction),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{_NAME}: {name}={value!r} must be a positive integer")
+    check_positive(
+        _NAME,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        stride=stride,
+        splits=splits,
+        reduction=reduction,
+    )
     if out_channels % splits:
         raise ValueError(
             f"{_NAME}: out_channels={out_channels} is not divisible by splits={splits}"

@@ -1,47 +1,71 @@
 """The attention-module registry: a dict from type name to its :class:`ModuleSpec`.
 
-The entry owns every decision about where a type goes in a residual block. Two
-constructor contracts, recorded in each entry's ``placement``:
+The registry owns every choice a slot can hold, ``none`` (the plain block) included, and
+every decision about where a type goes in a residual block. Two constructor contracts,
+recorded in each entry's ``placement``:
 
 * ``"gate"`` (se, eca, cbam, sa, ca) — ``cls(channels, **hparams)``, applied after the
   block's last BN, before the residual add; returns a tensor shaped like its input.
 * ``"conv"`` (epsa, rfaconv, rfcbamconv, rfcaconv) — ``cls(in_channels, out_channels,
   stride, **hparams)``, replaces the block's 3×3 convolution (stride inside).
 
+``none`` is the one *identity* entry (:attr:`ModuleSpec.identity`): a gate whose module is
+the identity, so it adds nothing to a block (the plain block), costs nothing and takes no
+hyperparameters; :func:`plain` returns it.
+
 Shared code never branches on a type name or a placement: it asks the entry to build its
 module for a slot (:meth:`ModuleSpec.build`, :meth:`ModuleSpec.block_args`), to check a
 slot's hyperparameters (:meth:`ModuleSpec.check_slot`), for the FLOPs it adds in a slot
-(:meth:`ModuleSpec.added_flops`, equal to the traced count exactly) and for the canonical
-form of its hyperparameters (:meth:`ModuleSpec.canonical`). Adding a type is one file that
-calls :func:`register`, and one import line in ``attnsearch/modules/__init__.py``.
+(:meth:`ModuleSpec.added_flops`, equal to the traced count exactly), whether it is the
+plain block (:attr:`ModuleSpec.identity`) and for the canonical form of its
+hyperparameters (:meth:`ModuleSpec.canonical`). Adding a type is one file that calls
+:func:`register`, and one import line in ``attnsearch/modules/__init__.py``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
+from attnsearch.resnet_layout import SlotInfo
+
 if TYPE_CHECKING:
     from torch import nn
-
-    from attnsearch.backbones import SlotInfo
 
 __all__ = [
     "HParam",
     "ModuleSpec",
     "REGISTRY",
+    "check_positive",
     "get",
+    "module_names",
+    "plain",
     "register",
     "resolve",
-    "module_names",
 ]
 
 Placement = Literal["gate", "conv"]
 
 # the residual block's keyword argument that receives each placement's layer factory
 _BLOCK_ARG: dict[str, str] = {"gate": "attn_layer", "conv": "conv_layer"}
+# where each kind goes, in words (``attnsearch modules``)
+_WHERE: dict[str, str] = {
+    "gate": "gate after last BN",
+    "conv": "replaces the 3×3 conv",
+    "none": "plain block",
+}
+_PAPER = re.compile(r"(?P<title>.+) \(arXiv:(?P<arxiv>\d{4}\.\d{4,5})\)")
+
+
+def check_positive(module: str, **values: Any) -> None:
+    """Raise ``ValueError`` naming ``module`` unless every value is a positive integer (the
+    one channel check: channel counts, strides, kernel sizes, ...), in the order given."""
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{module}: {key}={value!r} must be a positive integer")
 
 
 @dataclass(frozen=True)
@@ -119,12 +143,13 @@ class ModuleSpec:
     """A registered attention type.
 
     Attributes:
-        name: the type name (``"se"``, ``"rfaconv"``, ...).
+        name: the type name (``"none"``, ``"se"``, ``"rfaconv"``, ...).
         placement: ``"gate"`` or ``"conv"``: where the module goes in a residual block and
             which constructor contract its class follows (see the module docstring).
         cls: the ``nn.Module`` class.
         hparams: the hyperparameter schema.
-        paper: title and arXiv id of the paper.
+        paper: title and arXiv id of the paper, ``"Title (arXiv:1709.01507)"``
+            (:attr:`title`, :attr:`arxiv`).
         code: the official repository.
         requires: what the type needs of the channel count, in words.
         check: the module file's own check, ``check(channels, **hp)`` (gate) or
@@ -136,6 +161,9 @@ class ModuleSpec:
         ignored: optional ``ignored(params) -> names``: the hyperparameters that have no
             effect given (some of) the others, e.g. ECA's ``gamma`` and ``b`` once a fixed
             ``k_size`` is given. :meth:`canonical` records them at their defaults.
+        identity: the plain block (``none``): a gate whose module is the identity; it adds
+            nothing to a block (:meth:`block_args` is empty), no FLOPs, no parameters, and
+            takes no hyperparameters. One entry is the identity (:func:`plain`).
     """
 
     name: str
@@ -148,10 +176,35 @@ class ModuleSpec:
     check: Callable[..., None]
     flops: Callable[..., int]
     ignored: Callable[[Mapping[str, Any]], Iterable[str]] | None = None
+    identity: bool = False
 
     def __post_init__(self) -> None:
         if self.placement not in _BLOCK_ARG:
             raise ValueError(f"{self.name}: placement must be 'gate' or 'conv'")
+        if _PAPER.fullmatch(self.paper) is None:
+            raise ValueError(f"{self.name}: paper must read 'Title (arXiv:NNNN.NNNNN)'")
+        if self.identity and (self.placement != "gate" or self.hparams):
+            raise ValueError(f"{self.name}: the identity is a gate without hyperparameters")
+
+    @property
+    def kind(self) -> str:
+        """``"gate"``, ``"conv"``, or ``"none"`` for the identity (the plain block)."""
+        return "none" if self.identity else self.placement
+
+    @property
+    def where(self) -> str:
+        """Where the type goes in a residual block, in words."""
+        return _WHERE[self.kind]
+
+    @property
+    def title(self) -> str:
+        """The paper's title."""
+        return _PAPER.fullmatch(self.paper)["title"]  # type: ignore[index]
+
+    @property
+    def arxiv(self) -> str:
+        """The paper's arXiv id."""
+        return _PAPER.fullmatch(self.paper)["arxiv"]  # type: ignore[index]
 
     def defaults(self) -> dict[str, Any]:
         return {h.name: h.default for h in self.hparams}
@@ -177,14 +230,19 @@ class ModuleSpec:
 
         The block calls the factory with the placement's constructor arguments, in the
         place where it builds the layer (so parameters are created in network order).
+        The identity gives ``{}``: the plain block.
         """
+        if self.identity:
+            return {}
         return {_BLOCK_ARG[self.placement]: partial(self.cls, **hp)}
 
     def added_flops(self, slot: SlotInfo, h: int, w: int, **hp: Any) -> int:
         """FLOPs (batch of one) this choice adds to ``slot``'s plain block, whose input is
         ``h × w``: a gate's own FLOPs, or a conv replacement's minus the plain 3×3 conv's.
-        May be negative (a replacement cheaper than the conv)."""
-        ho, wo = (h - 1) // slot.stride + 1, (w - 1) // slot.stride + 1  # 3×3, padding 1
+        May be negative (a replacement cheaper than the conv); 0 for the identity."""
+        if self.identity:
+            return 0
+        ho, wo = slot.conv_out_size(h, w)
         if self.placement == "gate":
             return self.flops(slot.out_channels, ho, wo, **hp)
         plain = slot.conv_out * ho * wo * slot.conv_in * 9
@@ -205,7 +263,7 @@ class ModuleSpec:
     def to_json(self) -> dict:
         return {
             "name": self.name,
-            "kind": self.placement,
+            "kind": self.kind,
             "paper": self.paper,
             "code": self.code,
             "requires": self.requires,
@@ -220,13 +278,23 @@ def register(spec: ModuleSpec) -> ModuleSpec:
     """Add ``spec`` to the registry (module files call this at import)."""
     if spec.name in REGISTRY:
         raise ValueError(f"attention type {spec.name!r} registered twice")
+    if spec.identity and any(s.identity for s in REGISTRY.values()):
+        raise ValueError(f"{spec.name}: a second identity entry ({plain().name} is one)")
     REGISTRY[spec.name] = spec
     return spec
 
 
 def module_names() -> list[str]:
-    """All registered type names plus ``"none"``, in registry order."""
-    return ["none", *REGISTRY]
+    """All registered type names (``"none"`` first), in registry order."""
+    return list(REGISTRY)
+
+
+def plain() -> ModuleSpec:
+    """The identity entry: the plain block (``none``)."""
+    for spec in REGISTRY.values():
+        if spec.identity:
+            return spec
+    raise LookupError("no identity entry registered (attnsearch.modules registers 'none')")
 
 
 def get(name: str) -> ModuleSpec:

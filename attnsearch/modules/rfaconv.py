@@ -50,7 +50,7 @@ from torch import nn
 
 from attnsearch.modules import formulations
 from attnsearch.modules.formulations import use_fast
-from attnsearch.modules.registry import HParam, ModuleSpec, register
+from attnsearch.modules.registry import HParam, ModuleSpec, check_positive, register
 
 __all__ = [
     "RFAConv",
@@ -74,14 +74,13 @@ _SE_WIDTH = 16  # RFCBAMConv's SE hidden width, fixed in the official code
 def _check_common(
     name: str, in_channels: int, out_channels: int, stride: int, kernel_size: int
 ) -> None:
-    for key, value in (
-        ("in_channels", in_channels),
-        ("out_channels", out_channels),
-        ("stride", stride),
-        ("kernel_size", kernel_size),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: {key}={value!r} must be a positive integer")
+    check_positive(
+        name,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        stride=stride,
+        kernel_size=kernel_size,
+    )
     if kernel_size % 2 == 0:
         raise ValueError(f"{name}: kernel_size={kernel_size} must be odd")
 
@@ -103,8 +102,7 @@ def check_rfcaconv(
 ) -> None:
     """Raise ``ValueError`` if an RFCAConv with these settings cannot be built."""
     _check_common("rfcaconv", in_channels, out_channels, stride, kernel_size)
-    if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1:
-        raise ValueError(f"rfcaconv: reduction={reduction!r} must be a positive integer")
+    check_positive("rfcaconv", reduction=reduction)
 
 
 def _out_size(h: int, w: int, stride: int) -> tuple[int, int]:

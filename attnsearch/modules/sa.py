@@ -30,17 +30,12 @@ from torch import nn
 
 from attnsearch.modules import formulations
 from attnsearch.modules.formulations import use_fast
-from attnsearch.modules.registry import HParam, ModuleSpec, register
+from attnsearch.modules.registry import HParam, ModuleSpec, check_positive, register
 
 __all__ = ["ShuffleAttention", "check", "flops"]
 
 _NAME = "sa"
 _GROUPS = HParam("groups", int, 64, low=1, help="number of groups G (channels must divide by 2*G)")
-
-
-def _check_channels(channels: int) -> None:
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"{_NAME}: channels={channels!r} must be a positive integer")
 
 
 def check(channels: int, groups: int = 64) -> None:
@@ -53,7 +48,7 @@ def check(channels: int, groups: int = 64) -> None:
     Raises:
         ValueError: naming the module, the value and the rule broken.
     """
-    _check_channels(channels)
+    check_positive(_NAME, channels=channels)
     groups = _GROUPS.validate(_NAME, groups)
     if channels % (2 * groups):
         raise ValueError(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnsearch.modules.registry import HParam, ModuleSpec, register
+from attnsearch.modules.registry import HParam, ModuleSpec, check_positive, register
 
 __all__ = ["SqueezeExcitation", "check", "flops"]
 
@@ -31,11 +31,6 @@ _NAME = "se"
 _REDUCTION = HParam(
     "reduction", int, 16, low=1, help="channel reduction r of the bottleneck MLP (C -> C//r -> C)"
 )
-
-
-def _check_channels(channels: int) -> None:
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"{_NAME}: channels={channels!r} must be a positive integer")
 
 
 def check(channels: int, reduction: int = 16) -> None:
@@ -48,7 +43,7 @@ def check(channels: int, reduction: int = 16) -> None:
     Raises:
         ValueError: naming the module, the value and the rule broken.
     """
-    _check_channels(channels)
+    check_positive(_NAME, channels=channels)
     reduction = _REDUCTION.validate(_NAME, reduction)
     if channels // reduction < 1:
         raise ValueError(

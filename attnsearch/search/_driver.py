@@ -12,8 +12,9 @@ from typing import Any
 import optuna
 from ray import tune
 
-from attnsearch.rundir import RunDir, TrialRecord
-from attnsearch.search._settings import RunSettings
+from attnsearch.rundir import RunDir
+from attnsearch.search._extras import done_count, enqueue_extras, fail_count
+from attnsearch.search._setup import _scheduler, cost_of, left_out_text, seed_from
 
 _INTERRUPT = threading.Event()  # first Ctrl-C: stop cleanly; second: stop at once
 
@@ -33,134 +34,7 @@ def _stop_tune() -> None:
     _INTERRUPT.set()
 
 
-def done_count(study, *, extras: bool = False) -> int:
-    """Search trials whose training finished: complete (trained) or stopped early by ASHA.
-
-    References and repeats never count towards ``--trials``; ``extras=True`` counts them
-    too (progress of any kind). Trials copied by a warm start are another run's and never
-    count.
-    """
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False)
-        if t.user_attrs.get("trained")
-        and (extras or not t.user_attrs.get("role"))
-        and "warm_start_from" not in t.user_attrs
-        and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    )
-
-
-def _enqueue(study, params: dict, **attrs: Any) -> None:
-    """Store one extra trial (a reference or a repeat) as WAITING: the searcher's next ask
-    pops it, so it trains like any trial; ``seed`` records its trial seed (its number)."""
-    study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
-    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    newest = max(waiting, key=lambda t: t.number)
-    TrialRecord.set_stored(study, newest, seed=newest.number)
-
-
-def enqueue_extras(study, settings: RunSettings, space, references, *, search_done: bool) -> int:
-    """Enqueue the references (``settings.repeats`` seeds each) and, once the search's own
-    trials are done, the repeats of the front and of the trials within noise of it.
-
-    Idempotent: what to ask is derived from the storage (trials done, waiting, running, or
-    failed by themselves count as asked), so a resumed run never asks twice.
-    Returns how many trials were enqueued.
-    """
-    from attnsearch.results import ROLE_REFERENCE, ROLE_REPEAT, measurements, repeats_needed
-
-    options = space.options(settings.width)
-    ms = measurements(study)
-    n = 0
-    for ref in references:
-        for _ in range(settings.repeats - ms.planned_references.get(ref.name, 0)):
-            params = space.params(ref.architecture, options)
-            _enqueue(
-                study, params, role=ROLE_REFERENCE, reference=ref.name, paper=ref.paper,
-                fits=ref.fits,
-            )  # fmt: skip
-            n += 1
-    if search_done:
-        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-        for number, missing in repeats_needed(study, settings.repeats).items():
-            for _ in range(missing):
-                _enqueue(study, dict(trials[number].params), role=ROLE_REPEAT, repeat_of=number)
-                n += 1
-    return n
-
-
-def fail_count(study) -> int:
-    """Trials that failed by themselves (interruptions by the driver do not count)."""
-    return sum(
-        1
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-        if TrialRecord.of(t).counts_as_failure
-    )
-
-
-def _scheduler(settings: RunSettings):
-    if not settings.early_stop:
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(
-        metric="accuracy",
-        mode="max",
-        time_attr="epoch",
-        max_t=settings.epochs,
-        grace_period=1,
-        reduction_factor=2,
-    )
-
-
-def cost_of(settings: RunSettings, run_dir):
-    """The Proposer's budget and cost function: analytic FLOPs (``None``: its default), or
-    the latency table's prediction in nanoseconds (an integer, additive over slots). A
-    relative table path is inside the run folder (a table built for the run)."""
-    if settings.latency_budget_ms is None:
-        return settings.budget, None
-    from pathlib import Path
-
-    from attnsearch.latency import LatencyCost, LatencyTable
-
-    # checked against the device and the space by `run` before the run folder was made
-    table = LatencyTable.load(Path(run_dir) / settings.latency_table)
-    return int(round(settings.latency_budget_ms * 1e6)), LatencyCost(table)
-
-
-def left_out_text(left: dict, width: float, *, latency: bool) -> str | None:
-    """One line on the papers' networks a run does not train, and why (``None``: none)."""
-    from attnsearch.budget import format_flops, format_latency
-
-    def cost(v: int) -> str:
-        return format_latency(v / 1e6) if latency else format_flops(v)  # latency: ns
-
-    parts = []
-    if left["over_budget"]:
-        names = ", ".join(f"{n} {cost(c)}" for n, c in left["over_budget"])
-        parts.append(f"over the budget: {names} (--references all trains them as context)")
-    if left["proxy_width"]:
-        names = ", ".join(n for n, _ in left["proxy_width"])
-        parts.append(f"cannot be built at proxy width {width:g}: {names} (--width 1)")
-    if left["not_in_space"]:
-        parts.append("not in this space: " + ", ".join(n for n, _ in left["not_in_space"]))
-    return "references left out — " + "; ".join(parts) if parts else None
-
-
-def seed_from(source_dir: str, study, proposer) -> int:
-    """Copy the finished trials of the run in ``source_dir`` into ``study`` (a warm start,
-    :func:`attnsearch.proposal.warm_start`); they are history for the sampler only."""
-    from pathlib import Path
-
-    from attnsearch.proposal import warm_start
-    from attnsearch.results import open_study
-
-    path = Path(source_dir)
-    source = open_study(path, RunDir.open(path.parent, path.name).record.study_name)
-    return warm_start(study, source, proposer=proposer)
-
-
-def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str, Any]:
+def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None) -> dict[str, Any]:
     """Run or continue the search in ``run`` until its settings' ``trials`` have trained,
     with the references before them and the repeats after them (:func:`enqueue_extras`).
 
@@ -169,6 +43,11 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     Ctrl-C once: running trials stop at their next epoch, their state stays resumable,
     ``summary["interrupted"]`` is True; twice: ``KeyboardInterrupt`` at once (still
     resumable). A local Ray started here is shut down on every exit path.
+
+    ``checked`` is the run's feasibility check (:meth:`attnsearch.cost.Cost.check_budget`
+    of its cost and budget), made by ``run`` (before the folder existed, or once a latency
+    table measured into it exists); ``None`` (a resume, or a caller of its own): made here,
+    before the storage is touched.
     """
     import ray
 
@@ -176,15 +55,10 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     from attnsearch.references import references_for, references_left_out
     from attnsearch.results import storage_for, write_results
     from attnsearch.search._gpus import check_driver_torch, resolve_gpus
-    from attnsearch.search._ray import (
-        check_resources,
-        execution_log,
-        kill_stray_ray,
-        record_ray_session,
-        start_ray,
-    )
+    from attnsearch.search._ray import check_resources, execution_log, start_ray
     from attnsearch.search._resume import pending_reruns, reconcile
     from attnsearch.search._searcher import BudgetedOptunaSearch
+    from attnsearch.search._session import kill_stray_ray, record_ray_session
     from attnsearch.search._timeout import TrialTimeout
     from attnsearch.search._worker import trainable
 
@@ -192,13 +66,16 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     run.path = run.path.resolve()  # workers write the execution log from other folders
     settings, study_name = run.settings, run.record.study_name
     options = space.options(settings.width)
+    if checked is None:
+        cost, budget = cost_of(settings, run.path, space)
+        checked = cost.check_budget(budget, space, options)
+    budget, cost_fn = checked.budget, checked.cost
     storage = storage_for(run.path)
     # a resume continues the sampler's stream instead of replaying it from the start (which
     # would propose the architectures already trained again); a new run uses the seed as is
     told = 0
     if study_name in optuna.get_all_study_names(storage):
         told = len(optuna.load_study(study_name=study_name, storage=storage).trials)
-    budget, cost_fn = cost_of(settings, run.path)
     searcher = BudgetedOptunaSearch(
         space,
         options,
@@ -206,8 +83,9 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
         cost_fn=cost_fn,
         policy=settings.policy,
         seed=settings.seed,
-        latency=settings.latency_budget_ms is not None,
+        latency=settings.budget.is_latency,
         epochs=settings.epochs,
+        checked=checked,
         on_fatal=_stop_tune,
         sampler=make_sampler(
             settings.sampler, settings.seed + told, settings.trials, settings.concurrency
@@ -223,11 +101,11 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None) -> dict[str,
     references = references_for(
         space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
     )
-    if view is not None and settings.references != "none":
+    if view is not None:  # (references "none" leaves nothing out)
         left = references_left_out(
             space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
         )
-        text = left_out_text(left, settings.width, latency=settings.latency_budget_ms is not None)
+        text = left_out_text(left, settings.width, latency=settings.budget.is_latency)
         if text:
             view.note(text)
     kill_stray_ray(run, note=view.note if view is not None else None)

@@ -27,7 +27,7 @@ class BudgetedOptunaSearch(OptunaSearch):
     Ray.
 
     Args:
-        space, options, budget, cost_fn, policy, seed, latency, epochs: the
+        space, options, budget, cost_fn, policy, seed, latency, epochs, checked: the
             :class:`Proposer`'s (``max_attempts`` is :data:`MAX_ASKS`).
         on_fatal: called once when the search cannot go on (see the module docstring).
         **kwargs: OptunaSearch's ``sampler``, ``study_name`` and ``storage``.
@@ -45,6 +45,7 @@ class BudgetedOptunaSearch(OptunaSearch):
         latency: bool = False,
         epochs: int = 1,
         max_attempts: int = MAX_ASKS,
+        checked=None,
         on_fatal: Callable[[], None] | None = None,
         **kwargs,
     ):
@@ -69,6 +70,7 @@ class BudgetedOptunaSearch(OptunaSearch):
             max_attempts=max_attempts,
             latency=latency,
             epochs=epochs,
+            checked=checked,
         )
         self.fatal: Exception | None = None
         self.on_fatal = on_fatal

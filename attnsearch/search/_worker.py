@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from attnsearch.architecture import Architecture
-from attnsearch.proxy import ProxyConfig
 from attnsearch.rundir import CHECKPOINT_FILE, ResultsError, load_checkpoint, save_checkpoint
+from attnsearch.settings import ProxyConfig
 
 
 @dataclass

@@ -30,6 +30,7 @@ BATCH = 2
 
 # The DESIGN.md §2 contract: hyperparameter names and defaults of every type.
 CONTRACT = {
+    "none": ("gate", {}),  # the plain block: the identity gate
     "se": ("gate", {"reduction": 16}),
     "eca": ("gate", {"gamma": 2, "b": 1, "k_size": None}),
     "cbam": ("gate", {"reduction": 16, "kernel_size": 7}),
@@ -93,7 +94,8 @@ def _randomize(module: nn.Module, seed: int = 0) -> None:
 
 def test_registry_matches_design_contract():
     assert set(modules.REGISTRY) == set(CONTRACT)
-    assert modules.module_names() == ["none", *modules.REGISTRY]
+    assert modules.module_names() == list(modules.REGISTRY)
+    assert modules.module_names()[0] == "none" == modules.plain().name
     for name, (kind, defaults) in CONTRACT.items():
         spec = modules.get(name)
         assert spec.placement == kind, name
@@ -118,7 +120,7 @@ def test_registry_entry(name):
         if h.choices is not None:
             assert h.default in h.choices
     as_json = spec.to_json()
-    assert as_json["name"] == name and as_json["kind"] == spec.placement
+    assert as_json["name"] == name and as_json["kind"] == spec.kind
     assert [h["name"] for h in as_json["hparams"]] == names
 
 
