@@ -32,6 +32,30 @@ def one_line_exit_2(proc: subprocess.CompletedProcess, needle: str) -> None:
     assert len(lines) == 1 and needle in lines[0], proc.stderr
 
 
+def synthetic_latency_table(space, scale: float = 1.0):
+    """A latency table with made-up but structured latencies (FLOPs-proportional plus a
+    per-type overhead that FLOPs do not see), "measured on this machine": no timing in the
+    test. ``scale``: the table's calibration factor."""
+    from attnsearch.flops.analytic import cost_table
+    from attnsearch.latency import LatencyTable, Settings, slot_choices, space_digest
+
+    flops = cost_table(space.backbone, space.input, space.num_classes)
+    slots = [
+        {c: flops.slot(s, c) / 2e8 + 0.07 * (len(c.type) % 4) * (c.type != "none") for c in cs}
+        for s, cs in enumerate(slot_choices(space))
+    ]
+    return LatencyTable(
+        backbone=space.backbone,
+        settings=Settings(input=tuple(space.input)),
+        stem_ms=0.4,
+        head_ms=0.05,
+        slots=slots,
+        num_classes=space.num_classes,
+        space={"name": space.name, "digest": space_digest(space)},
+        scale=scale,
+    )
+
+
 def make_run(results_dir: str | Path, name: str, budget, **options):
     """A new run folder (unlocked) holding the settings built from flat ``options``
     (``budget``: a :class:`~attnsearch.budget.Budget`, or an int of FLOPs)."""

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import synthetic_latency_table
 
 import attnsearch
 from attnsearch.budget import Budget, format_flops
@@ -27,31 +28,10 @@ from attnsearch.spaces import load_space
 PACKAGE = Path(attnsearch.__file__).parent
 
 
-def _latency_table(space):
-    from attnsearch.flops.analytic import cost_table
-    from attnsearch.latency import LatencyTable, Settings, slot_choices, space_digest
-
-    flops = cost_table(space.backbone, space.input, space.num_classes)
-    slots = [
-        {c: flops.slot(s, c) / 2e8 + 0.07 * (len(c.type) % 4) * (c.type != "none") for c in cs}
-        for s, cs in enumerate(slot_choices(space))
-    ]
-    return LatencyTable(
-        backbone=space.backbone,
-        settings=Settings(input=tuple(space.input)),
-        stem_ms=0.4,
-        head_ms=0.05,
-        slots=slots,
-        num_classes=space.num_classes,
-        space={"name": space.name, "digest": space_digest(space)},
-        scale=1.1,
-    )
-
-
 # every Cost implementation: name -> (space -> cost); `exact`: integer terms, no rounding
 COSTS = {
     "flops": (FlopsCost, True),
-    "latency": (lambda space: LatencyCost(_latency_table(space)), False),
+    "latency": (lambda space: LatencyCost(synthetic_latency_table(space, scale=1.1)), False),
 }
 CASES = [
     (kind, name, width) for kind in COSTS for name in ("tiny", "resnet18") for width in (1.0, 0.25)
@@ -170,7 +150,7 @@ def test_flops_cost_is_the_analytic_count():
 
 def test_latency_cost_is_the_tables_prediction():
     space = load_space("tiny")
-    table = _latency_table(space)
+    table = synthetic_latency_table(space, scale=1.1)
     cost = LatencyCost(table)
     for arch in _samples(space, 1.0, 10):
         assert cost(arch) == round(table.predict(arch) * 1e6)

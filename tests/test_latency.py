@@ -13,6 +13,7 @@ import os
 import time
 
 import pytest
+from conftest import synthetic_latency_table
 
 from attnsearch.architecture import Architecture, SlotChoice
 from attnsearch.budget import Budget, parse_cost_budget
@@ -360,32 +361,6 @@ def test_bfloat16_table_builds(tmp_path) -> None:
 
 
 # --------------------------------------------------------------------------- in the search
-def _synthetic_table(space) -> LatencyTable:
-    """A table with made-up but structured latencies (FLOPs-proportional plus a per-type
-    overhead that FLOPs do not see), measured "on this machine": no timing in the test."""
-    from attnsearch.flops.analytic import cost_table
-    from attnsearch.latency import slot_choices, space_digest
-
-    flops = cost_table(space.backbone, space.input, space.num_classes)
-    slots = []
-    for s, choices in enumerate(slot_choices(space)):
-        slots.append(
-            {
-                c: flops.slot(s, c) / 2e8 + 0.07 * (len(c.type) % 4) * (c.type != "none")
-                for c in choices
-            }
-        )
-    return LatencyTable(
-        backbone=space.backbone,
-        settings=Settings(input=tuple(space.input)),
-        stem_ms=0.4,
-        head_ms=0.05,
-        slots=slots,
-        num_classes=space.num_classes,
-        space={"name": space.name, "digest": space_digest(space)},
-    )
-
-
 def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
     """The table's prediction (ns, additive per slot) is the Proposer's cost: spread/repair
     hand out only candidates under the latency budget, told as ms; FLOPs recorded too."""
@@ -395,7 +370,7 @@ def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
     from attnsearch.proposal import BudgetTooLowError, Proposer, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    lat = _synthetic_table(space)
+    lat = synthetic_latency_table(space)
     options = space.options(0.25)
     fastest, _ = _fastest(lat, space, 0.25)
     budget_ms = fastest * 1.15
@@ -427,7 +402,7 @@ def test_pareto_members_carry_latency_and_flops(space, tmp_path):
     from attnsearch.results import pareto_members, storage_for
     from attnsearch.search import RunSettings
 
-    lat = _synthetic_table(space)
+    lat = synthetic_latency_table(space)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     study = optuna.create_study(
@@ -459,7 +434,7 @@ def test_run_refuses_a_latency_budget_below_the_fastest_before_anything(space, t
     import subprocess
     import sys
 
-    lat = _synthetic_table(space)
+    lat = synthetic_latency_table(space)
     path = tmp_path / "lat.json"
     lat.save(path)
     fastest = _fastest(lat, space, 0.5)[0]
@@ -502,7 +477,7 @@ def test_latency_budget_search_end_to_end_and_export(space, tmp_path, ray_local)
     from attnsearch.export import export_run
     from attnsearch.search import run_search
 
-    lat = _synthetic_table(space)
+    lat = synthetic_latency_table(space)
     path = tmp_path / "lat.json"
     lat.save(path)
     budget_ms = _fastest(lat, space, 0.25)[0] * 1.2
