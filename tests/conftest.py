@@ -1,15 +1,41 @@
 """Shared fixtures and helpers: the CLI as a subprocess, run folders made through the
 library (RunSettings + RunDir, never a hand-written run.yaml), one local Ray of the
-session's own for the tests that need it."""
+session's own for the tests that need it, and a cache folder of the session's own.
+
+The suite never writes to the user's own cache: ``XDG_CACHE_HOME`` points into a temporary
+folder for the whole session (subprocesses inherit it), so the session key a run makes
+(:func:`attnsearch.search._session.session_key`) is the suite's, not the user's.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+_CACHE: list[str] = []  # the session's cache folder (removed at the end)
+
+
+def pytest_configure(config):
+    folder = tempfile.mkdtemp(prefix="attnsearch-test-cache-")
+    _CACHE.append(folder)
+    os.environ["XDG_CACHE_HOME"] = folder
+
+
+def pytest_unconfigure(config):
+    while _CACHE:
+        shutil.rmtree(_CACHE.pop(), ignore_errors=True)
+
+
+def session_cache() -> Path:
+    """The cache folder this test session uses instead of the user's."""
+    return Path(_CACHE[0])
 
 
 def cli(*args: str, cwd: str | Path, timeout: float = 600, **kw) -> subprocess.CompletedProcess:

@@ -21,6 +21,7 @@ from attnsearch.errors import InputError
 from attnsearch.search._session import (
     _boot_id,
     _stat,
+    key_dir,
     kill_stray_ray,
     session_key,
     sign_session_record,
@@ -214,6 +215,30 @@ def test_session_key_is_private_to_the_user(tmp_path, monkeypatch):
     (tmp_path / "planted").write_text("a" * 64)
     (tmp_path / "planted").chmod(0o600)
     assert session_key() is None, "a symlinked key is never used"
+
+
+def test_the_suite_keeps_its_session_key_out_of_the_users_cache():
+    """conftest points XDG_CACHE_HOME into a folder of the test session's own, in this
+    process and in every subprocess (a CLI run makes its key there), so no test writes the
+    user's ~/.cache/attnsearch."""
+    from conftest import session_cache
+
+    users = Path(os.path.expanduser("~")) / ".cache"
+    assert key_dir() == session_cache() / "attnsearch"
+    assert users not in key_dir().parents
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from attnsearch.search._session import key_dir, session_key; "
+            "assert session_key(create=True); print(key_dir())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(made) == session_cache() / "attnsearch"
+    assert (Path(made) / "session.key").is_file()
 
 
 _OWN_RAY = textwrap.dedent(
