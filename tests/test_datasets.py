@@ -122,6 +122,35 @@ def test_summary_and_names() -> None:
     ]
 
 
+def test_the_names_are_written_once_and_every_one_has_a_builder() -> None:
+    """dataset_specs holds the names and what each decides; the registry builds
+    exactly those names; the help text, the error and dataset_names read the one table."""
+    from attnsearch.datasets import _registry
+    from attnsearch.settings import (
+        DATASETS,
+        RunSettings,
+        dataset_forms,
+        field_help,
+        flips_by_default,
+    )
+
+    assert list(_registry._BUILDERS) == [d.name for d in DATASETS]
+    assert field_help(RunSettings, "dataset") == dataset_forms(compact=True)
+    assert "mnist-clutter[:P]" in dataset_forms(compact=True)
+    assert "synthetic[:N]" in dataset_forms(compact=True) and "folder:PATH" in dataset_forms()
+    with pytest.raises(DatasetError) as e:
+        load_dataset("nope")
+    assert str(e.value).endswith(f"valid: {dataset_forms()}")
+    for d in DATASETS:  # every spelling the error offers is accepted by the registry's parser
+        assert (d.name in dataset_names()) != d.arg_required
+    # what a name decides: flips for photographs only; the caveat on digits only
+    assert [d.name for d in DATASETS if flips_by_default(d.name)] == [
+        "cifar10", "cifar100", "folder"
+    ]  # fmt: skip
+    assert flips_by_default("folder:/some/photos") and flips_by_default("CIFAR10")
+    assert not flips_by_default("mnist-clutter:3") and not flips_by_default("nope")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
