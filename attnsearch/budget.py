@@ -119,7 +119,7 @@ class Budget:
     """A parsed cost budget: the one form a run's budget takes once the command line read it.
 
     Two budgets are equal when kind and value are (``4G`` and ``4GFLOPs`` are one budget;
-    ``300us`` and ``0.3ms`` too: a latency is kept to the integer nanosecond its cost is
+    ``700us`` and ``0.7ms`` too: a latency is kept to the integer nanosecond its cost is
     compared in, so no spelling's float rounding makes two of one limit).
 
     Attributes:

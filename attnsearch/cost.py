@@ -19,9 +19,9 @@ owns everything derived from them, once:
 
 An implementation also says how its cost is told to a study (:meth:`Cost.objective`) and
 kept in a trial's record (:meth:`Cost.record`, read back by :meth:`Cost.recorded`), so no
-caller asks which cost it holds. Costs are integers in their unit (FLOPs; nanoseconds for latency), so a budget compares
-exactly. An instance is a plain object (no closure), so a searcher holding one can be
-pickled by Ray Tune. This module imports no torch; the FLOPs table is imported when a
+caller asks which cost it holds. Costs are integers in their unit (FLOPs; nanoseconds for
+latency), so a budget compares exactly. An instance is a plain object (no closure), so a
+searcher holding one can be pickled by Ray Tune. This module imports no torch; the FLOPs table is imported when a
 :class:`FlopsCost` is made.
 """
 
@@ -32,7 +32,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from attnsearch.budget import NS_PER_MS, Budget, format_flops, format_latency, ms_to_ns, ns_to_ms
+from attnsearch.budget import (
+    NS_PER_MS,
+    Budget,
+    format_flops,
+    format_latency,
+    ms_to_ns,
+    ns_to_ms,
+)
 from attnsearch.errors import InputError
 
 if TYPE_CHECKING:
@@ -98,24 +105,19 @@ class Cost(abc.ABC):
         """:meth:`show` with what an error message needs to trust the number."""
         return self.show(value)
 
-    @property
-    def is_latency(self) -> bool:
-        """Whether this is a latency cost (what the run records and tells beside FLOPs)."""
-        return self.kind == "latency"
-
+    @abc.abstractmethod
     def objective(self, value: int) -> float:
         """The second objective told to the study for a candidate of cost ``value``."""
-        return float(value)
 
+    @abc.abstractmethod
     def record(self, value: int) -> dict[str, float]:
-        """The trial-record attributes that hold a cost of ``value``, beside the FLOPs every
-        trial records (:class:`attnsearch.rundir.TrialRecord`; none for FLOPs)."""
-        return {}
+        """The trial-record attributes that hold a cost of ``value``, beside the analytic
+        FLOPs every trial records as ``flops`` (:class:`attnsearch.rundir.TrialRecord`)."""
 
+    @abc.abstractmethod
     def recorded(self, attrs: dict) -> int:
-        """A trial's cost read back from its record (what :meth:`record` and the FLOPs
-        wrote)."""
-        return int(attrs["flops"])
+        """A trial's cost read back from its record attributes (what :meth:`record` and the
+        FLOPs wrote)."""
 
     def total(self, arch: Architecture) -> int:
         """The cost of ``arch``: ``fixed + Σ slot``, rounded to the unit."""
@@ -211,6 +213,15 @@ class FlopsCost(Cost):
     def limit(self, budget: Budget) -> int:
         self._kind_of(budget)
         return int(budget.value)
+
+    def objective(self, value: int) -> float:
+        return float(value)
+
+    def record(self, value: int) -> dict[str, float]:
+        return {}  # the cost is the analytic FLOPs every trial records
+
+    def recorded(self, attrs: dict) -> int:
+        return int(attrs["flops"])
 
 
 class LatencyCost(Cost):

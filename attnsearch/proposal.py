@@ -25,9 +25,10 @@ and GP ignore them), and an impossible one as ``FAIL``. A trained candidate is t
 
 The cost is an :class:`attnsearch.cost.Cost`: the analytic deploy FLOPs, or a predicted
 latency (a :class:`~attnsearch.cost.LatencyCost`, nanoseconds, an integer); the cost says
-what the second objective is and how a trial records it (:meth:`~attnsearch.cost.Cost.objective`,
-:meth:`~attnsearch.cost.Cost.record`), and ``flops`` is recorded on every trial either way. The Ray Tune searcher
-(:mod:`attnsearch.search._searcher`) is a thin adapter over :class:`Proposer`: it adds the
+what the second objective is and how a trial records it
+(:meth:`~attnsearch.cost.Cost.objective`, :meth:`~attnsearch.cost.Cost.record`), and
+``flops`` (the analytic deploy FLOPs) is recorded on every trial either way. The Ray Tune
+searcher (:mod:`attnsearch.search._searcher`) is a thin adapter over :class:`Proposer`: it adds the
 trial-record attributes (:class:`attnsearch.rundir.TrialRecord`), re-runs of interrupted
 trials (:attr:`Proposer.pending_reruns`) and the outcome of training (:meth:`Proposer.finish`).
 Trials already in the study (a warm start, enqueued references) are simply history to it.

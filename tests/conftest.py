@@ -6,7 +6,9 @@ session's own.
 
 The suite never writes to the user's own cache: ``XDG_CACHE_HOME`` points into a temporary
 folder for the whole session (subprocesses inherit it), so the session key a run makes
-(:func:`attnsearch.search._session.session_key`) is the suite's, not the user's.
+(:func:`attnsearch.search._session.session_key`) is the suite's, not the user's. Every
+other XDG cache of the session moves with it (matplotlib's font cache is rebuilt once per
+session; torch finds no hub downloads, which the suite never makes).
 """
 
 from __future__ import annotations
@@ -27,15 +29,23 @@ from pathlib import Path
 import pytest
 
 _CACHE: list[str] = []  # the session's cache folder (removed at the end)
+_BEFORE: list[str | None] = []  # XDG_CACHE_HOME as the session found it
 
 
 def pytest_configure(config):
     folder = tempfile.mkdtemp(prefix="attnsearch-test-cache-")
     _CACHE.append(folder)
+    _BEFORE.append(os.environ.get("XDG_CACHE_HOME"))
     os.environ["XDG_CACHE_HOME"] = folder
 
 
 def pytest_unconfigure(config):
+    while _BEFORE:
+        before = _BEFORE.pop()
+        if before is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
     while _CACHE:
         shutil.rmtree(_CACHE.pop(), ignore_errors=True)
 

@@ -129,15 +129,18 @@ def test_bad_cost_budgets_show_the_forms(text):
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("300us", "0.3ms"), ("0.0003s", "300 µs"), ("1.1ms", "1100us"), ("7e-1ms", "700us")],
+    [("700us", "0.7ms"), ("3300 µs", "3.3ms"), ("7e-1ms", "700us"), ("5100us", "5.1ms")],
 )
 def test_a_latency_is_one_value_in_any_spelling(a, b):
     """Kept to the integer nanosecond its cost compares in: the float rounding of one
-    spelling (300 * 1e-3 = 0.30000000000000004) never makes two limits of one."""
+    spelling (700 × 1e-3 = 0.7000000000000001) never makes two limits of one (each of these
+    pairs compared unequal before)."""
     x, y = parse_cost_budget(a), parse_cost_budget(b)
     assert x == y and x.value == y.value and hash(x) == hash(y)
-    assert ms_to_ns(x.value) == round(x.value * NS_PER_MS)
+    assert x.value * NS_PER_MS == ms_to_ns(x.value)  # a whole number of ns
     assert Budget.from_dict(x.to_dict()) == y  # and as run.yaml stores it
+    old = {"kind": "latency", "value": 0.7000000000000001}  # a run.yaml written before
+    assert Budget.from_dict(old) == Budget("latency", 0.7)
 
 
 def test_a_latency_below_a_nanosecond_is_refused():

@@ -1,8 +1,9 @@
 """Every settings type, the one default of each value, and the config machinery.
 
 At the bottom of the package: it imports only :mod:`attnsearch.errors`,
-:mod:`attnsearch.budget` and :mod:`attnsearch.dataset_specs` at the top, and never torch (the CLI builds its options from
-these fields, and ``--help`` must stay instant). The types:
+:mod:`attnsearch.budget` and :mod:`attnsearch.dataset_specs` at the top, and never torch
+(the CLI builds its options from these fields, and ``--help`` must stay instant). The
+types:
 
 - :class:`ProxyConfig`: how a candidate is trained (run.yaml's ``proxy:``);
 - :class:`RunSettings`: one search, fully resolved (run.yaml), with its one
