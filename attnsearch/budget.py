@@ -18,10 +18,13 @@ from typing import Any, Literal
 from attnsearch.errors import InputError
 
 __all__ = [
+    "NS_PER_MS",
     "Budget",
     "BudgetError",
     "format_flops",
     "format_latency",
+    "ms_to_ns",
+    "ns_to_ms",
     "parse_budget",
     "parse_cost_budget",
 ]
@@ -49,6 +52,18 @@ _TIME_PATTERN = re.compile(
 _TIME_FORMS = "25ms, '25 ms', 800us, 0.02s"
 _MAX_LATENCY_MS = 3_600_000.0  # an hour per forward pass: beyond that the number is a typo
 _MAX_FLOPS = 1e18  # an exa-FLOP per image: far beyond any CNN, so a typo
+NS_PER_MS = 1_000_000  # latency: people read milliseconds, costs compare in integer ns
+
+
+def ms_to_ns(ms: float) -> int:
+    """Milliseconds as the integer nanoseconds a latency cost compares in (the one
+    conversion)."""
+    return int(round(ms * NS_PER_MS))
+
+
+def ns_to_ms(ns: float) -> float:
+    """Nanoseconds (a latency cost) as the milliseconds people read and records store."""
+    return ns / NS_PER_MS
 
 
 class BudgetError(InputError):
@@ -87,6 +102,8 @@ def _problem(kind: str, value: Any) -> str | None:
             return f"a latency must be positive, like {_TIME_FORMS}"
         if value > _MAX_LATENCY_MS:
             return f"more than an hour; use a form like {_TIME_FORMS}"
+        if ms_to_ns(value) < 1:
+            return "less than a nanosecond"
         return None
     if not math.isfinite(value) or value <= 0:
         return "must be a positive number of FLOPs"
@@ -101,10 +118,13 @@ def _problem(kind: str, value: Any) -> str | None:
 class Budget:
     """A parsed cost budget: the one form a run's budget takes once the command line read it.
 
-    Two budgets are equal when kind and value are (``4G`` and ``4GFLOPs`` are one budget).
+    Two budgets are equal when kind and value are (``4G`` and ``4GFLOPs`` are one budget;
+    ``700us`` and ``0.7ms`` too: a latency is kept to the integer nanosecond its cost is
+    compared in, so no spelling's float rounding makes two of one limit).
 
     Attributes:
-        kind: ``"flops"`` (value: FLOPs, an int) or ``"latency"`` (value: milliseconds).
+        kind: ``"flops"`` (value: FLOPs, an int) or ``"latency"`` (value: milliseconds, a
+            whole number of nanoseconds).
         value: the limit.
         text: the budget as the user wrote it (``""``: not written by a user).
     """
@@ -120,7 +140,7 @@ class Budget:
         if self.kind == "flops":
             object.__setattr__(self, "value", int(round(self.value)))
         else:
-            object.__setattr__(self, "value", float(self.value))
+            object.__setattr__(self, "value", ns_to_ms(ms_to_ns(self.value)))
 
     @property
     def is_latency(self) -> bool:

@@ -17,9 +17,11 @@ owns everything derived from them, once:
   for a latency run that measures its table in the run folder (checked once the table
   exists; the folder is removed when it fails).
 
-Costs are integers in their unit (FLOPs; nanoseconds for latency), so a budget compares
-exactly. An instance is a plain object (no closure), so a searcher holding one can be
-pickled by Ray Tune. This module imports no torch; the FLOPs table is imported when a
+An implementation also says how its cost is told to a study (:meth:`Cost.objective`) and
+kept in a trial's record (:meth:`Cost.record`, read back by :meth:`Cost.recorded`), so no
+caller asks which cost it holds. Costs are integers in their unit (FLOPs; nanoseconds for
+latency), so a budget compares exactly. An instance is a plain object (no closure), so a
+searcher holding one can be pickled by Ray Tune. This module imports no torch; the FLOPs table is imported when a
 :class:`FlopsCost` is made.
 """
 
@@ -30,7 +32,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from attnsearch.budget import Budget, format_flops, format_latency
+from attnsearch.budget import (
+    NS_PER_MS,
+    Budget,
+    format_flops,
+    format_latency,
+    ms_to_ns,
+    ns_to_ms,
+)
 from attnsearch.errors import InputError
 
 if TYPE_CHECKING:
@@ -95,6 +104,20 @@ class Cost(abc.ABC):
     def describe(self, value: int) -> str:
         """:meth:`show` with what an error message needs to trust the number."""
         return self.show(value)
+
+    @abc.abstractmethod
+    def objective(self, value: int) -> float:
+        """The second objective told to the study for a candidate of cost ``value``."""
+
+    @abc.abstractmethod
+    def record(self, value: int) -> dict[str, float]:
+        """The trial-record attributes that hold a cost of ``value``, beside the analytic
+        FLOPs every trial records as ``flops`` (:class:`attnsearch.rundir.TrialRecord`)."""
+
+    @abc.abstractmethod
+    def recorded(self, attrs: dict) -> int:
+        """A trial's cost read back from its record attributes (what :meth:`record` and the
+        FLOPs wrote)."""
 
     def total(self, arch: Architecture) -> int:
         """The cost of ``arch``: ``fixed + Σ slot``, rounded to the unit."""
@@ -191,6 +214,15 @@ class FlopsCost(Cost):
         self._kind_of(budget)
         return int(budget.value)
 
+    def objective(self, value: int) -> float:
+        return float(value)
+
+    def record(self, value: int) -> dict[str, float]:
+        return {}  # the cost is the analytic FLOPs every trial records
+
+    def recorded(self, attrs: dict) -> int:
+        return int(attrs["flops"])
+
 
 class LatencyCost(Cost):
     """A latency table's predicted latency of an architecture, in integer nanoseconds.
@@ -208,23 +240,32 @@ class LatencyCost(Cost):
     @property
     def fixed(self) -> float:
         t = self.table
-        return t.scale * (t.stem_ms + t.head_ms) * 1e6
+        return t.scale * (t.stem_ms + t.head_ms) * NS_PER_MS
 
     def slot(self, index: int, choice: SlotChoice) -> float:
-        return self.table.scale * self.table.entry(index, choice) * 1e6
+        return self.table.scale * self.table.entry(index, choice) * NS_PER_MS
 
     def total(self, arch: Architecture) -> int:
         # the table's own sum (what runs have always recorded); equal to fixed + Σ slot up
         # to float rounding
-        return int(round(self.table.predict(arch) * 1e6))
+        return ms_to_ns(self.table.predict(arch))
 
     def show(self, value: int) -> str:
-        return format_latency(value / 1e6)
+        return format_latency(ns_to_ms(value))
 
     def describe(self, value: int) -> str:
         s = self.table.settings
-        return f"{format_latency(value / 1e6)} predicted on {s.device}, batch {s.batch}"
+        return f"{format_latency(ns_to_ms(value))} predicted on {s.device}, batch {s.batch}"
 
     def limit(self, budget: Budget) -> int:
         self._kind_of(budget)
-        return int(round(budget.value * 1e6))
+        return ms_to_ns(budget.value)
+
+    def objective(self, value: int) -> float:
+        return ns_to_ms(value)  # told in milliseconds, as the record holds it
+
+    def record(self, value: int) -> dict[str, float]:
+        return {"latency_ms": ns_to_ms(value)}
+
+    def recorded(self, attrs: dict) -> int:
+        return ms_to_ns(attrs["latency_ms"])

@@ -24,10 +24,11 @@ and GP ignore them), and an impossible one as ``FAIL``. A trained candidate is t
 ``[accuracy, cost]`` with a constraint ``<= 0``.
 
 The cost is an :class:`attnsearch.cost.Cost`: the analytic deploy FLOPs, or a predicted
-latency (``latency=True``: a :class:`~attnsearch.cost.LatencyCost`, nanoseconds, an integer;
-the second objective is milliseconds);
-``flops`` is recorded on every trial either way. The Ray Tune searcher
-(:mod:`attnsearch.search._searcher`) is a thin adapter over :class:`Proposer`: it adds the
+latency (a :class:`~attnsearch.cost.LatencyCost`, nanoseconds, an integer); the cost says
+what the second objective is and how a trial records it
+(:meth:`~attnsearch.cost.Cost.objective`, :meth:`~attnsearch.cost.Cost.record`), and
+``flops`` (the analytic deploy FLOPs) is recorded on every trial either way. The Ray Tune
+searcher (:mod:`attnsearch.search._searcher`) is a thin adapter over :class:`Proposer`: it adds the
 trial-record attributes (:class:`attnsearch.rundir.TrialRecord`), re-runs of interrupted
 trials (:attr:`Proposer.pending_reruns`) and the outcome of training (:meth:`Proposer.finish`).
 Trials already in the study (a warm start, enqueued references) are simply history to it.
@@ -148,14 +149,12 @@ class Proposer:
         study: a multi-objective study (accuracy max, cost min).
         space: the :class:`~attnsearch.spaces.SearchSpace`.
         options: per-unit valid choices at the proxy width (``space.options(width)``).
-        budget: the hard limit on ``cost_fn`` (FLOPs; nanoseconds when ``latency``).
+        budget: the hard limit on ``cost_fn``, in its unit (FLOPs; nanoseconds for latency).
         cost_fn: the :class:`~attnsearch.cost.Cost` (an int per architecture); the analytic
             deploy FLOPs when ``None``.
         policy: ``"reject"``, ``"repair"`` or ``"spread"`` (module docstring).
         seed: seeds the repair targets of ``"spread"``.
         max_attempts: asks per :meth:`propose` before giving up (:class:`ProposalError`).
-        latency: ``cost_fn`` is a latency in nanoseconds; recorded as ``latency_ms`` and told
-            as the second objective in milliseconds.
         epochs: a trained result with fewer epochs was stopped early (:meth:`finish`).
         checked: what ``cost_fn.check_budget(budget, space, options)`` returned (a run checks
             once, before anything is created); ``None``: checked here.
@@ -176,7 +175,6 @@ class Proposer:
         *,
         seed: int = 0,
         max_attempts: int = 10_000,
-        latency: bool = False,
         epochs: int = 1,
         checked: Feasible | None = None,
     ):
@@ -184,8 +182,6 @@ class Proposer:
             raise InputError(f"unknown budget policy {policy!r}; valid: {', '.join(POLICIES)}")
         self.flops_fn: Cost = FlopsCost(space)
         if cost_fn is None:
-            if latency:
-                raise InputError("a latency cost needs its cost function (a latency table)")
             cost_fn = self.flops_fn
         self.study = study
         self.space = space
@@ -195,7 +191,6 @@ class Proposer:
         self.policy = policy
         self.seed = seed
         self.max_attempts = max_attempts
-        self.latency = latency
         self.epochs = epochs
         if checked is None:
             checked = cost_fn.check_budget(self.budget, space, options)
@@ -220,10 +215,6 @@ class Proposer:
     def wasted(self) -> int:
         """Asks that did not become candidates."""
         return self.over_budget + self.invalid
-
-    def objective(self, cost: int) -> float:
-        """The second objective told for a trained candidate of this ``cost``."""
-        return cost / 1e6 if self.latency else float(cost)
 
     def _inherit_sampler_state(self, trial) -> None:
         """A repaired trial takes over its original's generation (NSGA-II/III bookkeeping).
@@ -288,9 +279,7 @@ class Proposer:
                 self.invalid += 1
                 continue
             cost = int(self.cost_fn(arch))
-            TrialRecord.set(trial, flops=int(self.flops_fn(arch)) if self.latency else cost)
-            if self.latency:
-                TrialRecord.set(trial, latency_ms=cost / 1e6)
+            TrialRecord.set(trial, flops=int(self.flops_fn(arch)), **self.cost_fn.record(cost))
             TrialRecord.set(trial, architecture=arch.to_json(), digest=arch.digest())
             trial.set_constraint(CONSTRAINT, float(cost - self.budget))
             # a reference enqueued by the driver trains even over budget (--references all:
@@ -383,23 +372,21 @@ class Proposer:
                 TrialRecord.set(trial, early_stopped=True)
                 self.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 return
-            attrs = trial.user_attrs
-            cost = attrs["latency_ms"] * 1e6 if self.latency else attrs["flops"]
-            self.tell(trial, [float(result["accuracy"]), self.objective(int(round(cost)))])
+            cost = self.cost_fn.recorded(trial.user_attrs)
+            self.tell(trial, [float(result["accuracy"]), self.cost_fn.objective(cost)])
 
 
 def ask(core: Proposer) -> tuple:
     """The core's next candidate and the config a worker trains it from:
     ``(optuna_trial, {"architecture", "flops", "trial_number", "digest", ...})``."""
-    trial, arch, _ = core.propose()
+    trial, arch, cost = core.propose()
     config = {
         "architecture": arch.to_json(),
         "flops": trial.user_attrs["flops"],
         "trial_number": trial.number,
         "digest": arch.digest(),
+        **core.cost_fn.record(cost),
     }
-    if core.latency:
-        config["latency_ms"] = trial.user_attrs["latency_ms"]
     if trial.user_attrs.get("role"):  # a reference or a repeat: shown apart, not counted
         config["role"] = trial.user_attrs["role"]
     resume = trial.user_attrs.get("resume_checkpoint")

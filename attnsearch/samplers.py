@@ -14,6 +14,7 @@ from attnsearch.settings import SAMPLERS  # the names, defined with the settings
 if TYPE_CHECKING:
     import optuna
 
+    from attnsearch.cost import Cost
     from attnsearch.spaces import Options, SearchSpace
 
 __all__ = ["CONSTRAINT", "SAMPLERS", "make_sampler", "warm_start"]
@@ -26,12 +27,8 @@ class _Costs(Protocol):
     space: SearchSpace
     options: Options
     budget: int
-    latency: bool
-
-    cost_fn: Callable[[Any], float]  # the run's cost (FLOPs or ns)
+    cost_fn: Cost  # the run's cost (FLOPs or ns)
     flops_fn: Callable[[Any], float]  # FLOPs, whatever the run's cost
-
-    def objective(self, cost: int) -> float: ...
 
 
 CONSTRAINT = "flops_over_budget"  # Optuna constraint key: cost - budget (feasible when <= 0)
@@ -142,13 +139,12 @@ def warm_start(
         if proposer is not None and t.params:
             arch = space.sample(optuna.trial.FixedTrial(dict(t.params)), options)
             cost = int(proposer.cost_fn(arch))
-            attrs.update(TrialRecord.attrs(flops=int(proposer.flops_fn(arch))))
             attrs.pop("latency_ms", None)
-            if proposer.latency:
-                attrs.update(TrialRecord.attrs(latency_ms=cost / 1e6))
+            flops = int(proposer.flops_fn(arch))
+            attrs.update(TrialRecord.attrs(flops=flops, **proposer.cost_fn.record(cost)))
             system = {f"constraints:{CONSTRAINT}": float(cost - proposer.budget)}
             if values is not None:
-                values = [values[0], proposer.objective(cost)]
+                values = [values[0], proposer.cost_fn.objective(cost)]
         copied.append(
             optuna.trial.create_trial(
                 state=t.state,

@@ -3,10 +3,13 @@ from __future__ import annotations
 import pytest
 
 from attnsearch.budget import (
+    NS_PER_MS,
     Budget,
     BudgetError,
     format_flops,
     format_latency,
+    ms_to_ns,
+    ns_to_ms,
     parse_budget,
     parse_cost_budget,
 )
@@ -122,6 +125,30 @@ def test_bad_cost_budgets_show_the_forms(text):
         assert "25ms" in msg or "4GFLOPs" in msg  # shows the accepted forms
     if text in ("", "5parsecs", "nan", "inf", "25msec"):
         assert "25ms" in msg and "4GFLOPs" in msg  # both kinds when the kind is unclear
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("700us", "0.7ms"), ("3300 µs", "3.3ms"), ("7e-1ms", "700us"), ("5100us", "5.1ms")],
+)
+def test_a_latency_is_one_value_in_any_spelling(a, b):
+    """Kept to the integer nanosecond its cost compares in: the float rounding of one
+    spelling (700 × 1e-3 = 0.7000000000000001) never makes two limits of one (each of these
+    pairs compared unequal before)."""
+    x, y = parse_cost_budget(a), parse_cost_budget(b)
+    assert x == y and x.value == y.value and hash(x) == hash(y)
+    assert x.value * NS_PER_MS == ms_to_ns(x.value)  # a whole number of ns
+    assert Budget.from_dict(x.to_dict()) == y  # and as run.yaml stores it
+    old = {"kind": "latency", "value": 0.7000000000000001}  # a run.yaml written before
+    assert Budget.from_dict(old) == Budget("latency", 0.7)
+
+
+def test_a_latency_below_a_nanosecond_is_refused():
+    with pytest.raises(BudgetError, match="less than a nanosecond"):
+        parse_cost_budget("0.0001us")
+    with pytest.raises(BudgetError, match="less than a nanosecond"):
+        Budget("latency", 1e-7)
+    assert ns_to_ms(ms_to_ns(25.0)) == 25.0 and ms_to_ns(0.3) == 300_000
 
 
 def test_budget_str_and_format_latency():

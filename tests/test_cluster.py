@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _procs_with(text: str) -> list[int]:
-    pids = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if text.encode() in (proc / "cmdline").read_bytes():
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
-
-
-def _tree(roots: set[int]) -> set[int]:
-    from attnsearch.search._session import _descendants, _table
-
-    return roots | _descendants(roots, _table())
+from conftest import RAY, free_port, kill_trees, procs_with, ray_head, trial_rows
 
 
 @contextmanager
@@ -53,43 +27,21 @@ def two_nodes(tmp_path, private: Path | None = None):
     Cleans up by killing the processes of this cluster's session only (not `ray stop`,
     which would stop every Ray on the machine).
     """
-    # Ray 2.60 heads use token auth; joining nodes and drivers must be told to send it
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
-    port, worker_port = _free_port(), _free_port()
-    temp = Path("/tmp") / f"rt{os.getpid()}{port}"
-    address = f"127.0.0.1:{port}"
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    session = None
-    try:
-        subprocess.run(
-            [
-                RAY,
-                "start",
-                "--head",
-                f"--port={port}",
-                "--include-dashboard=false",
-                f"--temp-dir={temp}",
-                *common,
-            ],
-            check=True,
-            env=env,
-            capture_output=True,
-            timeout=120,
-        )
-        session = (temp / "session_latest").resolve().name
+    with ray_head("--num-cpus=1") as (address, env, temp):
+        worker_port = free_port()
         worker = [RAY, "start", f"--address={address}", f"--node-manager-port={worker_port}"]
         if private is not None:
             script = 'mount -t tmpfs tmpfs "$1" && shift && exec "$@"'
             unshare = ["unshare", "--user", "--mount", "--map-root-user", "sh", "-c", script]
             worker = [*unshare, "sh", str(private), *worker, f"--temp-dir={temp}w"]
-        subprocess.run([*worker, *common], check=True, env=env, capture_output=True, timeout=120)
-        yield address, env, worker_port
-    finally:
-        roots = set(_procs_with(session or str(temp)))
-        roots |= set(_procs_with(f"--node_manager_port={worker_port}"))
-        for pid in _tree(roots) if roots else ():
-            with suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        try:
+            subprocess.run(
+                [*worker, *common], check=True, env=env, capture_output=True, timeout=120
+            )
+            yield address, env, worker_port
+        finally:
+            kill_trees(procs_with(f"--node_manager_port={worker_port}"))
 
 
 def _run(address, env, cwd, name, trials, extra=(), wait=True):
@@ -125,18 +77,13 @@ def _run(address, env, cwd, name, trials, extra=(), wait=True):
     )
 
 
-def _rows(run_dir: Path) -> list[dict]:
-    with open(run_dir / "trials.csv") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.mark.slow
 def test_two_node_search_uses_both_nodes(tmp_path):
     """Trials land on both nodes; node ids are recorded per trial in trials.csv."""
     with two_nodes(tmp_path) as (address, env, _):
         proc = _run(address, env, tmp_path, "two", 4, ["--limit", "96", "--epochs", "1"])
         assert proc.returncode == 0, proc.stderr[-3000:]
-        rows = [r for r in _rows(tmp_path / "results" / "two") if r["status"] == "complete"]
+        rows = [r for r in trial_rows(tmp_path / "results" / "two") if r["status"] == "complete"]
         assert len([r for r in rows if r["role"] == "search"]) == 4  # + references, repeats
         assert len({r["node_id"] for r in rows}) == 2, "both nodes ran trials"
 
@@ -160,13 +107,13 @@ def test_worker_node_dies_mid_trial_and_the_search_completes(tmp_path):
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             time.sleep(0.3)
         time.sleep(3)  # mid-trial
-        raylets = [p for p in _procs_with(f"--node_manager_port={worker_port}")]
+        raylets = [p for p in procs_with(f"--node_manager_port={worker_port}")]
         assert raylets, "found the worker node's raylet"
         for pid in raylets:
             os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]
-        rows = _rows(run_dir)
+        rows = trial_rows(run_dir)
         complete = [r for r in rows if r["status"] == "complete" and r["role"] == "search"]
         assert len(complete) == 4, rows
         assert not [r for r in rows if r["status"] in ("fail", "running")], rows
@@ -223,7 +170,7 @@ def test_two_nodes_without_a_shared_filesystem_survive_a_driver_kill(tmp_path):
         resumed = _run(address, env, private, "split", 4, ["--resume", "--storage", str(shared)])
         reasons = (run_dir / "trials.csv").read_text() if resumed.returncode else ""
         assert resumed.returncode == 0, resumed.stderr[-3000:] + reasons
-        rows = _rows(run_dir)
+        rows = trial_rows(run_dir)
         assert len([r for r in rows if r["status"] == "complete"]) == 4, rows
         executions = [json.loads(x) for x in log.read_text().splitlines() if x]
         remote = on_worker[-1]

@@ -78,6 +78,21 @@ def test_total_is_fixed_plus_the_slots(case):
             assert abs(total - parts) <= 1
 
 
+def test_a_cost_records_what_it_reads_back_and_tells_its_objective(case):
+    """What a trial's record holds is the cost read back (so a resumed or warm-started trial
+    is told the same objective), and the objective is the unit the record keeps."""
+    cost, space, _, width, _ = case
+    for arch in _samples(space, width, 5):
+        value = cost.total(arch)
+        attrs = {"flops": analytic_flops(arch), **cost.record(value)}
+        assert cost.recorded(attrs) == value
+        if cost.kind == "latency":
+            assert set(cost.record(value)) == {"latency_ms"}
+            assert cost.objective(value) == attrs["latency_ms"] == value / 1e6
+        else:
+            assert cost.record(value) == {} and cost.objective(value) == float(value)
+
+
 def test_cheapest_and_dearest_bound_every_architecture(case):
     cost, space, options, width, _ = case
     lo, hi = cost.cheapest(space, options), cost.dearest(space, options)
@@ -173,6 +188,15 @@ class _Flat(Cost):
     def limit(self, budget):
         return int(budget.value)
 
+    def objective(self, value):
+        return float(value)
+
+    def record(self, value):
+        return {"flat": value}
+
+    def recorded(self, attrs):
+        return int(attrs["flat"])
+
 
 def test_ties_go_to_the_choice_listed_first():
     space = load_space("tiny")
@@ -242,6 +266,23 @@ def test_no_other_module_words_the_refusal():
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
     ]
     assert not [(rel, t) for rel, t in texts if below.search(t)]
+
+
+def test_one_conversion_between_milliseconds_and_nanoseconds():
+    """Latency costs compare in integer ns, people read ms: the factor is written once
+    (attnsearch/budget.py's NS_PER_MS, ms_to_ns, ns_to_ms); the modules that handle costs
+    call those instead of writing 1e6 themselves."""
+    factors = {1e6, 1e-6}  # 1_000_000 == 1e6: found too
+    users = ("cost.py", "proposal.py", "samplers.py", "search/", "results/", "latency/")
+    found = {
+        rel
+        for rel, node in _package_nodes()
+        if isinstance(node, ast.Constant)
+        and type(node.value) in (int, float)
+        and node.value in factors
+        and rel.startswith(users)
+    }
+    assert not found
 
 
 # ---- one check per run ------------------------------------------------------------------

@@ -122,6 +122,55 @@ def test_summary_and_names() -> None:
     ]
 
 
+_NO_IO = {"data_dir": Path("data"), "download": False, "seed": 0}
+
+
+def test_the_names_are_written_once_and_every_one_has_a_builder(monkeypatch) -> None:
+    """dataset_specs holds the names and what each decides; the registry builds
+    exactly those names; the help text, the error and dataset_names read the one table."""
+    from attnsearch.datasets import _registry
+    from attnsearch.settings import (
+        DATASETS,
+        RunSettings,
+        dataset_forms,
+        field_help,
+        flips_by_default,
+    )
+
+    assert list(_registry._BUILDERS) == [d.name for d in DATASETS]
+    assert field_help(RunSettings, "dataset") == dataset_forms(compact=True)
+    assert "mnist-clutter[:P]" in dataset_forms(compact=True)
+    assert "synthetic[:N]" in dataset_forms(compact=True) and "folder:PATH" in dataset_forms()
+    with pytest.raises(DatasetError) as e:
+        load_dataset("nope")
+    assert str(e.value).endswith(f"valid: {dataset_forms()}")
+    # every spelling the error offers reaches its builder (placeholders filled in); an
+    # argument on a name that takes none is refused as unknown
+    built = []
+    fake = {d.name: (lambda spec, arg, *_, n=d.name: built.append((n, arg))) for d in DATASETS}
+    monkeypatch.setattr(_registry, "_BUILDERS", fake)
+    example = {"SIZE": "32", "P": "3", "N": "5", "PATH": "/some/folder"}
+    for form in dataset_forms().split(", "):
+        head, _, arg = form.partition(":")
+        _registry._resolve(f"{head}:{example[arg]}" if arg else head, **_NO_IO)
+    assert built == [
+        ("digits", None), ("clutter", None), ("clutter", "32"), ("mnist-clutter", None),
+        ("mnist-clutter", "3"), ("synthetic", None), ("synthetic", "5"), ("cifar10", None),
+        ("cifar100", None), ("folder", "/some/folder"),
+    ]  # fmt: skip
+    with pytest.raises(DatasetError, match="unknown dataset 'digits:3'"):
+        _registry._resolve("digits:3", **_NO_IO)
+    assert dataset_names() == [f for f in dataset_forms().split(", ") if f.count(":") == 0] + [
+        "folder:PATH"
+    ]
+    # what a name decides: flips for photographs only; the caveat on digits only
+    assert [d.name for d in DATASETS if flips_by_default(d.name)] == [
+        "cifar10", "cifar100", "folder"
+    ]  # fmt: skip
+    assert flips_by_default("folder:/some/photos") and flips_by_default("CIFAR10")
+    assert not flips_by_default("mnist-clutter:3") and not flips_by_default("nope")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [

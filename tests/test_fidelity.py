@@ -394,6 +394,35 @@ def test_stage_a_passes_only_when_all_four_checks_hold():
     assert stage_a(_report(proxy, ref, kinds)["panel"]) is None  # no plain member
 
 
+def test_stage_a_waits_for_every_planned_run():
+    """With runs still to train, the checks that rest on them are not decided, however clear
+    the runs so far look; what they say so far is kept apart, and so is what is missing."""
+    kinds = ["uniform"] * 3
+    proxy = [[0.50, 0.51, 0.49], [0.60, 0.61, 0.59], [0.70, 0.71, 0.69]]
+    ref = [[0.80, 0.81], [0.88, 0.89], [0.90, 0.91]]
+    planned = {"proxy": 3, "reference": 2}
+    assert stage_a(_named(_report(proxy, ref, kinds))["panel"], planned)["pass"] is True
+    partial = [[0.80, 0.81], [0.88, 0.89], [0.90]]  # one reference run of six to train
+    a = stage_a(_named(_report(proxy, partial, kinds))["panel"], planned)
+    assert stage_a(_named(_report(proxy, partial, kinds))["panel"])["pass"] is True  # unplanned
+    assert a["pass"] is None
+    c = a["checks"]
+    assert c["proxy_between_over_within"]["pass"] is True  # its runs are all in
+    for key in ("reference_not_saturated", "reference_separates_attention"):
+        assert c[key]["pass"] is None and c[key]["so_far"] is True
+    assert a["missing"].startswith("5 of 6 reference runs measured")
+    # a proxy still short holds every check, a proxy failure included
+    noisy = [[0.50, 0.60, 0.40], [0.52, 0.62, 0.42], [0.54, 0.64]]
+    a = stage_a(_named(_report(noisy, ref, kinds))["panel"], planned)
+    assert a["pass"] is None and all(c["pass"] is None for c in a["checks"].values())
+    assert a["checks"]["proxy_between_over_within"]["so_far"] is False
+    assert a["missing"].startswith("8 of 9 proxy runs measured")
+    # summarize reads the plan from the report's settings
+    report = _named(_report(proxy, partial, kinds))
+    report["settings"] = {"proxy_seeds": 3, "reference_seeds": 2}
+    assert summarize(report)["stage_a"]["pass"] is None
+
+
 def test_uniform_cli_reports_stage_a(capsys):
     micro = [a for a in MICRO if a not in ("--panel", "3")]
     code, out, err = _main(capsys, "fidelity", *micro, "--uniform", "none,se,eca", "--json")

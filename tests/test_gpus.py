@@ -7,24 +7,17 @@ without a device, which is what a cluster with a broken driver or a CPU-only tor
 
 from __future__ import annotations
 
-import csv
-import os
-import signal
-import socket
 import subprocess
 import sys
-from contextlib import suppress
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli
+from conftest import cli, ray_head, trial_rows
 
 from attnsearch.errors import InputError
 from attnsearch.search import _gpus
 from attnsearch.search._gpus import auto_share, trial_device
 
-RAY = str(Path(sys.executable).with_name("ray"))
 CPU_TORCH = torch.version.cuda is None and getattr(torch.version, "hip", None) is None
 
 
@@ -91,49 +84,12 @@ def test_run_option_takes_auto_and_shows_it_as_the_default(tmp_path):
 
 
 # ---- against a Ray head with one (device-less) GPU ------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _procs_with(text: str) -> set[int]:
-    pids = set()
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if text.encode() in (proc / "cmdline").read_bytes():
-                pids.add(int(proc.name))
-        except OSError:
-            continue
-    return pids
-
-
 @pytest.fixture(scope="module")
 def gpu_head():
     """``ray start --head --num-gpus 1 --num-cpus 2`` on loopback, in a temp dir of its own;
     yields (address, env). Stops only this head's processes (its session folder)."""
-    from attnsearch.search._session import _descendants, _table
-
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
-    port = _free_port()
-    temp = Path("/tmp") / f"rtgpu{os.getpid()}{port}"
-    session = None
-    try:
-        subprocess.run(
-            [
-                RAY, "start", "--head", f"--port={port}", "--num-gpus=1", "--num-cpus=2",
-                "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-                "--disable-usage-stats", f"--temp-dir={temp}",
-            ],
-            check=True, env=env, capture_output=True, timeout=180,
-        )  # fmt: skip
-        session = (temp / "session_latest").resolve().name
-        yield f"127.0.0.1:{port}", env
-    finally:
-        roots = _procs_with(session or str(temp))
-        for pid in roots | _descendants(roots, _table()) if roots else ():
-            with suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+    with ray_head("--num-gpus=1", "--num-cpus=2", timeout=180) as (address, env, _):
+        yield address, env
 
 
 def _run_args(address: str, name: str, *extra: str) -> list[str]:
@@ -143,11 +99,6 @@ def _run_args(address: str, name: str, *extra: str) -> list[str]:
         "--trials", "1", "--repeats", "1", "--references", "none",
         "--address", address, "--name", name, *extra,
     ]  # fmt: skip
-
-
-def _rows(run_dir: Path) -> list[dict]:
-    with open(run_dir / "trials.csv") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.skipif(not CPU_TORCH, reason="needs a torch built without CUDA")
@@ -183,7 +134,7 @@ def test_trials_that_reserved_a_gpu_without_cuda_fail_with_the_reason(gpu_head, 
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "0.5 GPU per trial (--gpus-per-trial auto" in proc.stderr
     assert "failed — reserved 0.5 GPU but cannot use CUDA" in proc.stderr + proc.stdout
-    rows = _rows(tmp_path / "results" / "nocuda")
+    rows = trial_rows(tmp_path / "results" / "nocuda")
     assert rows and all(r["status"] == "fail" for r in rows), rows
     assert all("reserved 0.5 GPU but cannot use CUDA" in r["reason"] for r in rows), rows
     log = tmp_path / "results" / "nocuda" / "executions.jsonl"
@@ -196,5 +147,5 @@ def test_explicit_zero_on_a_gpu_cluster_warns_and_trains_on_cpus(gpu_head, tmp_p
     assert proc.returncode == 0, proc.stderr[-3000:]
     warnings = [x for x in proc.stderr.splitlines() if "warning: --gpus-per-trial 0" in x]
     assert len(warnings) == 1 and "1 GPU(s)" in warnings[0], proc.stderr
-    rows = _rows(tmp_path / "results" / "cpu")
+    rows = trial_rows(tmp_path / "results" / "cpu")
     assert [r["status"] for r in rows] == ["complete"], rows

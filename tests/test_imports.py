@@ -197,6 +197,7 @@ def test_settings_do_not_import_torch():
     assert set(ast.literal_eval(ours)) == {
         "attnsearch",
         "attnsearch.budget",
+        "attnsearch.dataset_specs",
         "attnsearch.errors",
         "attnsearch.settings",
         "attnsearch.settings._config",

@@ -379,9 +379,7 @@ def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
     study = optuna.create_study(
         directions=["maximize", "minimize"], sampler=make_sampler("random", 0, 8)
     )
-    prop = Proposer(
-        study, space, options, int(budget_ms * 1e6), cost, "spread", latency=True, seed=2
-    )
+    prop = Proposer(study, space, options, int(budget_ms * 1e6), cost, "spread", seed=2)
     assert prop.min_cost == cost(_fastest(lat, space, 0.25)[1])
     for _ in range(8):
         trial, arch, c = prop.propose()
@@ -392,7 +390,7 @@ def test_latency_is_a_proposer_cost_repair_keeps_it_under_the_budget(space):
         assert study.trials[trial.number].values == [0.5, c / 1e6]
     assert prop.over_budget > 0 and prop.repaired == prop.over_budget
     with pytest.raises(BudgetTooLowError, match="below the fastest"):
-        Proposer(study, space, options, int(fastest * 1e6) - 10, cost, latency=True)
+        Proposer(study, space, options, int(fastest * 1e6) - 10, cost)
 
 
 def test_pareto_members_carry_latency_and_flops(space, tmp_path):
@@ -412,10 +410,7 @@ def test_pareto_members_carry_latency_and_flops(space, tmp_path):
         sampler=make_sampler("tpe-mv", 0, 6),
     )
     budget = int(_fastest(lat, space, 0.25)[0] * 1.3e6)
-    prop = Proposer(
-        study, space, space.options(0.25), budget, LatencyCost(lat),
-        "spread", latency=True,
-    )  # fmt: skip
+    prop = Proposer(study, space, space.options(0.25), budget, LatencyCost(lat), "spread")
     for i in range(5):
         trial, arch, _ = prop.propose()
         prop.finish(trial, {"accuracy": 0.1 * i, "epoch": 1})

@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli, make_run
+from conftest import RAY, cli, free_port, make_run, trial_rows
 
 from attnsearch.budget import Budget
 from attnsearch.errors import InputError
 from attnsearch.search._session import (
     _boot_id,
     _stat,
+    key_dir,
     kill_stray_ray,
     session_key,
     sign_session_record,
@@ -216,6 +217,30 @@ def test_session_key_is_private_to_the_user(tmp_path, monkeypatch):
     assert session_key() is None, "a symlinked key is never used"
 
 
+def test_the_suite_keeps_its_session_key_out_of_the_users_cache():
+    """conftest points XDG_CACHE_HOME into a folder of the test session's own, in this
+    process and in every subprocess (a CLI run makes its key there), so no test writes the
+    user's ~/.cache/attnsearch."""
+    from conftest import session_cache
+
+    users = Path(os.path.expanduser("~")) / ".cache"
+    assert key_dir() == session_cache() / "attnsearch"
+    assert users not in key_dir().parents
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from attnsearch.search._session import key_dir, session_key; "
+            "assert session_key(create=True); print(key_dir())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(made) == session_cache() / "attnsearch"
+    assert (Path(made) / "session.key").is_file()
+
+
 _OWN_RAY = textwrap.dedent(
     """
     import json, os, sys
@@ -407,14 +432,6 @@ def test_trial_timeout_option_refuses_bad_numbers(tmp_path):
 
 
 # ---- a user's own Ray on the same machine ---------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tree_with(text: bytes) -> dict[int, int]:
     """Processes whose command line holds ``text``, and their descendants: pid -> start."""
     from attnsearch.search._session import _cmdline, _descendants, _table
@@ -457,13 +474,12 @@ def test_users_own_ray_survives_a_killed_and_resumed_search(tmp_path):
     temp = Path(tempfile.mkdtemp(prefix="rtu", dir="/tmp"))
     env = {**os.environ, "RAY_TMPDIR": str(temp), "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
-    ray_bin = str(Path(sys.executable).with_name("ray"))
     subprocess.run(
         [
-            ray_bin,
+            RAY,
             "start",
             "--head",
-            f"--port={_free_port()}",
+            f"--port={free_port()}",
             f"--temp-dir={temp / 'ray'}",
             "--num-cpus=1",
             "--include-dashboard=false",
@@ -619,9 +635,6 @@ def test_cli_trial_timeout_stops_and_records_the_trial(tmp_path):
         env={**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="rtt", dir="/tmp")},
     )
     assert proc.returncode == 1, proc.stderr[-3000:]
-    import csv
-
-    with open(tmp_path / "results" / "t" / "trials.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = trial_rows(tmp_path / "results" / "t")
     assert rows and all(r["status"] == "fail" for r in rows), rows
     assert all(r["reason"].startswith("timed out") for r in rows), rows

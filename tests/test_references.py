@@ -6,6 +6,7 @@ import pytest
 
 import attnsearch
 from attnsearch.architecture import SlotChoice
+from attnsearch.cost import FlopsCost
 from attnsearch.errors import InputError
 from attnsearch.flops import count_params
 from attnsearch.flops.analytic import analytic_flops
@@ -144,14 +145,14 @@ def test_what_is_left_out_and_why():
     ]  # fmt: skip
     assert all(c > 4 * G for _, c in left["over_budget"])
     assert left["proxy_width"] == [("EPSANet-50 (small)", None)] and not left["not_in_space"]
-    text = left_out_text(left, 0.5, latency=False)
+    text = left_out_text(left, 0.5, FlopsCost(space))
     assert text.startswith("references left out — over the budget: ResNet-50 4.14 GFLOPs")
     assert "cannot be built at proxy width 0.5: EPSANet-50 (small)" in text
     # `all` trains the over-budget ones as context: only the unbuildable one is left out
     every = references_left_out(space, width=0.5, budget=4 * G, mode="all")
     assert not every["over_budget"] and every["proxy_width"]
     wide = references_left_out(space, width=1.0, budget=5 * G)
-    assert not any(wide.values()) and left_out_text(wide, 1.0, latency=False) is None
+    assert not any(wide.values()) and left_out_text(wide, 1.0, FlopsCost(space)) is None
     tiny = references_left_out(load_space("tiny"), width=1.0, budget=100 * G)
     assert [n for n, _ in tiny["not_in_space"]] == ["RFCBAM-ResNet-18", "RFCA-ResNet-18"]
     for mode, budget in (("fit", 4 * G), ("all", 4 * G), ("fit", 5 * G)):

@@ -146,6 +146,10 @@ def test_resume_compares_the_budget_as_one_value():
     with pytest.raises(InputError, match="--budget 1G conflicts.*25 ms in run.yaml"):
         latency.resumed({**opts, "budget": parse_cost_budget("1G")}, {"budget"}, "run.yaml")
     assert latency.resumed({**opts, "budget": parse_cost_budget("25 ms")}, {"budget"}, "y").budget
+    # one limit in any spelling: 700 µs is 0.7 ms, though 700 * 1e-3 != 0.7 in floats
+    short = stored.replace(budget=parse_cost_budget("0.7ms"))
+    again = short.resumed({**opts, "budget": parse_cost_budget("700us")}, {"budget"}, "y")
+    assert again.budget.text == "0.7ms"
 
 
 def test_resume_compares_the_flip_and_names_the_switch_given():

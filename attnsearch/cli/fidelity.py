@@ -195,6 +195,8 @@ def _stage_a_lines(term, a: dict | None) -> None:
     agree = c["proxy_agrees_on_separated_pairs"]["value"]
 
     def mark(check: dict) -> str:
+        if check["pass"] is None and check.get("so_far") is not None:
+            return f"not decided ({'pass' if check['so_far'] else 'fail'} so far)"
         return {True: "pass", False: "FAIL", None: "not measured"}[check["pass"]]
 
     rows = [
@@ -229,6 +231,8 @@ def _stage_a_lines(term, a: dict | None) -> None:
         ["check", "value", ""],
         rows,
     )
+    if a.get("missing"):
+        term.note(a["missing"])
 
 
 def _fmt(v, digits: int = 3) -> str:

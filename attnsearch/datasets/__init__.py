@@ -39,7 +39,8 @@ Images stay uint8 ``(N, C, H, W)``; the trainer divides by 255 and normalises wi
 
 from __future__ import annotations
 
+from attnsearch.dataset_specs import dataset_caveat, dataset_names
 from attnsearch.datasets._core import Dataset, DatasetError
-from attnsearch.datasets._registry import dataset_caveat, dataset_names, load_dataset
+from attnsearch.datasets._registry import load_dataset
 
 __all__ = ["Dataset", "DatasetError", "dataset_caveat", "dataset_names", "load_dataset"]

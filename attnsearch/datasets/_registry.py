@@ -1,13 +1,18 @@
-"""The registry of dataset names (with their caveats) and :func:`load_dataset`."""
+"""The registry of dataset builders and :func:`load_dataset`.
+
+The names, their spellings and what each decides (flips, caveats) are
+:mod:`attnsearch.dataset_specs`'; this registry maps each of those names to the
+builder of its images (a test checks that both hold the same names).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from attnsearch.dataset_specs import DATASETS, dataset_forms
 from attnsearch.datasets._cifar import _ARCHIVES, _cifar_source
 from attnsearch.datasets._core import (
     _RESIZE_CHUNK,
@@ -22,26 +27,6 @@ from attnsearch.datasets._core import (
 )
 from attnsearch.datasets._folder import _folder_source
 from attnsearch.datasets._generated import _clutter_source, _digits_source, _synthetic_source
-
-
-def dataset_names() -> list[str]:
-    """The dataset specs :func:`load_dataset` accepts (``PATH`` is a placeholder)."""
-    return [
-        "digits",
-        "clutter",
-        "mnist-clutter",
-        "synthetic",
-        "cifar10",
-        "cifar100",
-        "folder:PATH",
-    ]
-
-
-def dataset_caveat(spec: str) -> str | None:
-    """What a search's ranking on dataset ``spec`` measures, where that is little (one line;
-    ``None`` for the others)."""
-    entry = _SOURCES.get(str(spec).strip().partition(":")[0].lower())
-    return entry.caveat if entry is not None else None
 
 
 def load_dataset(
@@ -155,35 +140,21 @@ def _check_options(
 
 
 def _resolve(spec: str, *, data_dir: Path, download: bool, seed: int) -> _Source:
-    """Look the spec's name up in :data:`_SOURCES` and build its source."""
+    """Look the spec's name up in the names (:data:`attnsearch.dataset_specs.DATASETS`) and build
+    its source with its builder."""
     if not isinstance(spec, str):
         raise DatasetError(f"dataset spec must be a string, got {spec!r}")
     text = spec.strip()
     head, sep, arg = text.partition(":")
-    entry = _SOURCES.get(head.lower())
-    if entry is None or (sep and not entry.takes_arg):
-        names = dataset_names()
-        valid = ", ".join(
-            [*names[:2], "clutter:SIZE", names[2], "mnist-clutter:P", names[3], "synthetic:N",
-             *names[4:]]
-        )  # fmt: skip
-        raise DatasetError(f"unknown dataset {spec!r}; valid: {valid}")
-    return entry.build(text, arg.strip() if sep else None, data_dir, download, seed)
+    name = _NAMES.get(head.lower())
+    if name is None or (sep and name.arg is None):
+        raise DatasetError(f"unknown dataset {spec!r}; valid: {dataset_forms()}")
+    build = _BUILDERS[name.name]
+    return build(text, arg.strip() if sep else None, data_dir, download, seed)
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """One registered dataset name.
-
-    Attributes:
-        build: ``build(spec, arg, data_dir, download, seed)``; ``arg`` is the text after
-            the colon, or ``None`` without one.
-        takes_arg: whether ``name:ARG`` is accepted.
-    """
-
-    build: Callable[[str, str | None, Path, bool, int], _Source]
-    takes_arg: bool = False  # most names stand alone
-    caveat: str | None = None  # what a search's ranking on it measures, where that is little
+# build(spec, arg, data_dir, download, seed); arg: the text after the colon, or None
+_Builder = Callable[[str, str | None, Path, bool, int], _Source]
 
 
 def _folder_entry(spec: str, arg: str | None, data_dir: Path, download: bool, seed: int) -> _Source:
@@ -254,26 +225,20 @@ def _mnist_clutter_entry(
     return _Source(source.name, source.labels, source.classes, source.fetch, groups)
 
 
-def _cifar_entry(key: str) -> _Entry:
+def _cifar_entry(key: str) -> _Builder:
     def build(spec: str, arg: str | None, data_dir: Path, download: bool, seed: int) -> _Source:
         return _cifar_source(_ARCHIVES[key], data_dir, download)
 
-    return _Entry(build)
+    return build
 
 
-_SOURCES: dict[str, _Entry] = {
-    "digits": _Entry(
-        lambda spec, arg, data_dir, download, seed: _digits_source(),
-        caveat=(
-            "on digits (8×8, saturated: a 20-epoch reference puts every network at "
-            "98.2-99.4 %, benchmarks/RESULTS.md §8) this ranking measures how fast a network "
-            "starts learning in a short proxy, not what attention adds"
-        ),
-    ),
-    "clutter": _Entry(_clutter_entry, takes_arg=True),
-    "mnist-clutter": _Entry(_mnist_clutter_entry, takes_arg=True),
-    "synthetic": _Entry(_synthetic_entry, takes_arg=True),
+_NAMES = {d.name: d for d in DATASETS}
+_BUILDERS: dict[str, _Builder] = {
+    "digits": lambda spec, arg, data_dir, download, seed: _digits_source(),
+    "clutter": _clutter_entry,
+    "mnist-clutter": _mnist_clutter_entry,
+    "synthetic": _synthetic_entry,
     "cifar10": _cifar_entry("cifar10"),
     "cifar100": _cifar_entry("cifar100"),
-    "folder": _Entry(_folder_entry, takes_arg=True),
+    "folder": _folder_entry,
 }

@@ -65,7 +65,9 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
             "seconds_per_proxy_eval": stats.mean([r["seconds"] for r in proxy_runs]),
         }
     )
-    out["stage_a"] = stage_a(panel)
+    st = report.get("settings", {})
+    planned = {"proxy": st.get("proxy_seeds"), "reference": st.get("reference_seeds")}
+    out["stage_a"] = stage_a(panel, {k: v for k, v in planned.items() if v} or None)
     if len(usable) < 3:
         out["ranking_missing"] = (
             "fewer than 3 architectures have both proxy and reference runs: no ranking "
@@ -120,7 +122,7 @@ STAGE_A_RATIO = 2.0  # proxy: between-architecture sd at least this many seed sd
 STAGE_A_SATURATED = 0.97  # reference: a best network above this has no room to rank
 
 
-def stage_a(panel: list[dict]) -> dict[str, Any] | None:
+def stage_a(panel: list[dict], planned: dict[str, int] | None = None) -> dict[str, Any] | None:
     """The go/no-go of a default task and proxy, on a panel holding the plain network.
 
     Passes when all four hold: (1) under the proxy the between-architecture sd (of the
@@ -131,6 +133,12 @@ def stage_a(panel: list[dict]) -> dict[str, Any] | None:
     pooled two-sample t-test at 95 % (:func:`attnsearch.stats.pooled_t`) with the
     schedule's seed sd pooled over the panel — the test a run's verdict uses. ``None``
     without a plain member. Each figure says how many runs it rests on.
+
+    ``planned``: the runs per member each schedule is to have (``{"proxy": 3, "reference":
+    2}``). While a member has fewer, the checks of that schedule are not decided: their
+    ``pass`` is ``None`` and ``so_far`` holds what the runs measured so far say, and the
+    outcome waits (a mean over fewer seeds than planned can still move either way; a failed
+    run is trained again, never skipped). ``None``: whatever runs there are.
     """
     plain = next((m for m in panel if m["name"] == "uniform-none"), None)
     if plain is None:
@@ -154,6 +162,7 @@ def stage_a(panel: list[dict]) -> dict[str, Any] | None:
         checks["reference_not_saturated"] = {"value": None, "pass": None}
         checks["reference_separates_attention"] = {"value": None, "pass": None}
         checks["proxy_agrees_on_separated_pairs"] = {"value": None, "pass": None}
+        _hold_incomplete(out, runs, planned)
         out["pass"] = None if checks["proxy_between_over_within"]["pass"] is not False else False
         out["missing"] = "no reference runs yet (--stage reference with the same --journal)"
         return out
@@ -188,9 +197,46 @@ def stage_a(panel: list[dict]) -> dict[str, Any] | None:
     }
     out["proxy_seed_sd"], out["proxy_df"] = p_sd, p_df
     out["reference_seed_sd"], out["reference_df"] = r_sd, r_df
+    _hold_incomplete(out, runs, planned)
     verdicts = [c["pass"] for c in checks.values()]
     out["pass"] = False if False in verdicts else (None if None in verdicts else True)
     return out
+
+
+_SCHEDULE_OF = {  # which runs each check rests on
+    "proxy_between_over_within": "proxy",
+    "reference_not_saturated": "reference",
+    "reference_separates_attention": "reference",
+    "proxy_agrees_on_separated_pairs": "reference",  # (and the proxy: complete before it)
+}
+
+
+def _hold_incomplete(out: dict, runs: dict, planned: dict[str, int] | None) -> None:
+    """Leave undecided every check of a schedule with fewer runs than planned (stage_a)."""
+    if not planned:
+        return
+    short = {
+        sch: sum(max(0, planned[sch] - len(v)) for v in runs[sch].values())
+        for sch in STAGES
+        if sch in planned
+    }
+    if short.get("proxy"):  # every check compares with the proxy means
+        held = set(_SCHEDULE_OF)
+    else:
+        held = {k for k, sch in _SCHEDULE_OF.items() if short.get(sch)}
+    for key in held:
+        check = out["checks"][key]
+        check["so_far"], check["pass"] = check["pass"], None
+    missing = [
+        f"{planned[sch] * len(runs[sch]) - n} of {planned[sch] * len(runs[sch])} {sch} runs"
+        for sch, n in short.items()
+        if n
+    ]
+    if missing:
+        out["missing"] = (
+            f"{' and '.join(missing)} measured: the checks that rest on the rest wait for "
+            "them (the same command with the same --journal trains only those)"
+        )
 
 
 def _seed_tau(members: list[dict], schedule: str) -> float | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsearch import safeio
-from attnsearch.datasets import dataset_caveat
+from attnsearch.dataset_specs import dataset_caveat
 from attnsearch.results._front import (
     _profiles,
     _save_profiles,

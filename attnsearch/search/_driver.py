@@ -14,7 +14,7 @@ from ray import tune
 
 from attnsearch.rundir import RunDir
 from attnsearch.search._extras import done_count, enqueue_extras, fail_count
-from attnsearch.search._setup import _scheduler, cost_of, left_out_text, seed_from
+from attnsearch.search._setup import _scheduler, left_out_text, run_cost, seed_from
 
 _INTERRUPT = threading.Event()  # first Ctrl-C: stop cleanly; second: stop at once
 
@@ -67,7 +67,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
     settings, study_name = run.settings, run.record.study_name
     options = space.options(settings.width)
     if checked is None:
-        cost, budget = cost_of(settings, run.path, space)
+        cost, budget = run_cost(settings, run.path, space)
         checked = cost.check_budget(budget, space, options)
     budget, cost_fn = checked.budget, checked.cost
     storage = storage_for(run.path)
@@ -83,7 +83,6 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
         cost_fn=cost_fn,
         policy=settings.policy,
         seed=settings.seed,
-        latency=settings.budget.is_latency,
         epochs=settings.epochs,
         checked=checked,
         on_fatal=_stop_tune,
@@ -105,7 +104,7 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
         left = references_left_out(
             space, width=settings.width, budget=budget, mode=settings.references, cost_fn=cost_fn
         )
-        text = left_out_text(left, settings.width, latency=settings.budget.is_latency)
+        text = left_out_text(left, settings.width, cost_fn)
         if text:
             view.note(text)
     kill_stray_ray(run, note=view.note if view is not None else None)

@@ -27,7 +27,7 @@ class BudgetedOptunaSearch(OptunaSearch):
     Ray.
 
     Args:
-        space, options, budget, cost_fn, policy, seed, latency, epochs, checked: the
+        space, options, budget, cost_fn, policy, seed, epochs, checked: the
             :class:`Proposer`'s (``max_attempts`` is :data:`MAX_ASKS`).
         on_fatal: called once when the search cannot go on (see the module docstring).
         **kwargs: OptunaSearch's ``sampler``, ``study_name`` and ``storage``.
@@ -42,7 +42,6 @@ class BudgetedOptunaSearch(OptunaSearch):
         cost_fn=None,
         policy: str = "spread",
         seed: int = 0,
-        latency: bool = False,
         epochs: int = 1,
         max_attempts: int = MAX_ASKS,
         checked=None,
@@ -68,7 +67,6 @@ class BudgetedOptunaSearch(OptunaSearch):
             policy,
             seed=seed,
             max_attempts=max_attempts,
-            latency=latency,
             epochs=epochs,
             checked=checked,
         )

@@ -3,9 +3,14 @@ references left out, and a warm start."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attnsearch.errors import InputError
 from attnsearch.rundir import RunDir
 from attnsearch.settings import RunSettings
+
+if TYPE_CHECKING:
+    from attnsearch.cost import Cost
 
 
 def _scheduler(settings: RunSettings):
@@ -23,13 +28,13 @@ def _scheduler(settings: RunSettings):
     )
 
 
-def cost_of(settings: RunSettings, run_dir, space):
+def run_cost(settings: RunSettings, run_dir, space):
     """The run's cost model and its budget in the cost's unit: analytic FLOPs, or the
     latency table's prediction in nanoseconds. A relative table path is inside the run
     folder (a table built for the run)."""
     from pathlib import Path
 
-    from attnsearch.cost import Cost, FlopsCost, LatencyCost
+    from attnsearch.cost import FlopsCost, LatencyCost
     from attnsearch.latency import LatencyTable
 
     budget = settings.budget
@@ -42,16 +47,12 @@ def cost_of(settings: RunSettings, run_dir, space):
     return cost, cost.limit(budget)
 
 
-def left_out_text(left: dict, width: float, *, latency: bool) -> str | None:
-    """One line on the papers' networks a run does not train, and why (``None``: none)."""
-    from attnsearch.budget import format_flops, format_latency
-
-    def cost(v: int) -> str:
-        return format_latency(v / 1e6) if latency else format_flops(v)  # latency: ns
-
+def left_out_text(left: dict, width: float, cost: Cost) -> str | None:
+    """One line on the papers' networks a run does not train, and why (``None``: none);
+    costs in ``left`` are in ``cost``'s unit and read as it shows them."""
     parts = []
     if left["over_budget"]:
-        names = ", ".join(f"{n} {cost(c)}" for n, c in left["over_budget"])
+        names = ", ".join(f"{n} {cost.show(c)}" for n, c in left["over_budget"])
         parts.append(f"over the budget: {names} (--references all trains them as context)")
     if left["proxy_width"]:
         names = ", ".join(n for n, _ in left["proxy_width"])

@@ -1,8 +1,9 @@
 """Every settings type, the one default of each value, and the config machinery.
 
-At the bottom of the package: it imports only :mod:`attnsearch.errors` and
-:mod:`attnsearch.budget` at the top, and never torch (the CLI builds its options from
-these fields, and ``--help`` must stay instant). The types:
+At the bottom of the package: it imports only :mod:`attnsearch.errors`,
+:mod:`attnsearch.budget` and :mod:`attnsearch.dataset_specs` at the top, and never torch
+(the CLI builds its options from these fields, and ``--help`` must stay instant). The
+types:
 
 - :class:`ProxyConfig`: how a candidate is trained (run.yaml's ``proxy:``);
 - :class:`RunSettings`: one search, fully resolved (run.yaml), with its one
@@ -22,6 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attnsearch.budget import Budget
+from attnsearch.dataset_specs import (
+    DATASETS,
+    DatasetName,
+    dataset_caveat,
+    dataset_forms,
+    dataset_names,
+    flips_by_default,
+)
 from attnsearch.errors import InputError
 from attnsearch.settings._config import (
     ConfigError,
@@ -41,10 +50,10 @@ from attnsearch.settings._proxy import (
     OPTIMIZERS,
     ProxyConfig,
     batch_size_for,
-    flips_by_default,
 )
 
 __all__ = [
+    "DATASETS",
     "MAX_SEED",
     "OPTIMIZERS",
     "OPTIMIZER_DEFAULTS",
@@ -52,6 +61,7 @@ __all__ = [
     "REFERENCE_MODES",
     "SAMPLERS",
     "ConfigError",
+    "DatasetName",
     "ProxyConfig",
     "ProxySettings",
     "RunSettings",
@@ -59,6 +69,9 @@ __all__ = [
     "bounded",
     "check_bounds",
     "config_from_dict",
+    "dataset_caveat",
+    "dataset_forms",
+    "dataset_names",
     "field_bounds",
     "field_default",
     "field_help",
@@ -89,8 +102,7 @@ class RunSettings:
     )
     dataset: str = setting(  # the proxy task: digits trains in seconds on a CPU
         "digits",
-        help="digits | clutter[:SIZE] | mnist-clutter[:P] | synthetic | cifar10 | cifar100 | "
-        "folder:PATH",
+        help=dataset_forms(compact=True),
     )
     data_dir: str = setting(  # where CIFAR archives live (downloaded there when absent)
         "data", help="Where CIFAR archives are (downloaded there when absent)."

@@ -92,10 +92,3 @@ def batch_size_for(train_size: int) -> int:
     The one place for this rule (``run`` and ``evaluate`` apply it after loading the data).
     """
     return 32 if train_size < SMALL_DATASET else 128
-
-
-def flips_by_default(dataset: str) -> bool:
-    """Whether a dataset's proxy flips images horizontally unless told: natural images
-    (``cifar10``, ``cifar100``; a ``folder:`` of photographs) are mirror-symmetric in
-    distribution; digits, text and the generated canvases are not (a flipped 2 is no 2)."""
-    return dataset.startswith(("cifar", "folder"))
