@@ -21,8 +21,8 @@ An implementation also says how its cost is told to a study (:meth:`Cost.objecti
 kept in a trial's record (:meth:`Cost.record`, read back by :meth:`Cost.recorded`), so no
 caller asks which cost it holds. Costs are integers in their unit (FLOPs; nanoseconds for
 latency), so a budget compares exactly. An instance is a plain object (no closure), so a
-searcher holding one can be pickled by Ray Tune. This module imports no torch; the FLOPs table is imported when a
-:class:`FlopsCost` is made.
+searcher holding one can be pickled by Ray Tune. This module imports no torch; the FLOPs
+table is imported when a :class:`FlopsCost` is made.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 __all__ = [
     "DATASETS",
     "DatasetName",
+    "dataset_spec",
     "dataset_caveat",
     "dataset_forms",
     "dataset_names",
@@ -64,7 +65,8 @@ DATASETS: tuple[DatasetName, ...] = (
 _BY_NAME = {d.name: d for d in DATASETS}
 
 
-def _entry(spec: str) -> DatasetName | None:
+def dataset_spec(spec: str) -> DatasetName | None:
+    """The name entry of a spec (``clutter:48`` → ``clutter``; case-insensitive), or None."""
     return _BY_NAME.get(str(spec).strip().partition(":")[0].lower())
 
 
@@ -92,12 +94,12 @@ def dataset_forms(*, compact: bool = False) -> str:
 def dataset_caveat(spec: str) -> str | None:
     """What a search's ranking on dataset ``spec`` measures, where that is little (one line;
     ``None`` for the others)."""
-    entry = _entry(spec)
+    entry = dataset_spec(spec)
     return entry.caveat if entry is not None else None
 
 
 def flips_by_default(dataset: str) -> bool:
     """Whether a dataset's proxy flips images horizontally unless told
     (:attr:`DatasetName.flips`; an unknown name does not)."""
-    entry = _entry(dataset)
+    entry = dataset_spec(dataset)
     return entry.flips if entry is not None else False

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from attnsearch.dataset_specs import DATASETS, dataset_forms
+from attnsearch.dataset_specs import dataset_forms, dataset_spec
 from attnsearch.datasets._cifar import _ARCHIVES, _cifar_source
 from attnsearch.datasets._core import (
     _RESIZE_CHUNK,
@@ -146,7 +146,7 @@ def _resolve(spec: str, *, data_dir: Path, download: bool, seed: int) -> _Source
         raise DatasetError(f"dataset spec must be a string, got {spec!r}")
     text = spec.strip()
     head, sep, arg = text.partition(":")
-    name = _NAMES.get(head.lower())
+    name = dataset_spec(head)
     if name is None or (sep and name.arg is None):
         raise DatasetError(f"unknown dataset {spec!r}; valid: {dataset_forms()}")
     build = _BUILDERS[name.name]
@@ -232,7 +232,6 @@ def _cifar_entry(key: str) -> _Builder:
     return build
 
 
-_NAMES = {d.name: d for d in DATASETS}
 _BUILDERS: dict[str, _Builder] = {
     "digits": lambda spec, arg, data_dir, download, seed: _digits_source(),
     "clutter": _clutter_entry,
