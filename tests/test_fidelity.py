@@ -13,11 +13,11 @@ from attnsearch.fidelity import (
     SCORES,
     FidelityError,
     build_panel,
-    jsonable,
     run_fidelity,
     stage_a,
     summarize,
 )
+from attnsearch.safeio import jsonable
 from attnsearch.spaces import load_space
 
 MICRO = ["--space", "tiny", "--dataset", "digits", "--limit", "60", "--epochs", "1",

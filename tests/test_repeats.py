@@ -295,6 +295,31 @@ def test_signal_says_plainly_when_the_proxy_cannot_separate():
     assert "not measured" in signal(Measurements(search, {}, Noise(None, 0), {}, {}))["text"]
 
 
+def test_signal_with_no_seed_noise_is_strict_json_and_says_why():
+    """Repeats that agree to the digit (seed sd 0): with spread the ratio is unbounded, with
+    none it is undefined; either way summary.json stays strict JSON (null, not Infinity or
+    NaN) and the text names the case."""
+    import json
+
+    from attnsearch.results import Measured, Measurements
+    from attnsearch.safeio import json_dumps
+
+    rec = TrialRecord()
+    ref = Measured(9, rec, [0.50, 0.50], [9, 10], [9, 10])
+    for accs, shown, separates in (
+        ([0.40, 0.60, 0.80], "ratio unbounded (seed sd 0)", True),
+        ([0.50, 0.50, 0.50], "ratio undefined (no spread, seed sd 0)", False),
+    ):
+        search = [Measured(i, rec, [a], [i], [i], True) for i, a in enumerate(accs)]
+        sig = signal(Measurements(search, {"R": ref}, Noise(0.0, 1, 1, 2), {}, {}))
+        assert shown in sig["text"] and sig["separates"] is separates
+        assert ("cannot separate" in sig["text"]) is (not separates)
+        assert json.loads(json_dumps(sig))["ratio"] is None
+    with pytest.raises(ValueError):
+        json.dumps(float("inf"), allow_nan=False)  # what json_dumps relies on
+    assert json_dumps({"a": [float("nan"), 1.0, (float("-inf"),)]}) == '{"a": [null, 1.0, [null]]}'
+
+
 def _storage_trials(run_dir):
     from attnsearch.results import open_study
     from attnsearch.rundir import RunDir

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from attnsearch.safeio import json_dumps
 
 __all__ = ["Terminal", "term"]
 
@@ -29,7 +30,7 @@ class Terminal:
         return self.out.is_terminal
 
     def json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.write(json_dumps(data, indent=2) + "\n")
         sys.stdout.flush()
 
     def table(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:

@@ -114,14 +114,14 @@ def command(
     seconds per evaluation, and which proxy score ranks best. Run it on your data before
     trusting a long search.
     """
-    import json
     from pathlib import Path
 
     from attnsearch.cli._places import check_output_file
     from attnsearch.cli._terminal import term
     from attnsearch.errors import InputError
     from attnsearch.evaluation import ProxySettings
-    from attnsearch.fidelity import jsonable, run_fidelity
+    from attnsearch.fidelity import run_fidelity
+    from attnsearch.safeio import jsonable
     from attnsearch.spaces import load_space
 
     if output:
@@ -169,9 +169,9 @@ def command(
     )
     data = jsonable(report)
     if output:
-        from attnsearch.safeio import write_atomic
+        from attnsearch.safeio import json_dumps, write_atomic
 
-        write_atomic(output, json.dumps(data, indent=1) + "\n")
+        write_atomic(output, json_dumps(data, indent=1) + "\n")
     if as_json:
         term.json(data)
         return

@@ -299,16 +299,5 @@ def _by_kind(usable: list[dict], bootstrap_seed: int) -> dict[str, dict[str, Any
     return out
 
 
-def jsonable(obj: Any) -> Any:
-    """``obj`` with NaN and infinities replaced by ``None`` (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    return obj
-
-
 def _nan_low(v: float) -> float:
     return -math.inf if math.isnan(v) else v

@@ -3,7 +3,6 @@ profile cache they read)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ def _save_profiles(run_dir: Path, profiles: dict[str, Any]) -> None:
     if profiles.get("_changed"):
         cache = {k: v for k, v in profiles.items() if k != "_changed"}
         run = RunDir(run_dir)
-        run.write_text(run.profiles_cache, json.dumps(cache, indent=1))
+        run.write_text(run.profiles_cache, safeio.json_dumps(cache, indent=1))
 
 
 def _interval(m: Measured, noise: Noise) -> list[float] | None:
@@ -230,7 +229,9 @@ def signal(ms: Measurements) -> dict[str, Any]:
     own seed, each reference's first seed — none of them selected), with the seed noise
     removed (:func:`attnsearch.stats.between_sd`); ``seed_sd``: the run's pooled seed sd
     (:class:`Noise`). A ratio below :data:`SIGNAL_RATIO` says that this proxy cannot
-    separate these candidates on this data.
+    separate these candidates on this data. In ``summary.json`` (strict JSON) a ratio that
+    is unbounded (seed sd 0, some spread) or undefined (seed sd 0, no spread) is ``null``;
+    ``separates`` and the text say which.
     """
     firsts = [m.accuracies[0] for m in [*ms.search, *ms.references.values()]]
     noise = ms.noise
@@ -254,15 +255,21 @@ def signal(ms: Measurements) -> dict[str, Any]:
         out["text"] = f"signal: not measured ({why})"
         return out
     between = stats.between_sd(firsts, noise.sd)
-    ratio = between / noise.sd if noise.sd else math.inf
-    out.update({"between_sd": between, "ratio": ratio, "separates": ratio >= SIGNAL_RATIO})
+    if noise.sd:
+        ratio, shown = between / noise.sd, f"{between / noise.sd:.2f}"
+    elif between:  # repeats agreed to the digit: no measured noise to compare the spread with
+        ratio, shown = math.inf, "unbounded (seed sd 0)"
+    else:
+        ratio, shown = math.nan, "undefined (no spread, seed sd 0)"
+    separates = ratio >= SIGNAL_RATIO  # False when undefined: nothing told apart
+    out.update({"between_sd": between, "ratio": ratio, "separates": separates})
     text = (
         f"signal: between-architecture sd {100 * between:.2f} points ({len(firsts)} "
         f"architectures, one unselected run each, seed noise removed), seed sd "
         f"{100 * noise.sd:.2f} points (pooled over {noise.architectures} architectures, "
-        f"{noise.runs} runs, df {noise.df}): ratio {ratio:.2f}"
+        f"{noise.runs} runs, df {noise.df}): ratio {shown}"
     )
-    if ratio < SIGNAL_RATIO:
+    if not separates:
         text += (
             f" < {SIGNAL_RATIO:g} — this proxy cannot separate these candidates on this "
             "data; the front's order is mostly seed noise"

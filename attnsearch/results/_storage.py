@@ -10,6 +10,7 @@ from attnsearch.rundir import ResultsError, RunDir, TrialRecord
 from attnsearch.safeio import show
 
 ROLE_REFERENCE, ROLE_REPEAT = "reference", "repeat"  # TrialRecord.role of the extra trials
+ROLE_TEXT_COPY = "warm start from"  # trials.csv role of a trial copied from another run
 
 
 def storage_for(run_dir: str | Path):
@@ -136,6 +137,8 @@ def trial_rows(study) -> list[dict[str, Any]]:
 
 
 def _role_text(record: TrialRecord) -> str:
+    if record.copied:
+        return f"{ROLE_TEXT_COPY} {record.warm_start_from}"
     if record.role == ROLE_REFERENCE:
         return f"reference {record.reference}"
     if record.role == ROLE_REPEAT:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
         safeio.check_target(path, ResultsError)
     _save_profiles(run_dir, profiles)
     _write_csv(run, run.trials_csv, rows)
-    run.write_text(run.pareto_json, json.dumps(members, indent=2) + "\n")
+    run.write_text(run.pareto_json, safeio.json_dumps(members, indent=2) + "\n")
     _write_csv(
         run,
         run.pareto_csv,
@@ -80,7 +79,7 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
         "counts": counts,
         "budget": budget.to_dict() if budget is not None else None,  # kind, value, text
     }
-    run.write_text(run.summary_json, json.dumps(summary, indent=2) + "\n")
+    run.write_text(run.summary_json, safeio.json_dumps(summary, indent=2) + "\n")
     return {**summary, "run_dir": str(run_dir)}
 
 
