@@ -233,6 +233,11 @@ def test_verdict_uses_the_pooled_test_and_leaves_the_selection_seed_out():
     assert only["beat"] is None and "not judged" in only["text"]
     unmeasured = verdict([member], [ref], Noise(None, 0))
     assert unmeasured["beyond_noise"] is None and "noise not measured" in unmeasured["text"]
+    # one schema whatever the case (summary.json's readers index it without checks)
+    from attnsearch.results._front import VERDICT_KEYS
+
+    cases = [v, only, unmeasured, verdict([], [ref], noise), verdict([member], [over], noise)]
+    assert all(tuple(c) == VERDICT_KEYS for c in cases)
 
 
 def test_the_table_and_the_verdict_cannot_disagree_where_the_old_tests_did():

@@ -157,6 +157,12 @@ def reference_entries(
     ]
 
 
+VERDICT_KEYS = (
+    "reference", "reference_accuracy", "reference_seeds", "trial", "selection_seed", "seeds",
+    "accuracy", "difference", "beat", "test", "t", "df", "beyond_noise", "text",
+)  # fmt: skip  # summary.json's verdict: every key always present (null where not judged)
+
+
 def verdict(members: list[dict], references: list[dict], noise: Noise) -> dict[str, Any]:
     """Did the search beat the best reference that fits, by how much, beyond noise?
 
@@ -168,26 +174,26 @@ def verdict(members: list[dict], references: list[dict], noise: Noise) -> dict[s
     their means favours the reference a little: the direction of doubt is the search's.
     """
     fitting = [r for r in references if r["fits"]]
+    out: dict[str, Any] = dict.fromkeys(VERDICT_KEYS)  # one schema, whatever the case
+    out.update({"test": "pooled t, two-sided, 95 % (the run's seed sd and df)", "df": noise.df})
     if not members or not fitting:
         why = "no trained search trial" if not members else "no reference fits the budget"
-        return {"reference": None, "trial": None, "beat": None, "text": f"verdict: {why}"}
+        out.update({"seeds": [], "reference_seeds": [], "text": f"verdict: {why}"})
+        return out
     best = max(members, key=lambda m: m["accuracy"])
     ref = max(fitting, key=lambda r: r["accuracy"])
     fresh, ref_acc = best["fresh_accuracies"], ref["fresh_accuracies"]
-    out: dict[str, Any] = {
-        "reference": ref["name"],
-        "reference_accuracy": stats.mean(ref_acc),
-        "reference_seeds": list(ref["fresh_seeds"]),
-        "trial": best["trial"],
-        "selection_seed": best["selection_seed"],
-        "seeds": list(best["fresh_seeds"]),
-        "test": "pooled t, two-sided, 95 % (the run's seed sd and df)",
-        "t": None,
-        "df": noise.df,
-        "beyond_noise": None,
-    }
+    out.update(
+        {
+            "reference": ref["name"],
+            "reference_accuracy": stats.mean(ref_acc),
+            "reference_seeds": list(ref["fresh_seeds"]),
+            "trial": best["trial"],
+            "selection_seed": best["selection_seed"],
+            "seeds": list(best["fresh_seeds"]),
+        }
+    )
     if not fresh:
-        out.update({"accuracy": None, "difference": None, "beat": None})
         out["text"] = (
             f"verdict: not judged: trial {best['trial']} has no seed besides the one that "
             f"selected it (run with --repeats 2 or more) — its {best['accuracy']:.4f} vs "
