@@ -392,6 +392,15 @@ def test_stage_a_passes_only_when_all_four_checks_hold():
     assert stage_a(alone["panel"])["pass"] is None
     assert stage_a(_named(_report(noisy, [[], [], []], kinds))["panel"])["pass"] is False
     assert stage_a(_report(proxy, ref, kinds)["panel"]) is None  # no plain member
+    # a reference under 10x the proxy: its checks are not decided, a proxy FAIL still fails
+    short = stage_a(_named(_report(proxy, ref, kinds))["panel"], reference_factor=4)
+    assert short["pass"] is None and "4x" in short["short_reference"]
+    assert short["checks"]["reference_separates_attention"]["so_far"] is True
+    assert short["checks"]["proxy_between_over_within"]["pass"] is True
+    short = stage_a(_named(_report(noisy, ref, kinds))["panel"], reference_factor=4)
+    assert short["pass"] is False
+    ten = stage_a(_named(_report(proxy, ref, kinds))["panel"], reference_factor=10)
+    assert ten["pass"] is True and "short_reference" not in ten
 
 
 def test_stage_a_waits_for_every_planned_run():

@@ -233,6 +233,8 @@ def _stage_a_lines(term, a: dict | None) -> None:
     )
     if a.get("missing"):
         term.note(a["missing"])
+    if a.get("short_reference"):
+        term.note(a["short_reference"])
 
 
 def _fmt(v, digits: int = 3) -> str:
