@@ -547,7 +547,7 @@ def test_a_latency_runs_plot_and_pareto_say_ms(tmp_path, monkeypatch, capsys):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    run, _ = _latency_results(tmp_path)
+    run, study = _latency_results(tmp_path)
     figures = []
     close = plt.close
     monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
@@ -566,3 +566,13 @@ def test_a_latency_runs_plot_and_pareto_say_ms(tmp_path, monkeypatch, capsys):
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["budget"] == {"kind": "latency", "value": 25.0, "text": "25ms"}
     assert (run.path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    # the figure the run is ranked on is a column of trials.csv and pareto.csv
+    import csv
+
+    from attnsearch.results import trial_rows
+
+    for name in ("trials.csv", "pareto.csv"):
+        with (run.path / name).open() as f:
+            (row,) = list(csv.DictReader(f))
+        assert float(row["latency_ms"]) == 20.0 and row["flops"] == "1000", name
+    assert "latency_ms" not in trial_rows(study)[0]  # a FLOPs run's trials.csv has none

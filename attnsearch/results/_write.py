@@ -31,7 +31,9 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
     count the extra trials that trained.
     """
     run_dir = run.path
-    rows = trial_rows(study)
+    budget = run.settings.budget
+    latency = budget is not None and budget.is_latency  # ranked on it: a column of its own
+    rows = trial_rows(study, latency=latency)
     ms = measurements(study)
     front = front_on_means(ms.search)
     refs = list(ms.references.values())
@@ -54,6 +56,7 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
                 "accuracy_std": m["accuracy_std"],
                 "seeds": len(m["accuracies"]),
                 "flops": m["flops"],
+                **({"latency_ms": m.get("latency_ms", "")} if latency else {}),
                 "params": m["params"],
                 "macs_conv_linear": m["macs_conv_linear"],
                 "architecture": _summary(m["architecture"]),
@@ -61,7 +64,6 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
             for m in members
         ],
     )
-    budget = run.settings.budget
     plot_pareto(run.pareto_png, rows, members, budget, references)
     counts: dict[str, int] = {}
     for r in rows:
