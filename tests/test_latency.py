@@ -8,6 +8,7 @@ arithmetic, never how fast this machine is.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 import os
 import time
@@ -300,6 +301,27 @@ def test_cli_prints_the_validation_table(capsys, tmp_path):
     assert "median |error|" in out and "worst |error|" in out and "raw sum of parts" in out
     assert " s; scale 1.000" in out  # the time taken; no calibration networks -> scale 1
     assert "measuring:" in err  # plain progress lines when stderr is not a terminal
+
+
+def test_one_rule_picks_the_default_device(capsys, tmp_path, monkeypatch):
+    """settings.default_device is where a trial trains, where a run prices its latency
+    budget and what latency-table measures on by default (--device auto): the README's
+    "measure a table, then run on it" works on a GPU machine as on a CPU one."""
+    import torch
+
+    from attnsearch.cli._feasible import _latency_settings
+    from attnsearch.settings import default_device
+    from attnsearch.training import _device_for_trial
+
+    for visible, kind in ((True, "cuda"), (False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda v=visible: v)
+        assert default_device() == kind == _latency_settings().device
+        assert _device_for_trial() == torch.device(kind)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, "latency-table", *FAST, "--calibrate", "0", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["device"] == "cpu" and Path(info["output"]).name.startswith("latency-tiny-cpu-")
 
 
 def _bad(capsys, tmp_path, *args):

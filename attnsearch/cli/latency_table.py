@@ -11,10 +11,11 @@ from attnsearch.cli.profile import _parse_input
 @click.option("--space", required=True, help="Space name (see `attnsearch spaces`) or YAML path.")
 @click.option(
     "--device",
-    type=click.Choice(["cpu", "cuda"]),
-    default="cpu",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
     show_default=True,
-    help="Device to measure on (cuda: channels_last, synchronised timing).",
+    help="Device to measure on (auto: CUDA when torch sees a GPU, else the CPU, as a run "
+    "prices its latency budget; cuda: channels_last, synchronised timing).",
 )
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
@@ -89,9 +90,11 @@ def command(
 
     from attnsearch.cli._terminal import term
     from attnsearch.errors import InputError
+    from attnsearch.settings import default_device
     from attnsearch.spaces import load_space
 
     sp = load_space(space)
+    device = default_device() if device == "auto" else device
     cpus = os.cpu_count() or 1
     if threads is not None and not 1 <= threads <= cpus:
         raise InputError(

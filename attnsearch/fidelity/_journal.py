@@ -17,12 +17,6 @@ def _key_tuple(r: dict) -> tuple:
     return (r["member"], r["schedule"], r["seed"])
 
 
-def _cuda_visible() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def _latest(records: list[dict]) -> list[dict]:
     """One record per run: a successful one where there is one (the first), else the last
     failure (a failed run is tried again by the next call; a success replaces it)."""
