@@ -8,10 +8,10 @@ arithmetic, never how fast this machine is.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import math
 import os
 import time
+from pathlib import Path
 
 import pytest
 from conftest import synthetic_latency_table
