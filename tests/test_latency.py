@@ -598,3 +598,77 @@ def test_a_latency_runs_plot_and_pareto_say_ms(tmp_path, monkeypatch, capsys):
             (row,) = list(csv.DictReader(f))
         assert float(row["latency_ms"]) == 20.0 and row["flops"] == "1000", name
     assert "latency_ms" not in trial_rows(study)[0]  # a FLOPs run's trials.csv has none
+
+
+# ---- a given latency table travels with its run; a resume cannot swap it ---------------
+def test_a_given_table_is_copied_into_the_run_and_a_resume_cannot_swap_it(
+    space, tmp_path, monkeypatch, capsys
+):
+    """``run --latency-table FILE`` copies the table into the run folder (run.yaml names
+    the copy, provenance the source), so a moved folder keeps pricing its budget with it;
+    ``--resume --latency-table`` with another table, or ``--warm-start`` on a run that
+    started without one, is refused (exit 2, one line), never ignored."""
+    import shutil
+
+    from conftest import make_run
+
+    import attnsearch.search
+    from attnsearch.rundir import RunDir
+
+    def interrupted(rundir, **kwargs):  # stands in for the search: its study, no training
+        import optuna
+
+        from attnsearch.results import storage_for
+
+        optuna.create_study(
+            study_name=rundir.record.study_name, storage=storage_for(rundir.path),
+            directions=["maximize", "minimize"], load_if_exists=True,
+        )  # fmt: skip
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(attnsearch.search, "run_search", interrupted)
+    monkeypatch.chdir(tmp_path)
+    lat = synthetic_latency_table(space)
+    lat.save(tmp_path / "lat.json")
+    other = synthetic_latency_table(space, scale=1.5)
+    other.save(tmp_path / "other.json")
+    budget = f"{_fastest(lat, space, 0.25)[0] * 1.5:.4f}ms"
+    args = ["run", "--space", "tiny", "--dataset", "synthetic", "--limit", "64", "--width",
+            "0.25", "--budget", budget, "--name", "lat"]  # fmt: skip
+
+    def call(*extra):
+        with pytest.raises(SystemExit) as e:
+            main([*args, *extra])
+        return e.value.code, capsys.readouterr().err
+
+    code, err = call("--latency-table", "lat.json")
+    assert code == 130, err
+    run = RunDir.open(tmp_path / "results", "lat")
+    assert run.settings.latency_table == "latency_table.json"
+    assert json.loads(run.latency_table.read_text()) == json.loads(
+        (tmp_path / "lat.json").read_text()
+    )
+    assert run.record.provenance["latency_table_from"] == str((tmp_path / "lat.json").resolve())
+    (tmp_path / "lat.json").unlink()  # the source may go: the run has its copy
+    shutil.move(tmp_path / "results", tmp_path / "moved")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "moved" / "lat").iterdir() if p.is_file()}
+    moved = ["--results-dir", "moved", "--resume"]
+    for extra, needle in (
+        (["--latency-table", "other.json"], "not the table the search being resumed"),
+        (["--warm-start", "src"], "started with no warm start"),
+    ):
+        if extra[0] == "--warm-start":
+            make_run(tmp_path / "moved", "src", 10**9, space="tiny", width=0.25)
+        code, err = call(*moved, *extra)
+        assert code == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+        after = {
+            p.name: p.read_bytes() for p in (tmp_path / "moved" / "lat").iterdir() if p.is_file()
+        }
+        assert after == before  # nothing written
+    from attnsearch.cli._resume import _same_start
+
+    lat.save(tmp_path / "same.json")  # the same table under another name: accepted
+    run = RunDir.open(tmp_path / "moved", "lat")
+    _same_start({"latency_table": "same.json"}, {"latency_table"}, run.settings, run)
