@@ -288,6 +288,15 @@ def test_stage_without_journal_or_report_over_journal_is_refused(tmp_path, capsy
     assert not journal.exists()  # refused before anything was written
 
 
+def test_an_existing_report_is_never_overwritten_without_force(tmp_path, capsys):
+    report = tmp_path / "report.json"
+    report.write_text("mine")
+    code, out, err = _main(capsys, "fidelity", *MICRO, "-o", str(report))
+    assert code == 2 and "exists; pass --force to overwrite it" in err, err
+    assert "Traceback" not in err and err.strip().count("\n") == 0
+    assert report.read_text() == "mine"
+
+
 def test_journal_counts_a_run_once_and_tries_a_failed_run_again(tmp_path, monkeypatch):
     space = load_space("tiny")
     settings = ProxySettings.defaults(dataset="digits", limit=40, epochs=1)

@@ -367,7 +367,7 @@ def test_cli_refuses_an_unwritable_folder(capsys, tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        assert "not writable" in _bad(capsys, ro, "--space", "tiny", "-o", str(ro / "t.json"))
+        assert "cannot write in" in _bad(capsys, ro, "--space", "tiny", "-o", str(ro / "t.json"))
     finally:
         ro.chmod(0o700)
 

@@ -90,6 +90,7 @@ from attnsearch.settings import MAX_SEED
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("-o", "--output", default=None, help="Also write the full JSON report here.")
+@click.option("--force", is_flag=True, help="Overwrite an existing -o file.")
 def command(
     space,
     panel,
@@ -105,6 +106,7 @@ def command(
     stage,
     as_json,
     output,
+    force,
     **opts,
 ) -> None:
     """Train a seeded panel of the space under the proxy and a >= 10x longer reference.
@@ -125,7 +127,7 @@ def command(
     from attnsearch.spaces import load_space
 
     if output:
-        check_output_file("-o", output)  # before hours of training, not after
+        check_output_file("-o", output, force=force)  # before hours of training, not after
     if journal:
         check_output_file("--journal", journal)
         if output and Path(output).resolve() == Path(journal).resolve():
