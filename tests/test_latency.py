@@ -580,6 +580,7 @@ def test_a_latency_runs_plot_and_pareto_say_ms(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     heading = next(line for line in out.splitlines() if "Pareto front under" in line)
     assert "25 ms predicted latency" in heading and "FLOPs" not in heading
+    assert "latency" in out and "20 ms" in out  # the members' predicted latency, a column
     (fig,) = figures
     texts = [fig.axes[0].get_title()] + [t.get_text() for t in fig.axes[0].get_legend().texts]
     close(fig)

@@ -286,6 +286,13 @@ def test_signal_line_against_a_hand_computation(tmp_path):
     assert ("cannot separate" in sig["text"]) is (between / within < 2)
     saved = write_results(lib.run, lib.study)
     assert saved["signal"] == sig and saved["noise"]["runs"] == sum(map(len, groups))
+    # a reference names the members it is not separated from, as the members name it
+    for ref in saved["references"]:
+        for m in saved["members"]:
+            if ref["name"] in m["unseparated"]:
+                assert f"trial {m['trial']}" in ref["unseparated"]
+        named = {int(x.split()[1]) for x in ref["unseparated"]}
+        assert named <= {m["trial"] for m in saved["members"]}
 
 
 def test_signal_says_plainly_when_the_proxy_cannot_separate():

@@ -138,14 +138,20 @@ def pareto_members(
 
 
 def reference_entries(
-    run_dir: str | Path, ms: Measurements, profiles: dict | None = None
+    run_dir: str | Path,
+    ms: Measurements,
+    profiles: dict | None = None,
+    members: list[dict] | None = None,
 ) -> list[dict[str, Any]]:
-    """``summary.json``'s ``references``: the pareto.json keys plus name, paper, fits."""
+    """``summary.json``'s ``references``: the pareto.json keys plus name, paper, fits;
+    ``unseparated`` names the front ``members`` the pooled t-test on fresh seeds does not
+    separate from it (:func:`unseparated`)."""
     refs = sorted(ms.references.values(), key=lambda r: (r.record.flops, r.record.reference))
     if profiles is None:
         profiles = _profiles(Path(run_dir), {r.record.digest: r.record.architecture for r in refs})
-    return [
-        {
+    out = []
+    for r in refs:
+        entry = {
             "name": r.record.reference,
             "paper": r.record.paper,
             "fits": bool(r.record.fits),
@@ -153,8 +159,11 @@ def reference_entries(
             "trials": list(r.trials),
             **_keys(r, profiles[r.record.digest], ms.noise),
         }
-        for r in refs
-    ]
+        entry["unseparated"] = [
+            f"trial {m['trial']}" for m in members or [] if unseparated(m, entry, ms.noise)
+        ]
+        out.append(entry)
+    return out
 
 
 VERDICT_KEYS = (

@@ -39,7 +39,7 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
     refs = list(ms.references.values())
     profiles = _profiles(run_dir, {m.record.digest: m.record.architecture for m in front + refs})
     members = pareto_members(run_dir, study, ms, profiles)
-    references = reference_entries(run_dir, ms, profiles)
+    references = reference_entries(run_dir, ms, profiles, members)
     judged = verdict(members, references, ms.noise)
     for path in run.derived_files:
         safeio.check_target(path, ResultsError)
