@@ -21,6 +21,7 @@ __all__ = [
     "NS_PER_MS",
     "Budget",
     "BudgetError",
+    "budget_forms",
     "format_flops",
     "format_latency",
     "ms_to_ns",
@@ -87,25 +88,39 @@ def parse_budget(text: str | int | float) -> int:
         value = float(m["num"]) * _PREFIX[m["prefix"].lower()]
     problem = _problem("flops", value)
     if problem:
-        raise BudgetError(f"invalid budget {text!r}: {problem}")
+        raise BudgetError(f"invalid budget {text!r}: {problem}; use a form like {_FORMS}")
     return int(round(value))
 
 
+def _forms(kind: str) -> str:
+    """The accepted forms every budget error ends with."""
+    return _TIME_FORMS if kind == "latency" else _FORMS
+
+
+def budget_forms(latency: bool) -> str:
+    """The forms a budget option accepts, as its errors show them (``latency``: ``run
+    --budget``, FLOPs or a time; else FLOPs only)."""
+    return f"FLOPs ({_FORMS}) or a latency ({_TIME_FORMS})" if latency else _FORMS
+
+
 def _problem(kind: str, value: Any) -> str | None:
-    """What is wrong with ``value`` as a limit of this kind, or None (the one range check)."""
+    """What is wrong with ``value`` as a limit of this kind, or None (the one range check;
+    its callers add the accepted forms)."""
     if kind not in ("flops", "latency"):
         return f"the kind must be flops or latency, not {kind!r}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"must be a number, got {type(value).__name__}"
+    if not math.isfinite(value):
+        return "not a finite number"
     if kind == "latency":
-        if not math.isfinite(value) or value <= 0:
-            return f"a latency must be positive, like {_TIME_FORMS}"
+        if value <= 0:
+            return "a latency must be positive"
         if value > _MAX_LATENCY_MS:
-            return f"more than an hour; use a form like {_TIME_FORMS}"
+            return "more than an hour"
         if ms_to_ns(value) < 1:
             return "less than a nanosecond"
         return None
-    if not math.isfinite(value) or value <= 0:
+    if value <= 0:
         return "must be a positive number of FLOPs"
     if value > _MAX_FLOPS:
         return f"more than {_MAX_FLOPS:.0e} FLOPs"
@@ -136,7 +151,10 @@ class Budget:
     def __post_init__(self) -> None:
         problem = _problem(self.kind, self.value)
         if problem:
-            raise BudgetError(f"invalid budget {self.text or self.value!r}: {problem}")
+            raise BudgetError(
+                f"invalid budget {self.text or self.value!r}: {problem}; use a form like "
+                f"{_forms(self.kind)}"
+            )
         if self.kind == "flops":
             object.__setattr__(self, "value", int(round(self.value)))
         else:
@@ -189,16 +207,16 @@ def parse_cost_budget(text: str | int | float) -> Budget:
             ms = float(m["num"]) * _TIME_UNITS[m["unit"].lower()]
             problem = _problem("latency", ms)
             if problem:
-                raise BudgetError(f"invalid budget {text!r}: {problem}")
+                raise BudgetError(
+                    f"invalid budget {text!r}: {problem}; use a form like {_TIME_FORMS}"
+                )
             return Budget("latency", ms, text.strip())
     try:
         return Budget("flops", parse_budget(text), str(text).strip())
     except BudgetError as e:
         if _PATTERN.match(str(text)) is not None:
             raise
-        raise BudgetError(
-            f"invalid budget {text!r}; use FLOPs ({_FORMS}) or a latency ({_TIME_FORMS})"
-        ) from e
+        raise BudgetError(f"invalid budget {text!r}; use {budget_forms(True)}") from e
 
 
 def format_latency(ms: float) -> str:

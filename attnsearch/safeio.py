@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import stat
 import tempfile
@@ -40,7 +41,9 @@ __all__ = [
     "append_text",
     "atomic_open",
     "check_target",
+    "json_dumps",
     "json_loads",
+    "jsonable",
     "open_lock",
     "open_regular",
     "read_bytes",
@@ -165,6 +168,24 @@ def json_loads(text: str | bytes, depth: int = MAX_DEPTH) -> Any:
         raise NestingError(f"nested more than {depth} levels deep") from None
     _check_depth(data, depth)
     return data
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by ``None`` (strict JSON: what other programs'
+    parsers accept; Python's ``json`` would write ``NaN`` and ``Infinity``)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def json_dumps(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`jsonable` ``(obj)``, strict: every JSON file and ``--json``
+    output the tool writes goes through here, so none holds ``NaN`` or ``Infinity``."""
+    return json.dumps(jsonable(obj), allow_nan=False, **kwargs)
 
 
 def _check_yaml_events(text: str, depth: int, nodes: int) -> None:

@@ -19,7 +19,7 @@ from torch import nn
 
 from attnsearch.architecture import Architecture
 from attnsearch.backbones import build_network
-from attnsearch.settings import ProxyConfig
+from attnsearch.settings import ProxyConfig, default_device
 
 __all__ = [
     "ProxyConfig",
@@ -49,7 +49,7 @@ class TrainResult:
 
 
 def _device_for_trial() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(default_device())
 
 
 def _normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype) -> torch.Tensor:

@@ -85,7 +85,8 @@ def main() -> None:
     import torch
 
     from attnsearch.evaluation import ProxySettings
-    from attnsearch.fidelity import build_panel, jsonable, run_fidelity
+    from attnsearch.fidelity import build_panel, run_fidelity
+    from attnsearch.safeio import jsonable
     from attnsearch.spaces import load_space
 
     for spec in args.define:

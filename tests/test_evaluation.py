@@ -99,6 +99,34 @@ def test_evaluate_json_contract(capsys, arch_file):
     assert Architecture.from_json(data["architecture"]) == Architecture.from_json(ARCH)
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_evaluate_a_failing_seed_is_one_line_and_exit_1(capsys, arch_file, monkeypatch, as_json):
+    """A seed whose training fails by itself (here the second: run_trial reports a
+    non-finite loss) ends evaluate with exit 1 and one error line, no traceback; --json
+    still prints one object, with the seeds done before the failure."""
+    import attnsearch.search
+
+    real = attnsearch.search.run_trial
+
+    def run_trial(arch, proxy, dataset, seed, **kw):
+        out = real(arch, proxy, dataset, seed, **kw)
+        if seed == 1:
+            return attnsearch.search.TrialOutcome(None, failed="non-finite loss at epoch 1")
+        return out
+
+    monkeypatch.setattr(attnsearch.search, "run_trial", run_trial)
+    flags = ["--json"] if as_json else []
+    code, out, err = _main(capsys, "evaluate", str(arch_file), *SMALL, "--seeds", "3", *flags)
+    assert code == 1, (out, err)
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and [x for x in lines if "error" in x] == lines[-1:]
+    assert lines[-1] == "error: training failed: seed 1: non-finite loss at epoch 1"
+    if as_json:
+        data = json.loads(out)
+        assert data["seeds"] == [0] and len(data["accuracies"]) == 1
+        assert data["error"] == "training failed: seed 1: non-finite loss at epoch 1"
+
+
 def test_evaluate_table(capsys, arch_file):
     code, out, err = _main(capsys, "evaluate", str(arch_file), *SMALL, "--seeds", "1")
     assert code == 0, err

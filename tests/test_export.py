@@ -368,7 +368,7 @@ def _proxy_net(arch: Architecture, seed: int) -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
     """results/demo with trials: 0 trained (checkpoint), 1 over budget, 2 trained (no
-    checkpoint), 3 failed. Trial 2 is more accurate and costlier than trial 0."""
+    checkpoint), 3 failed, 4 a warm start's copy. Trial 2 is more accurate and costlier than trial 0."""
     import optuna
     from conftest import make_run
 
@@ -418,6 +418,11 @@ def results(tmp_path_factory) -> dict:
             state=COMPLETE, values=[0.72, flops[2]], user_attrs=attrs(a2, 2, True, "ab12c_00001")
         ),
         optuna.trial.create_trial(state=FAIL, user_attrs={"fail_reason": "boom"}),
+        optuna.trial.create_trial(
+            state=COMPLETE,
+            values=[0.99, flops[0]],
+            user_attrs={**attrs(a0, 0, True, None), "warm_start_from": "other#0"},
+        ),  # copied by a warm start: another run's, never exported as this one's
     ]
     for t in trials:
         study.add_trial(t)
@@ -555,6 +560,7 @@ def test_export_arch_file(tmp_path: Path) -> None:
         (["demo", "--trial", "99"], "has no trial 99"),
         (["demo", "--trial", "1"], "over the FLOPs budget"),
         (["demo", "--trial", "3"], "fail"),
+        (["demo", "--trial", "4"], "a copy of trial other#0 of another run"),
         (["demo", "--trial", "0", "--best"], "exactly one of --trial N or --best"),
         (["demo"], "exactly one of --trial N or --best"),
         (["demo", "--trial", "0", "--weights"], "--weights needs --proxy"),

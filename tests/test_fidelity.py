@@ -13,11 +13,11 @@ from attnsearch.fidelity import (
     SCORES,
     FidelityError,
     build_panel,
-    jsonable,
     run_fidelity,
     stage_a,
     summarize,
 )
+from attnsearch.safeio import jsonable
 from attnsearch.spaces import load_space
 
 MICRO = ["--space", "tiny", "--dataset", "digits", "--limit", "60", "--epochs", "1",
@@ -288,6 +288,15 @@ def test_stage_without_journal_or_report_over_journal_is_refused(tmp_path, capsy
     assert not journal.exists()  # refused before anything was written
 
 
+def test_an_existing_report_is_never_overwritten_without_force(tmp_path, capsys):
+    report = tmp_path / "report.json"
+    report.write_text("mine")
+    code, out, err = _main(capsys, "fidelity", *MICRO, "-o", str(report))
+    assert code == 2 and "exists; pass --force to overwrite it" in err, err
+    assert "Traceback" not in err and err.strip().count("\n") == 0
+    assert report.read_text() == "mine"
+
+
 def test_journal_counts_a_run_once_and_tries_a_failed_run_again(tmp_path, monkeypatch):
     space = load_space("tiny")
     settings = ProxySettings.defaults(dataset="digits", limit=40, epochs=1)
@@ -392,6 +401,15 @@ def test_stage_a_passes_only_when_all_four_checks_hold():
     assert stage_a(alone["panel"])["pass"] is None
     assert stage_a(_named(_report(noisy, [[], [], []], kinds))["panel"])["pass"] is False
     assert stage_a(_report(proxy, ref, kinds)["panel"]) is None  # no plain member
+    # a reference under 10x the proxy: its checks are not decided, a proxy FAIL still fails
+    short = stage_a(_named(_report(proxy, ref, kinds))["panel"], reference_factor=4)
+    assert short["pass"] is None and "4x" in short["short_reference"]
+    assert short["checks"]["reference_separates_attention"]["so_far"] is True
+    assert short["checks"]["proxy_between_over_within"]["pass"] is True
+    short = stage_a(_named(_report(noisy, ref, kinds))["panel"], reference_factor=4)
+    assert short["pass"] is False
+    ten = stage_a(_named(_report(proxy, ref, kinds))["panel"], reference_factor=10)
+    assert ten["pass"] is True and "short_reference" not in ten
 
 
 def test_stage_a_waits_for_every_planned_run():

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+from pathlib import Path
 
 import pytest
 from conftest import synthetic_latency_table
@@ -302,6 +303,27 @@ def test_cli_prints_the_validation_table(capsys, tmp_path):
     assert "measuring:" in err  # plain progress lines when stderr is not a terminal
 
 
+def test_one_rule_picks_the_default_device(capsys, tmp_path, monkeypatch):
+    """settings.default_device is where a trial trains, where a run prices its latency
+    budget and what latency-table measures on by default (--device auto): the README's
+    "measure a table, then run on it" works on a GPU machine as on a CPU one."""
+    import torch
+
+    from attnsearch.cli._feasible import _latency_settings
+    from attnsearch.settings import default_device
+    from attnsearch.training import _device_for_trial
+
+    for visible, kind in ((True, "cuda"), (False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda v=visible: v)
+        assert default_device() == kind == _latency_settings().device
+        assert _device_for_trial() == torch.device(kind)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, "latency-table", *FAST, "--calibrate", "0", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["device"] == "cpu" and Path(info["output"]).name.startswith("latency-tiny-cpu-")
+
+
 def _bad(capsys, tmp_path, *args):
     before = set(os.listdir(tmp_path))
     code, out, err = _run(capsys, "latency-table", *args)
@@ -345,7 +367,7 @@ def test_cli_refuses_an_unwritable_folder(capsys, tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        assert "not writable" in _bad(capsys, ro, "--space", "tiny", "-o", str(ro / "t.json"))
+        assert "cannot write in" in _bad(capsys, ro, "--space", "tiny", "-o", str(ro / "t.json"))
     finally:
         ro.chmod(0o700)
 
@@ -547,7 +569,7 @@ def test_a_latency_runs_plot_and_pareto_say_ms(tmp_path, monkeypatch, capsys):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    run, _ = _latency_results(tmp_path)
+    run, study = _latency_results(tmp_path)
     figures = []
     close = plt.close
     monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
@@ -558,6 +580,7 @@ def test_a_latency_runs_plot_and_pareto_say_ms(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     heading = next(line for line in out.splitlines() if "Pareto front under" in line)
     assert "25 ms predicted latency" in heading and "FLOPs" not in heading
+    assert "latency" in out and "20 ms" in out  # the members' predicted latency, a column
     (fig,) = figures
     texts = [fig.axes[0].get_title()] + [t.get_text() for t in fig.axes[0].get_legend().texts]
     close(fig)
@@ -566,3 +589,87 @@ def test_a_latency_runs_plot_and_pareto_say_ms(tmp_path, monkeypatch, capsys):
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["budget"] == {"kind": "latency", "value": 25.0, "text": "25ms"}
     assert (run.path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    # the figure the run is ranked on is a column of trials.csv and pareto.csv
+    import csv
+
+    from attnsearch.results import trial_rows
+
+    for name in ("trials.csv", "pareto.csv"):
+        with (run.path / name).open() as f:
+            (row,) = list(csv.DictReader(f))
+        assert float(row["latency_ms"]) == 20.0 and row["flops"] == "1000", name
+    assert "latency_ms" not in trial_rows(study)[0]  # a FLOPs run's trials.csv has none
+
+
+# ---- a given latency table travels with its run; a resume cannot swap it ---------------
+def test_a_given_table_is_copied_into_the_run_and_a_resume_cannot_swap_it(
+    space, tmp_path, monkeypatch, capsys
+):
+    """``run --latency-table FILE`` copies the table into the run folder (run.yaml names
+    the copy, provenance the source), so a moved folder keeps pricing its budget with it;
+    ``--resume --latency-table`` with another table, or ``--warm-start`` on a run that
+    started without one, is refused (exit 2, one line), never ignored."""
+    import shutil
+
+    from conftest import make_run
+
+    import attnsearch.search
+    from attnsearch.rundir import RunDir
+
+    def interrupted(rundir, **kwargs):  # stands in for the search: its study, no training
+        import optuna
+
+        from attnsearch.results import storage_for
+
+        optuna.create_study(
+            study_name=rundir.record.study_name, storage=storage_for(rundir.path),
+            directions=["maximize", "minimize"], load_if_exists=True,
+        )  # fmt: skip
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(attnsearch.search, "run_search", interrupted)
+    monkeypatch.chdir(tmp_path)
+    lat = synthetic_latency_table(space)
+    lat.save(tmp_path / "lat.json")
+    other = synthetic_latency_table(space, scale=1.5)
+    other.save(tmp_path / "other.json")
+    budget = f"{_fastest(lat, space, 0.25)[0] * 1.5:.4f}ms"
+    args = ["run", "--space", "tiny", "--dataset", "synthetic", "--limit", "64", "--width",
+            "0.25", "--budget", budget, "--name", "lat"]  # fmt: skip
+
+    def call(*extra):
+        with pytest.raises(SystemExit) as e:
+            main([*args, *extra])
+        return e.value.code, capsys.readouterr().err
+
+    code, err = call("--latency-table", "lat.json")
+    assert code == 130, err
+    run = RunDir.open(tmp_path / "results", "lat")
+    assert run.settings.latency_table == "latency_table.json"
+    assert json.loads(run.latency_table.read_text()) == json.loads(
+        (tmp_path / "lat.json").read_text()
+    )
+    assert run.record.provenance["latency_table_from"] == str((tmp_path / "lat.json").resolve())
+    (tmp_path / "lat.json").unlink()  # the source may go: the run has its copy
+    shutil.move(tmp_path / "results", tmp_path / "moved")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "moved" / "lat").iterdir() if p.is_file()}
+    moved = ["--results-dir", "moved", "--resume"]
+    for extra, needle in (
+        (["--latency-table", "other.json"], "not the table the search being resumed"),
+        (["--warm-start", "src"], "started with no warm start"),
+    ):
+        if extra[0] == "--warm-start":
+            make_run(tmp_path / "moved", "src", 10**9, space="tiny", width=0.25)
+        code, err = call(*moved, *extra)
+        assert code == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+        after = {
+            p.name: p.read_bytes() for p in (tmp_path / "moved" / "lat").iterdir() if p.is_file()
+        }
+        assert after == before  # nothing written
+    from attnsearch.cli._resume import _same_start
+
+    lat.save(tmp_path / "same.json")  # the same table under another name: accepted
+    run = RunDir.open(tmp_path / "moved", "lat")
+    _same_start({"latency_table": "same.json"}, {"latency_table"}, run.settings, run)

@@ -519,6 +519,56 @@ def test_warm_start_seeds_a_run_without_counting_or_fronting_its_trials(tmp_path
     }
 
 
+def test_warm_start_copies_are_never_this_runs_references_repeats_failures_or_reruns(tmp_path):
+    """A source run's reference, repeat, failure and interrupted trial, copied by a warm
+    start, are history for the sampler only: the new run trains its own references, finds no
+    repeats, failures or re-runs of its own, and names them as copies in trials.csv."""
+    from conftest import make_run
+
+    from attnsearch.results import measurements, trial_rows
+    from attnsearch.rundir import FailKind, TrialRecord
+    from attnsearch.search._extras import fail_count
+    from attnsearch.search._resume import pending_reruns
+
+    space = load_space("resnet50")
+    options = space.options(0.5)
+    source = _study()
+    _drive(Proposer(source, space, options, 4 * G, policy="repair"), 1)
+    first, base = source.get_trials()[0], len(source.get_trials())
+    params, dists = dict(first.params), first.distributions
+    record = dict(first.user_attrs)
+    done = optuna.trial.TrialState.COMPLETE
+    fail = optuna.trial.TrialState.FAIL
+    made = [
+        (done, [0.5, 1.0], dict(role="reference", reference="ResNet-50", seed=1)),
+        (done, [0.6, 1.0], dict(role="repeat", repeat_of=0, seed=2)),
+        (fail, None, dict(fail_kind=FailKind.CANDIDATE, fail_reason="nan loss")),
+        (fail, None, dict(fail_kind=FailKind.INTERRUPTED, config={"x": 1})),
+    ]
+    for state, values, attrs in made:
+        source.add_trial(
+            optuna.trial.create_trial(
+                state=state, values=values, params=params, distributions=dists,
+                user_attrs={**record, **TrialRecord.attrs(trained=True, **attrs)},
+            )
+        )  # fmt: skip
+    own = measurements(source)
+    assert own.references and own.planned_references == {"ResNet-50": 1}
+    assert fail_count(source) == 1
+    run = make_run(tmp_path, "dst", 4 * G, space="resnet50", width=0.5)
+    assert [r.trial for r in pending_reruns(run, source)] == [base + 3]  # the source's own
+    target = _study()
+    n = warm_start(target, source, space, options)
+    assert n == len([t for t in source.get_trials() if t.state.is_finished()]) >= 5
+    ms = measurements(target)
+    assert ms.references == {} and ms.planned_references == {} and ms.planned_repeats == {}
+    assert ms.search == [] and ms.noise.runs == 0
+    assert fail_count(target) == 0
+    assert pending_reruns(run, target) == []
+    roles = [row["role"] for row in trial_rows(target)]
+    assert roles == [f"warm start from {source.study_name}#{k}" for k in range(n)]
+
+
 def test_warm_start_refuses_another_space_or_width(tmp_path):
     """``run --warm-start NAME`` on another space or width: one line, exit 2, nothing made."""
     from conftest import cli, make_run

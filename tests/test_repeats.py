@@ -233,6 +233,11 @@ def test_verdict_uses_the_pooled_test_and_leaves_the_selection_seed_out():
     assert only["beat"] is None and "not judged" in only["text"]
     unmeasured = verdict([member], [ref], Noise(None, 0))
     assert unmeasured["beyond_noise"] is None and "noise not measured" in unmeasured["text"]
+    # one schema whatever the case (summary.json's readers index it without checks)
+    from attnsearch.results._front import VERDICT_KEYS
+
+    cases = [v, only, unmeasured, verdict([], [ref], noise), verdict([member], [over], noise)]
+    assert all(tuple(c) == VERDICT_KEYS for c in cases)
 
 
 def test_the_table_and_the_verdict_cannot_disagree_where_the_old_tests_did():
@@ -281,6 +286,13 @@ def test_signal_line_against_a_hand_computation(tmp_path):
     assert ("cannot separate" in sig["text"]) is (between / within < 2)
     saved = write_results(lib.run, lib.study)
     assert saved["signal"] == sig and saved["noise"]["runs"] == sum(map(len, groups))
+    # a reference names the members it is not separated from, as the members name it
+    for ref in saved["references"]:
+        for m in saved["members"]:
+            if ref["name"] in m["unseparated"]:
+                assert f"trial {m['trial']}" in ref["unseparated"]
+        named = {int(x.split()[1]) for x in ref["unseparated"]}
+        assert named <= {m["trial"] for m in saved["members"]}
 
 
 def test_signal_says_plainly_when_the_proxy_cannot_separate():
@@ -293,6 +305,31 @@ def test_signal_says_plainly_when_the_proxy_cannot_separate():
     sig = signal(ms)
     assert sig["separates"] is False and "cannot separate these candidates" in sig["text"]
     assert "not measured" in signal(Measurements(search, {}, Noise(None, 0), {}, {}))["text"]
+
+
+def test_signal_with_no_seed_noise_is_strict_json_and_says_why():
+    """Repeats that agree to the digit (seed sd 0): with spread the ratio is unbounded, with
+    none it is undefined; either way summary.json stays strict JSON (null, not Infinity or
+    NaN) and the text names the case."""
+    import json
+
+    from attnsearch.results import Measured, Measurements
+    from attnsearch.safeio import json_dumps
+
+    rec = TrialRecord()
+    ref = Measured(9, rec, [0.50, 0.50], [9, 10], [9, 10])
+    for accs, shown, separates in (
+        ([0.40, 0.60, 0.80], "ratio unbounded (seed sd 0)", True),
+        ([0.50, 0.50, 0.50], "ratio undefined (no spread, seed sd 0)", False),
+    ):
+        search = [Measured(i, rec, [a], [i], [i], True) for i, a in enumerate(accs)]
+        sig = signal(Measurements(search, {"R": ref}, Noise(0.0, 1, 1, 2), {}, {}))
+        assert shown in sig["text"] and sig["separates"] is separates
+        assert ("cannot separate" in sig["text"]) is (not separates)
+        assert json.loads(json_dumps(sig))["ratio"] is None
+    with pytest.raises(ValueError):
+        json.dumps(float("inf"), allow_nan=False)  # what json_dumps relies on
+    assert json_dumps({"a": [float("nan"), 1.0, (float("-inf"),)]}) == '{"a": [null, 1.0, [null]]}'
 
 
 def _storage_trials(run_dir):

@@ -44,11 +44,10 @@ def check_budget(budget: Budget, space, width: float, latency_table: str | None)
 
 def _latency_settings():
     """What a run's latency table is measured under: this machine's device, batch 1."""
-    import torch
-
     from attnsearch.latency import Settings
+    from attnsearch.settings import default_device
 
-    return Settings(device="cuda" if torch.cuda.is_available() else "cpu")
+    return Settings(device=default_device())
 
 
 def load_latency_table(path, space):

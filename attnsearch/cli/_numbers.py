@@ -67,11 +67,19 @@ def cost_budget_option(ctx: click.Context, param: click.Parameter, value: str | 
 def _budget(value: str | None, *, latency: bool):
     if value is None:
         return None
-    from attnsearch.budget import Budget, BudgetError, parse_budget, parse_cost_budget
+    from attnsearch.budget import (
+        Budget,
+        BudgetError,
+        budget_forms,
+        parse_budget,
+        parse_cost_budget,
+    )
 
     text = str(value)
     if len(text) > MAX_DIGITS:
-        raise click.BadParameter(f"{text[:12]}... ({len(text)} characters) is not a budget")
+        raise click.BadParameter(
+            f"{text[:12]}... ({len(text)} characters) is not a budget; use {budget_forms(latency)}"
+        )
     try:
         if latency:
             return parse_cost_budget(text)

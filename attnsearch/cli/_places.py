@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from attnsearch.errors import InputError
@@ -9,9 +10,11 @@ from attnsearch.errors import InputError
 __all__ = ["check_output_file"]
 
 
-def check_output_file(option: str, path: str | Path) -> Path:
+def check_output_file(option: str, path: str | Path, *, force: bool | None = None) -> Path:
     """Refuse ``path`` unless its folder exists and takes a new file (probed: a read-only
-    mount or /proc refuses even root); ``path`` itself must not be a folder.
+    mount or /proc refuses even root); ``path`` itself must not be a folder. ``force``
+    (a command with ``--force``): an existing file is refused unless it is True — no
+    command overwrites a file it was not told to.
 
     Raises:
         InputError: one line naming ``option`` and the place.
@@ -22,6 +25,8 @@ def check_output_file(option: str, path: str | Path) -> Path:
     parent = path.parent
     if path.is_dir():
         raise InputError(f"{option} {path}: is a folder, not a file")
+    if force is False and os.path.lexists(path):
+        raise InputError(f"{option} {path}: exists; pass --force to overwrite it")
     if not parent.exists():
         raise InputError(f"{option} {path}: folder {parent}/ does not exist (create it first)")
     if not parent.is_dir():

@@ -23,8 +23,50 @@ def resumed(opts: dict[str, Any], explicit: set[str], run):
 
     record = run.read_record()
     settings = record.settings.resumed(opts, explicit, str(run.run_yaml))
+    _same_start(opts, explicit, record.settings, run)
     open_study(run.path, record.study_name)
     return record.with_settings(settings)
+
+
+def _same_start(opts: dict[str, Any], explicit: set[str], stored, run) -> None:
+    """``--warm-start`` and ``--latency-table`` are chosen when a run starts: given again on
+    a resume, each must name what the run started with (the same source run folder; a
+    table with the same content as the run's own copy), else it is refused, never ignored.
+
+    Raises:
+        InputError: one line naming the option, what the run uses and how to go on.
+    """
+    from pathlib import Path
+
+    from attnsearch import safeio
+    from attnsearch.rundir import RunDir
+
+    how = "resume without it, or start a new --name"
+    if "warm_start" in explicit and opts.get("warm_start") is not None:
+        given = RunDir.open(opts["results_dir"], opts["warm_start"]).path.resolve()
+        if stored.warm_start is None or Path(stored.warm_start) != given:
+            started = f"from {stored.warm_start}" if stored.warm_start else "with no warm start"
+            raise InputError(
+                f"--warm-start {opts['warm_start']}: the search being resumed started "
+                f"{started}; a warm start is chosen when a run starts: {how}"
+            )
+    if "latency_table" in explicit and opts.get("latency_table") is not None:
+        flag = f"--latency-table {safeio.show(opts['latency_table'])}"
+        if stored.latency_table is None:
+            raise InputError(f"{flag}: the search being resumed has a FLOPs budget: {how}")
+        own = run.path / stored.latency_table  # its copy (an absolute path in older runs)
+
+        def content(path) -> Any:
+            try:
+                return safeio.json_loads(safeio.read_text(path))
+            except ValueError as e:
+                raise InputError(f"{flag}: {safeio.show(path)} is not JSON ({e})") from None
+
+        if content(opts["latency_table"]) != content(own):
+            raise InputError(
+                f"{flag}: not the table the search being resumed prices its budget with "
+                f"({safeio.show(own)}); {how}"
+            )
 
 
 def recorded_not_used(stored, settings) -> str | None:

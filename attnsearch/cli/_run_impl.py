@@ -116,27 +116,33 @@ def _create(opts: dict[str, Any]):
         RunDir.check_new_name(opts["results_dir"], opts["name"])  # before the dataset
     _probe(opts)  # a cluster where nothing answers: refused before the folder exists
     warm = warm_source(opts, space) if opts.get("warm_start") else None
-    table_file = None
-    if budget.is_latency:
-        table_file = str(Path(opts["latency_table"]).resolve()) if table else LATENCY_TABLE
+    # a latency run's table lives in its folder (a given one copied there, else measured
+    # there): a moved or copied folder resumes and exports with the table it was priced on
+    table_file = LATENCY_TABLE if budget.is_latency else None
     settings = RunSettings.from_options(
         opts, latency_table=table_file, warm_start=str(warm) if warm is not None else None
     )
     dataset = settings.load_dataset()
     if opts["batch_size"] is None:  # small sets: smaller batches, more steps
         settings = settings.replace(batch_size=batch_size_for(len(dataset.train_x)))
+    origin = provenance()
+    if table is not None:
+        origin["latency_table_from"] = str(Path(opts["latency_table"]).resolve())
     record = RunRecord(
         settings=settings,
         study_name="",
         space_file=space.to_json(),
         dataset_info=dataset.summary(),
-        provenance=provenance(),
+        provenance=origin,
     )
     rundir = RunDir.create(opts["results_dir"], opts["name"], record, default_prefix=space.name)
-    if budget.is_latency and table is None:  # built on the fly for this machine, kept in the run
+    if budget.is_latency:
         try:
-            table = build_latency_table(rundir.latency_table, space)
-            checked = check_latency_budget(table, space, settings.width, budget)
+            if table is None:  # built on the fly for this machine
+                table = build_latency_table(rundir.latency_table, space)
+                checked = check_latency_budget(table, space, settings.width, budget)
+            else:  # the given table, as loaded and checked
+                table.save(rundir.latency_table)
         except (InputError, KeyboardInterrupt):
             rundir.discard()
             raise

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from attnsearch.safeio import json_dumps
 
 __all__ = ["Terminal", "term"]
 
@@ -29,7 +30,7 @@ class Terminal:
         return self.out.is_terminal
 
     def json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.write(json_dumps(data, indent=2) + "\n")
         sys.stdout.flush()
 
     def table(self, title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
@@ -55,7 +56,10 @@ class Terminal:
         — the same test as the verdict's, so the two never disagree.
         """
         from attnsearch.architecture import Architecture
-        from attnsearch.budget import format_flops
+        from attnsearch.budget import format_flops, format_latency
+
+        def _ms(value: float | None) -> str:
+            return "—" if value is None else format_latency(value)
 
         def acc(m: dict[str, Any]) -> str:
             if m.get("fresh_accuracies") is not None and not m["fresh_accuracies"]:
@@ -68,11 +72,14 @@ class Terminal:
         def first(m: dict[str, Any]) -> str:
             return f"{m['accuracies'][0]:.4f}" if m.get("selection_seed") is not None else "—"
 
+        # a latency run is ranked on predicted latency: its members carry latency_ms
+        latency = any(m.get("latency_ms") is not None for m in members)
         columns = [
             "trial",
             "selection seed",
             "fresh seeds (95 %)",
             "seeds",
+            *(["latency"] if latency else []),
             "FLOPs",
             "params",
             "architecture",
@@ -83,6 +90,7 @@ class Terminal:
                 first(m),
                 acc(m),
                 len(m.get("accuracies") or [m["accuracy"]]),
+                *([_ms(m.get("latency_ms"))] if latency else []),
                 format_flops(m["flops"]),
                 f"{m['params'] / 1e6:.2f} M",
                 Architecture.from_json(m["architecture"]).summary(),

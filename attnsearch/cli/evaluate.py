@@ -37,6 +37,8 @@ def command(arch_file: str, run_name, results_dir, seeds, first_seed, as_json, *
 
     The same code path as a search trial: with --run NAME and --first-seed N --seeds 1
     it reproduces trial N's accuracy. Prints per-seed accuracies, mean and a 95 % interval.
+    A seed whose training fails (a non-finite loss, ...) ends it with one error line and
+    exit 1 (with --json, an object with "error" and the seeds done before it).
     """
     import dataclasses
 
@@ -44,6 +46,7 @@ def command(arch_file: str, run_name, results_dir, seeds, first_seed, as_json, *
     from attnsearch.cli._terminal import term
     from attnsearch.errors import InputError
     from attnsearch.evaluation import evaluate_architecture, settings_from_options
+    from attnsearch.training import TrainingError
 
     arch = Architecture.from_file(arch_file)
     overrides = given(opts)
@@ -67,11 +70,28 @@ def command(arch_file: str, run_name, results_dir, seeds, first_seed, as_json, *
             f"seeds {seed_list[0]}..{seed_list[-1]}"
         )
 
+    done: list[tuple[int, float]] = []
+
     def progress(seed: int, r) -> None:
+        done.append((seed, r.accuracy))
         if not as_json:
             term.note(f"seed {seed}: accuracy {r.accuracy:.4f} ({r.train_seconds:.1f}s)")
 
-    result = evaluate_architecture(arch, settings, dataset, seed_list, report=progress)
+    try:
+        result = evaluate_architecture(arch, settings, dataset, seed_list, report=progress)
+    except TrainingError as e:  # the candidate failed by itself: exit 1, one line, no traceback
+        if as_json:
+            term.json(
+                {
+                    "error": f"training failed: {e}",
+                    "seeds": [s for s, _ in done],
+                    "accuracies": [a for _, a in done],
+                    "architecture": arch.to_json(),
+                    "run": run_name,
+                }
+            )
+        term.error(f"training failed: {e}")
+        raise SystemExit(1) from None
     if as_json:
         data = result.to_json()
         data["architecture"] = arch.to_json()

@@ -90,6 +90,7 @@ from attnsearch.settings import MAX_SEED
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("-o", "--output", default=None, help="Also write the full JSON report here.")
+@click.option("--force", is_flag=True, help="Overwrite an existing -o file.")
 def command(
     space,
     panel,
@@ -105,6 +106,7 @@ def command(
     stage,
     as_json,
     output,
+    force,
     **opts,
 ) -> None:
     """Train a seeded panel of the space under the proxy and a >= 10x longer reference.
@@ -114,18 +116,18 @@ def command(
     seconds per evaluation, and which proxy score ranks best. Run it on your data before
     trusting a long search.
     """
-    import json
     from pathlib import Path
 
     from attnsearch.cli._places import check_output_file
     from attnsearch.cli._terminal import term
     from attnsearch.errors import InputError
     from attnsearch.evaluation import ProxySettings
-    from attnsearch.fidelity import jsonable, run_fidelity
+    from attnsearch.fidelity import run_fidelity
+    from attnsearch.safeio import jsonable
     from attnsearch.spaces import load_space
 
     if output:
-        check_output_file("-o", output)  # before hours of training, not after
+        check_output_file("-o", output, force=force)  # before hours of training, not after
     if journal:
         check_output_file("--journal", journal)
         if output and Path(output).resolve() == Path(journal).resolve():
@@ -169,9 +171,9 @@ def command(
     )
     data = jsonable(report)
     if output:
-        from attnsearch.safeio import write_atomic
+        from attnsearch.safeio import json_dumps, write_atomic
 
-        write_atomic(output, json.dumps(data, indent=1) + "\n")
+        write_atomic(output, json_dumps(data, indent=1) + "\n")
     if as_json:
         term.json(data)
         return
@@ -233,6 +235,8 @@ def _stage_a_lines(term, a: dict | None) -> None:
     )
     if a.get("missing"):
         term.note(a["missing"])
+    if a.get("short_reference"):
+        term.note(a["short_reference"])
 
 
 def _fmt(v, digits: int = 3) -> str:

@@ -11,10 +11,11 @@ from attnsearch.cli.profile import _parse_input
 @click.option("--space", required=True, help="Space name (see `attnsearch spaces`) or YAML path.")
 @click.option(
     "--device",
-    type=click.Choice(["cpu", "cuda"]),
-    default="cpu",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
     show_default=True,
-    help="Device to measure on (cuda: channels_last, synchronised timing).",
+    help="Device to measure on (auto: CUDA when torch sees a GPU, else the CPU, as a run "
+    "prices its latency budget; cuda: channels_last, synchronised timing).",
 )
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
@@ -87,18 +88,21 @@ def command(
     import time
     from pathlib import Path
 
+    from attnsearch.cli._places import check_output_file
     from attnsearch.cli._terminal import term
     from attnsearch.errors import InputError
+    from attnsearch.settings import default_device
     from attnsearch.spaces import load_space
 
     sp = load_space(space)
+    device = default_device() if device == "auto" else device
     cpus = os.cpu_count() or 1
     if threads is not None and not 1 <= threads <= cpus:
         raise InputError(
             f"--threads must be between 1 and this machine's {cpus} CPUs, got {threads}"
         )
     path = Path(output or f"latency-{sp.name}-{device}-{dtype}-b{batch}.json")
-    _check_writable(path, force)
+    check_output_file("-o", path, force=force)
 
     import torch
 
@@ -178,23 +182,6 @@ def _plain(sp):
 
     slots = Architecture.uniform(sp.backbone).slots
     return Architecture(sp.backbone, slots, sp.num_classes, sp.input)
-
-
-def _check_writable(path, force: bool) -> None:
-    """Refuse, before any measuring, an output that cannot be written (nothing is created)."""
-    import os
-
-    from attnsearch.errors import InputError
-
-    if path.is_dir():
-        raise InputError(f"-o {path}: is a folder")
-    if path.exists() and not force:
-        raise InputError(f"-o {path}: exists; pass --force to overwrite it")
-    parent = path.parent if str(path.parent) else type(path)(".")
-    if not parent.is_dir():
-        raise InputError(f"-o {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"-o {path}: not writable")
 
 
 class _progress:

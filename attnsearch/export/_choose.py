@@ -37,14 +37,20 @@ def _trial_by_number(study, number: int, name: str):
             f"trial {number} of {name!r} is {t.state.name.lower()}, not trained; "
             "pick a completed trial (see trials.csv)"
         )
+    if record.copied:
+        raise ExportError(
+            f"trial {number} of {name!r} is a copy of trial {record.warm_start_from} of "
+            "another run (a warm start): export it from that run"
+        )
     if record.invalid:
         raise ExportError(f"trial {number} of {name!r} was invalid: {record.invalid}")
     if not record.trained:
-        flops = record.flops
-        detail = f" ({flops:,} FLOPs)" if isinstance(flops, int) else ""
-        raise ExportError(
-            f"trial {number} of {name!r} was over the FLOPs budget{detail} and never trained"
-        )
+        if record.latency_ms is not None:
+            detail = f" latency budget (predicted {record.latency_ms:g} ms)"
+        else:
+            flops = record.flops
+            detail = f" FLOPs budget ({flops:,} FLOPs)" if isinstance(flops, int) else " budget"
+        raise ExportError(f"trial {number} of {name!r} was over the{detail} and never trained")
     if record.architecture is None:
         raise ExportError(f"trial {number} of {name!r} has no architecture recorded")
     return t, record

@@ -34,7 +34,7 @@ reference runs are in the journal too.
 from __future__ import annotations
 
 from attnsearch.fidelity._panel import FidelityError, PanelMember, build_panel
-from attnsearch.fidelity._report import SCORES, jsonable, stage_a, summarize
+from attnsearch.fidelity._report import SCORES, stage_a, summarize
 from attnsearch.fidelity._run import run_fidelity
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "PanelMember",
     "SCORES",
     "build_panel",
-    "jsonable",
     "run_fidelity",
     "stage_a",
     "summarize",

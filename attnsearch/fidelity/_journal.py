@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from attnsearch.fidelity._panel import STAGES, FidelityError
-from attnsearch.fidelity._report import jsonable
+from attnsearch.safeio import json_dumps
 
 # ---- the journal -------------------------------------------------------------------------
 JOURNAL_FORMAT = 1
@@ -15,12 +15,6 @@ JOURNAL_FORMAT = 1
 
 def _key_tuple(r: dict) -> tuple:
     return (r["member"], r["schedule"], r["seed"])
-
-
-def _cuda_visible() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _latest(records: list[dict]) -> list[dict]:
@@ -137,10 +131,9 @@ class _Journal:
         """One line per run, flushed to disk (a lock keeps lines of two processes apart;
         runs two processes both trained are counted once when read)."""
         import fcntl
-        import json
         import os
 
-        line = json.dumps(jsonable(record), separators=(",", ":")) + "\n"
+        line = json_dumps(record, separators=(",", ":")) + "\n"
         try:
             with open(self.path, "a") as f:
                 fcntl.flock(f, fcntl.LOCK_EX)

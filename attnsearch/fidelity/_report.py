@@ -67,7 +67,10 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
     )
     st = report.get("settings", {})
     planned = {"proxy": st.get("proxy_seeds"), "reference": st.get("reference_seeds")}
-    out["stage_a"] = stage_a(panel, {k: v for k, v in planned.items() if v} or None)
+    factor = st.get("reference_factor")
+    out["stage_a"] = stage_a(
+        panel, {k: v for k, v in planned.items() if v} or None, reference_factor=factor
+    )
     if len(usable) < 3:
         out["ranking_missing"] = (
             "fewer than 3 architectures have both proxy and reference runs: no ranking "
@@ -120,9 +123,15 @@ def summarize(report: dict[str, Any], *, bootstrap_seed: int = 0) -> dict[str, A
 
 STAGE_A_RATIO = 2.0  # proxy: between-architecture sd at least this many seed sds
 STAGE_A_SATURATED = 0.97  # reference: a best network above this has no room to rank
+STAGE_A_MIN_FACTOR = 10  # the reference has at least this many times the proxy's steps
 
 
-def stage_a(panel: list[dict], planned: dict[str, int] | None = None) -> dict[str, Any] | None:
+def stage_a(
+    panel: list[dict],
+    planned: dict[str, int] | None = None,
+    *,
+    reference_factor: float | None = None,
+) -> dict[str, Any] | None:
     """The go/no-go of a default task and proxy, on a panel holding the plain network.
 
     Passes when all four hold: (1) under the proxy the between-architecture sd (of the
@@ -139,6 +148,11 @@ def stage_a(panel: list[dict], planned: dict[str, int] | None = None) -> dict[st
     ``pass`` is ``None`` and ``so_far`` holds what the runs measured so far say, and the
     outcome waits (a mean over fewer seeds than planned can still move either way; a failed
     run is trained again, never skipped). ``None``: whatever runs there are.
+
+    ``reference_factor``: the reference's steps over the proxy's. Below
+    :data:`STAGE_A_MIN_FACTOR` the reference is too short to stand for longer training: its
+    checks are not decided (``so_far`` holds what they say) and ``short_reference`` says
+    why; a failing proxy check still fails the stage, which needs no reference.
     """
     plain = next((m for m in panel if m["name"] == "uniform-none"), None)
     if plain is None:
@@ -198,6 +212,7 @@ def stage_a(panel: list[dict], planned: dict[str, int] | None = None) -> dict[st
     out["proxy_seed_sd"], out["proxy_df"] = p_sd, p_df
     out["reference_seed_sd"], out["reference_df"] = r_sd, r_df
     _hold_incomplete(out, runs, planned)
+    _hold_short(out, reference_factor)
     verdicts = [c["pass"] for c in checks.values()]
     out["pass"] = False if False in verdicts else (None if None in verdicts else True)
     return out
@@ -209,6 +224,21 @@ _SCHEDULE_OF = {  # which runs each check rests on
     "reference_separates_attention": "reference",
     "proxy_agrees_on_separated_pairs": "reference",  # (and the proxy: complete before it)
 }
+
+
+def _hold_short(out: dict, reference_factor: float | None) -> None:
+    """Leave the reference's checks undecided under a reference shorter than
+    :data:`STAGE_A_MIN_FACTOR` × the proxy (stage_a)."""
+    if reference_factor is None or reference_factor >= STAGE_A_MIN_FACTOR:
+        return
+    for key, schedule in _SCHEDULE_OF.items():
+        check = out["checks"][key]
+        if schedule == "reference" and check["pass"] is not None:
+            check["so_far"], check["pass"] = check["pass"], None
+    out["short_reference"] = (
+        f"the reference has {reference_factor:g}x the proxy's steps; stage A decides on a "
+        f"reference of {STAGE_A_MIN_FACTOR}x or more (--reference-factor {STAGE_A_MIN_FACTOR})"
+    )
 
 
 def _hold_incomplete(out: dict, runs: dict, planned: dict[str, int] | None) -> None:
@@ -297,17 +327,6 @@ def _by_kind(usable: list[dict], bootstrap_seed: int) -> dict[str, dict[str, Any
             "reference_seed_tau": _seed_tau(ms, "reference"),
         }
     return out
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with NaN and infinities replaced by ``None`` (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    return obj
 
 
 def _nan_low(v: float) -> float:

@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from attnsearch.fidelity._journal import _cuda_visible, _Journal, _journal_key, _key_tuple, _latest
+from attnsearch.fidelity._journal import _Journal, _journal_key, _key_tuple, _latest
 from attnsearch.fidelity._panel import STAGES, FidelityError, PanelMember, build_panel
 from attnsearch.fidelity._report import summarize
+from attnsearch.settings import default_device
 
 PROXY_SEED0 = 0  # proxy runs use trial seeds 0..K-1, like the first trials of a search
 REFERENCE_SEED0 = 100  # reference runs use seeds 100..: independent of the proxy's
@@ -142,7 +143,7 @@ def run_fidelity(
     book = None
     done: list[dict] = []
     if journal is not None:
-        kind = device or ("cuda" if _cuda_visible() else "cpu")  # where runs train
+        kind = device or default_device()  # where runs train
         key = _journal_key(space, fixed, dataset, members, reference_factor, budget, kind)
         book = _Journal(Path(journal), key)
         done = book.read()

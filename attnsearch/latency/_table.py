@@ -278,9 +278,9 @@ class LatencyTable:
 
     def save(self, path: str | Path) -> None:
         """Write the table (atomically; never through a symlink)."""
-        from attnsearch.safeio import write_atomic
+        from attnsearch.safeio import json_dumps, write_atomic
 
-        write_atomic(path, json.dumps(self.to_json(), indent=1) + "\n", LatencyError)
+        write_atomic(path, json_dumps(self.to_json(), indent=1) + "\n", LatencyError)
 
     @classmethod
     def load(

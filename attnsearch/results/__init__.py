@@ -28,6 +28,7 @@ from attnsearch.results._plot import budget_label, plot_pareto
 from attnsearch.results._storage import (
     ROLE_REFERENCE,
     ROLE_REPEAT,
+    ROLE_TEXT_COPY,
     open_study,
     storage_for,
     trial_rows,
@@ -41,6 +42,7 @@ from attnsearch.rundir import ResultsError
 __all__ = [
     "ROLE_REFERENCE",
     "ROLE_REPEAT",
+    "ROLE_TEXT_COPY",
     "Measured",
     "Measurements",
     "Noise",

@@ -3,7 +3,6 @@ profile cache they read)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ def _save_profiles(run_dir: Path, profiles: dict[str, Any]) -> None:
     if profiles.get("_changed"):
         cache = {k: v for k, v in profiles.items() if k != "_changed"}
         run = RunDir(run_dir)
-        run.write_text(run.profiles_cache, json.dumps(cache, indent=1))
+        run.write_text(run.profiles_cache, safeio.json_dumps(cache, indent=1))
 
 
 def _interval(m: Measured, noise: Noise) -> list[float] | None:
@@ -139,14 +138,20 @@ def pareto_members(
 
 
 def reference_entries(
-    run_dir: str | Path, ms: Measurements, profiles: dict | None = None
+    run_dir: str | Path,
+    ms: Measurements,
+    profiles: dict | None = None,
+    members: list[dict] | None = None,
 ) -> list[dict[str, Any]]:
-    """``summary.json``'s ``references``: the pareto.json keys plus name, paper, fits."""
+    """``summary.json``'s ``references``: the pareto.json keys plus name, paper, fits;
+    ``unseparated`` names the front ``members`` the pooled t-test on fresh seeds does not
+    separate from it (:func:`unseparated`)."""
     refs = sorted(ms.references.values(), key=lambda r: (r.record.flops, r.record.reference))
     if profiles is None:
         profiles = _profiles(Path(run_dir), {r.record.digest: r.record.architecture for r in refs})
-    return [
-        {
+    out = []
+    for r in refs:
+        entry = {
             "name": r.record.reference,
             "paper": r.record.paper,
             "fits": bool(r.record.fits),
@@ -154,8 +159,17 @@ def reference_entries(
             "trials": list(r.trials),
             **_keys(r, profiles[r.record.digest], ms.noise),
         }
-        for r in refs
-    ]
+        entry["unseparated"] = [
+            f"trial {m['trial']}" for m in members or [] if unseparated(m, entry, ms.noise)
+        ]
+        out.append(entry)
+    return out
+
+
+VERDICT_KEYS = (
+    "reference", "reference_accuracy", "reference_seeds", "trial", "selection_seed", "seeds",
+    "accuracy", "difference", "beat", "test", "t", "df", "beyond_noise", "text",
+)  # fmt: skip  # summary.json's verdict: every key always present (null where not judged)
 
 
 def verdict(members: list[dict], references: list[dict], noise: Noise) -> dict[str, Any]:
@@ -169,26 +183,26 @@ def verdict(members: list[dict], references: list[dict], noise: Noise) -> dict[s
     their means favours the reference a little: the direction of doubt is the search's.
     """
     fitting = [r for r in references if r["fits"]]
+    out: dict[str, Any] = dict.fromkeys(VERDICT_KEYS)  # one schema, whatever the case
+    out.update({"test": "pooled t, two-sided, 95 % (the run's seed sd and df)", "df": noise.df})
     if not members or not fitting:
         why = "no trained search trial" if not members else "no reference fits the budget"
-        return {"reference": None, "trial": None, "beat": None, "text": f"verdict: {why}"}
+        out.update({"seeds": [], "reference_seeds": [], "text": f"verdict: {why}"})
+        return out
     best = max(members, key=lambda m: m["accuracy"])
     ref = max(fitting, key=lambda r: r["accuracy"])
     fresh, ref_acc = best["fresh_accuracies"], ref["fresh_accuracies"]
-    out: dict[str, Any] = {
-        "reference": ref["name"],
-        "reference_accuracy": stats.mean(ref_acc),
-        "reference_seeds": list(ref["fresh_seeds"]),
-        "trial": best["trial"],
-        "selection_seed": best["selection_seed"],
-        "seeds": list(best["fresh_seeds"]),
-        "test": "pooled t, two-sided, 95 % (the run's seed sd and df)",
-        "t": None,
-        "df": noise.df,
-        "beyond_noise": None,
-    }
+    out.update(
+        {
+            "reference": ref["name"],
+            "reference_accuracy": stats.mean(ref_acc),
+            "reference_seeds": list(ref["fresh_seeds"]),
+            "trial": best["trial"],
+            "selection_seed": best["selection_seed"],
+            "seeds": list(best["fresh_seeds"]),
+        }
+    )
     if not fresh:
-        out.update({"accuracy": None, "difference": None, "beat": None})
         out["text"] = (
             f"verdict: not judged: trial {best['trial']} has no seed besides the one that "
             f"selected it (run with --repeats 2 or more) — its {best['accuracy']:.4f} vs "
@@ -230,7 +244,9 @@ def signal(ms: Measurements) -> dict[str, Any]:
     own seed, each reference's first seed — none of them selected), with the seed noise
     removed (:func:`attnsearch.stats.between_sd`); ``seed_sd``: the run's pooled seed sd
     (:class:`Noise`). A ratio below :data:`SIGNAL_RATIO` says that this proxy cannot
-    separate these candidates on this data.
+    separate these candidates on this data. In ``summary.json`` (strict JSON) a ratio that
+    is unbounded (seed sd 0, some spread) or undefined (seed sd 0, no spread) is ``null``;
+    ``separates`` and the text say which.
     """
     firsts = [m.accuracies[0] for m in [*ms.search, *ms.references.values()]]
     noise = ms.noise
@@ -254,15 +270,21 @@ def signal(ms: Measurements) -> dict[str, Any]:
         out["text"] = f"signal: not measured ({why})"
         return out
     between = stats.between_sd(firsts, noise.sd)
-    ratio = between / noise.sd if noise.sd else math.inf
-    out.update({"between_sd": between, "ratio": ratio, "separates": ratio >= SIGNAL_RATIO})
+    if noise.sd:
+        ratio, shown = between / noise.sd, f"{between / noise.sd:.2f}"
+    elif between:  # repeats agreed to the digit: no measured noise to compare the spread with
+        ratio, shown = math.inf, "unbounded (seed sd 0)"
+    else:
+        ratio, shown = math.nan, "undefined (no spread, seed sd 0)"
+    separates = ratio >= SIGNAL_RATIO  # False when undefined: nothing told apart
+    out.update({"between_sd": between, "ratio": ratio, "separates": separates})
     text = (
         f"signal: between-architecture sd {100 * between:.2f} points ({len(firsts)} "
         f"architectures, one unselected run each, seed noise removed), seed sd "
         f"{100 * noise.sd:.2f} points (pooled over {noise.architectures} architectures, "
-        f"{noise.runs} runs, df {noise.df}): ratio {ratio:.2f}"
+        f"{noise.runs} runs, df {noise.df}): ratio {shown}"
     )
-    if ratio < SIGNAL_RATIO:
+    if not separates:
         text += (
             f" < {SIGNAL_RATIO:g} — this proxy cannot separate these candidates on this "
             "data; the front's order is mostly seed noise"

@@ -118,6 +118,8 @@ def measurements(study) -> Measurements:
     planned_refs: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         r = TrialRecord.of(t)
+        if r.copied:  # another run's measurement: not this run's noise, front or references
+            continue
         if r.role == ROLE_REPEAT and r.repeat_of is not None and _planned(t, r):
             planned_repeats[r.repeat_of] = planned_repeats.get(r.repeat_of, 0) + 1
         if r.role == ROLE_REFERENCE and r.reference and _planned(t, r):
@@ -135,7 +137,7 @@ def measurements(study) -> Measurements:
             m.accuracies.append(acc)
             m.seeds.append(t.number)
             m.trials.append(t.number)
-        elif r.role is None and r.warm_start_from is None:  # another run's: not ours
+        elif r.role is None:
             search[t.number] = Measured(t.number, r, [acc], [t.number], [t.number], True)
     for of, acc, number in sorted(repeats, key=lambda x: x[2]):
         if of in search:

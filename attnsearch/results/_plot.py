@@ -6,6 +6,7 @@ from pathlib import Path
 
 from attnsearch import safeio
 from attnsearch.budget import Budget
+from attnsearch.results._storage import ROLE_TEXT_COPY
 from attnsearch.rundir import ResultsError
 
 
@@ -33,6 +34,7 @@ def plot_pareto(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    rows = [r for r in rows if not r["role"].startswith(ROLE_TEXT_COPY)]  # this run's only
     done = [r for r in rows if r["status"] == "complete" and r["role"] == "search"]
     infeasible = [r for r in rows if r["status"] == "infeasible" and r["flops"] != ""]
     failed = [r for r in rows if r["status"] == "fail" and r["flops"] != ""]

@@ -10,6 +10,7 @@ from attnsearch.rundir import ResultsError, RunDir, TrialRecord
 from attnsearch.safeio import show
 
 ROLE_REFERENCE, ROLE_REPEAT = "reference", "repeat"  # TrialRecord.role of the extra trials
+ROLE_TEXT_COPY = "warm start from"  # trials.csv role of a trial copied from another run
 
 
 def storage_for(run_dir: str | Path):
@@ -108,8 +109,9 @@ def _trained_record(t) -> TrialRecord:
     return record
 
 
-def trial_rows(study) -> list[dict[str, Any]]:
-    """One row per Optuna trial, for trials.csv."""
+def trial_rows(study, *, latency: bool = False) -> list[dict[str, Any]]:
+    """One row per Optuna trial, for trials.csv; ``latency`` (a run with a latency budget,
+    ranked on it): a ``latency_ms`` column, each trial's predicted latency, after ``flops``."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         record = TrialRecord.of(t)
@@ -121,6 +123,7 @@ def trial_rows(study) -> list[dict[str, Any]]:
                 "status": status,
                 "accuracy": _accuracy(t) if complete and t.values else "",
                 "flops": record.flops if record.flops is not None else "",
+                **({"latency_ms": _or_blank(record.latency_ms)} if latency else {}),
                 "trained": bool(record.trained),
                 "train_seconds": round(record.train_seconds or 0.0, 3) if complete else "",
                 "node_id": record.node_id or "",
@@ -135,7 +138,13 @@ def trial_rows(study) -> list[dict[str, Any]]:
     return rows
 
 
+def _or_blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
 def _role_text(record: TrialRecord) -> str:
+    if record.copied:
+        return f"{ROLE_TEXT_COPY} {record.warm_start_from}"
     if record.role == ROLE_REFERENCE:
         return f"reference {record.reference}"
     if record.role == ROLE_REPEAT:

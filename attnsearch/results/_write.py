@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +31,21 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
     count the extra trials that trained.
     """
     run_dir = run.path
-    rows = trial_rows(study)
+    budget = run.settings.budget
+    latency = budget is not None and budget.is_latency  # ranked on it: a column of its own
+    rows = trial_rows(study, latency=latency)
     ms = measurements(study)
     front = front_on_means(ms.search)
     refs = list(ms.references.values())
     profiles = _profiles(run_dir, {m.record.digest: m.record.architecture for m in front + refs})
     members = pareto_members(run_dir, study, ms, profiles)
-    references = reference_entries(run_dir, ms, profiles)
+    references = reference_entries(run_dir, ms, profiles, members)
     judged = verdict(members, references, ms.noise)
     for path in run.derived_files:
         safeio.check_target(path, ResultsError)
     _save_profiles(run_dir, profiles)
     _write_csv(run, run.trials_csv, rows)
-    run.write_text(run.pareto_json, json.dumps(members, indent=2) + "\n")
+    run.write_text(run.pareto_json, safeio.json_dumps(members, indent=2) + "\n")
     _write_csv(
         run,
         run.pareto_csv,
@@ -55,6 +56,7 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
                 "accuracy_std": m["accuracy_std"],
                 "seeds": len(m["accuracies"]),
                 "flops": m["flops"],
+                **({"latency_ms": m.get("latency_ms", "")} if latency else {}),
                 "params": m["params"],
                 "macs_conv_linear": m["macs_conv_linear"],
                 "architecture": _summary(m["architecture"]),
@@ -62,7 +64,6 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
             for m in members
         ],
     )
-    budget = run.settings.budget
     plot_pareto(run.pareto_png, rows, members, budget, references)
     counts: dict[str, int] = {}
     for r in rows:
@@ -80,7 +81,7 @@ def write_results(run: RunDir, study) -> dict[str, Any]:
         "counts": counts,
         "budget": budget.to_dict() if budget is not None else None,  # kind, value, text
     }
-    run.write_text(run.summary_json, json.dumps(summary, indent=2) + "\n")
+    run.write_text(run.summary_json, safeio.json_dumps(summary, indent=2) + "\n")
     return {**summary, "run_dir": str(run_dir)}
 
 

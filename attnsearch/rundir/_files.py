@@ -60,7 +60,7 @@ def record_execution(
         resume_error,
     )
     with contextlib.suppress(OSError):  # never through a symlink planted in the folder
-        safeio.append_text(log, json.dumps(dataclasses.asdict(line)) + "\n")
+        safeio.append_text(log, safeio.json_dumps(dataclasses.asdict(line)) + "\n")
 
 
 def read_executions(log: str | Path) -> list[Execution]:

@@ -358,7 +358,7 @@ class RunDir:
         """Write the session record; ``details`` (JSON values) let a later cleanup verify
         which processes belong to it (see ``attnsearch.search._session``)."""
         info = {"session": session, "driver_pid": driver_pid or os.getpid(), **details}
-        self.write_text(self.ray_session_file, json.dumps(info))
+        self.write_text(self.ray_session_file, safeio.json_dumps(info))
 
     def ray_session_record(self) -> dict[str, Any] | None:
         """The whole session record as written (unverified), if it is a JSON object."""

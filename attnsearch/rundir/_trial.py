@@ -142,6 +142,13 @@ class TrialRecord:
         return self.fail_kind is not None and self.fail_kind.counts_as_failure
 
     @property
+    def copied(self) -> bool:
+        """Copied by a warm start from another run: history for the sampler only, never this
+        run's search trial, reference, repeat, failure or re-run (its numbers are the other
+        run's)."""
+        return self.warm_start_from is not None
+
+    @property
     def status_reason(self) -> str:
         return self.fail_reason or self.invalid or ""
 

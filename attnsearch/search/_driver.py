@@ -93,8 +93,6 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
         storage=storage,
     )
     study = optuna.load_study(study_name=study_name, storage=storage)
-    if settings.warm_start and told == 0:  # a new run: seed it once, before the first ask
-        seed_from(settings.warm_start, study, searcher.core)
     reconcile(run, study)  # marks the interrupted trials; their re-runs come from the storage
     searcher.core.pending_reruns = functools.partial(pending_reruns, run, searcher.core.study)
     references = references_for(
@@ -145,6 +143,10 @@ def run_search(run: RunDir, *, view=None, space=None, dataset=None, checked=None
         settings = settings.replace(gpus_per_trial=gpus)  # what each trial reserves
         check_resources(settings.cpus_per_trial, gpus)  # before any trial
         check_driver_torch(gpus)
+        # a new run is seeded once, before the first ask, and only once the checks above
+        # passed: a run refused there holds no trial, so its folder and name are discarded
+        if settings.warm_start and told == 0:
+            seed_from(settings.warm_start, study, searcher.core)
         resources = {"cpu": settings.cpus_per_trial, "gpu": gpus}
         fn = tune.with_resources(
             tune.with_parameters(

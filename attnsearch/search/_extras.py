@@ -23,7 +23,7 @@ def done_count(study, *, extras: bool = False) -> int:
         for t in study.get_trials(deepcopy=False)
         if t.user_attrs.get("trained")
         and (extras or not t.user_attrs.get("role"))
-        and "warm_start_from" not in t.user_attrs
+        and not TrialRecord.of(t).copied
         and t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     )
 
@@ -68,9 +68,10 @@ def enqueue_extras(study, settings: RunSettings, space, references, *, search_do
 
 
 def fail_count(study) -> int:
-    """Trials that failed by themselves (interruptions by the driver do not count)."""
-    return sum(
-        1
+    """This run's trials that failed by themselves (interruptions by the driver do not
+    count, nor failures copied by a warm start)."""
+    records = (
+        TrialRecord.of(t)
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-        if TrialRecord.of(t).counts_as_failure
     )
+    return sum(1 for r in records if r.counts_as_failure and not r.copied)

@@ -61,7 +61,7 @@ def pending_reruns(run: RunDir, study) -> list[Rerun]:
     taken = set()
     for t in trials:
         record = TrialRecord.of(t)
-        if record.resumed_from is None:
+        if record.resumed_from is None or record.copied:  # a copy's numbers are another run's
             continue
         if t.state == optuna.trial.TrialState.FAIL and record.fail_kind == FailKind.NEVER_STARTED:
             continue
@@ -71,7 +71,7 @@ def pending_reruns(run: RunDir, study) -> list[Rerun]:
         if t.state != optuna.trial.TrialState.FAIL or t.number in taken:
             continue
         record = TrialRecord.of(t)
-        if record.fail_kind != FailKind.INTERRUPTED:
+        if record.fail_kind != FailKind.INTERRUPTED or record.copied:  # another run's stop
             continue
         if record.role is not None:  # a reference or repeat: the driver asks it again itself
             continue

@@ -72,6 +72,7 @@ __all__ = [
     "dataset_caveat",
     "dataset_forms",
     "dataset_names",
+    "default_device",
     "field_bounds",
     "field_default",
     "field_help",
@@ -83,6 +84,15 @@ __all__ = [
 SAMPLERS = ("nsga2", "tpe", "tpe-mv", "random", "gp")  # attnsearch.samplers.make_sampler
 POLICIES = ("reject", "repair", "spread")  # over-budget candidates (attnsearch.proposal)
 REFERENCE_MODES = ("fit", "all", "none")  # attnsearch.references.MODES is this tuple
+
+
+def default_device() -> str:
+    """Where work that names no device runs: ``"cuda"`` when torch sees a GPU, else
+    ``"cpu"`` — a trial's training, the memory check before a run, a run's latency table
+    and ``latency-table --device auto``, a fidelity panel's journal. The one rule."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # ---- one search ---------------------------------------------------------------------------
@@ -238,8 +248,6 @@ class RunSettings:
         Raises:
             InputError: one line with both figures.
         """
-        import torch
-
         from attnsearch.memory import activation_bytes, check_fits
         from attnsearch.spaces import load_space
 
@@ -251,7 +259,7 @@ class RunSettings:
         batch = min(self.proxy.batch_size, batch_size_for(train_images))
         need = activation_bytes(backbone, self.width, shape, batch, num_classes)
         gpus = self.gpus_per_trial  # None: auto, a share of a GPU where there is one
-        device = "cuda" if torch.cuda.is_available() and (gpus is None or gpus > 0) else "cpu"
+        device = default_device() if gpus is None or gpus > 0 else "cpu"
         check_fits(
             f"training {backbone} at width {self.width:g} on batches of {batch} images of "
             f"{'×'.join(map(str, shape))}",
